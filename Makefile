@@ -1,0 +1,37 @@
+# keyd: build, run, test.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BUILD   := build
+
+export CGO_ENABLED := 1
+
+.PHONY: build run test lint vet fmt-check fmt clean
+
+## build: compile keyd into build/keyd, version stamped
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BUILD)/keyd ./cmd/keyd
+
+## run: start keyd on 127.0.0.1:8080 with ./keyd.db (created and migrated on start)
+run: build
+	./$(BUILD)/keyd serve
+
+## test: vet, gofmt check and every test with the race detector
+test: lint
+	$(GO) test -race -count=1 ./...
+
+## lint: go vet and a gofmt check
+lint: vet fmt-check
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BUILD)

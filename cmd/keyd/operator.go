@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"keyd/store"
+)
+
+// openForCommand opens the database for a one-off operator command. The key
+// index is not loaded: a running keyd picks the change up from the event log.
+func openForCommand(ctx context.Context, path string) (*store.DB, error) {
+	return store.Open(ctx, path, store.WithoutIndex())
+}
+
+// cliActor is the operator acting through the command line.
+var cliActor = store.Actor{Type: store.ActorOperator, IP: "cli"}
+
+const timeLayout = "2006-01-02 15:04:05"
+
+func formatTime(t *time.Time, never string) string {
+	if t == nil {
+		return never
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+func runAccounts(ctx context.Context, e env, args []string) error {
+	verb, rest, err := subcommand(args, "accounts", "create", "list")
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "create":
+		fs := newFlags(e, "accounts create", "accounts create --name NAME --email EMAIL [--plan PLAN] [--credits N]")
+		path := dbFlag(e, fs)
+		name := fs.String("name", "", "account name (required)")
+		email := fs.String("email", "", "owner's email (required)")
+		plan := fs.String("plan", "free", "plan name")
+		credits := fs.Int64("credits", 0, "starting credits")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if *name == "" || *email == "" {
+			return usagef("accounts create needs --name and --email")
+		}
+		db, err := openForCommand(ctx, *path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		created, err := db.CreateAccount(ctx, cliActor, store.NewAccount{Name: *name, Email: *email, Plan: *plan, Credits: *credits})
+		if err != nil {
+			return describeStoreError(err)
+		}
+		fmt.Fprintf(e.stdout, "account %s created (plan %s, %d credits)\n", created.Account.ID, created.Account.Plan, created.Account.Credits)
+		fmt.Fprintf(e.stdout, "primary key (shown only now, store it safely): %s\n", created.Secret)
+		return nil
+	default: // list
+		fs := newFlags(e, "accounts list", "accounts list [--limit N]")
+		path := dbFlag(e, fs)
+		limit := fs.Int("limit", 100, "how many accounts to show")
+		after := fs.String("after", "", "show accounts created after this account id")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		db, err := openForCommand(ctx, *path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		accounts, err := db.ListAccounts(ctx, *after, *limit)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tPLAN\tSTATUS\tCREDITS\tPARENT\tCREATED")
+		for _, a := range accounts {
+			parent := "-"
+			if a.ParentID != nil {
+				parent = *a.ParentID
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Name, a.Email, a.Plan, a.Status, a.Credits, parent, a.CreatedAt.Format(timeLayout))
+		}
+		return tw.Flush()
+	}
+}
+
+func runKeys(ctx context.Context, e env, args []string) error {
+	_, rest, err := subcommand(args, "keys", "list")
+	if err != nil {
+		return err
+	}
+	fs := newFlags(e, "keys list", "keys list --account ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("keys list needs --account")
+	}
+	db, err := openForCommand(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.GetAccount(ctx, *account); err != nil {
+		return describeStoreError(err)
+	}
+	keys, err := db.ListKeys(ctx, *account)
+	if err != nil {
+		return err
+	}
+	now := db.Now()
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHINT\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t...%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Type, k.Hint,
+			k.CreatedAt.Format(timeLayout), formatTime(k.LastUsedAt, "Never"), formatTime(k.ExpiresAt, "-"), k.StatusAt(now))
+	}
+	return tw.Flush()
+}
+
+func runCredits(ctx context.Context, e env, args []string) error {
+	verb, rest, err := subcommand(args, "credits", "add", "show")
+	if err != nil {
+		return err
+	}
+	fs := newFlags(e, "credits "+verb, "credits add --account ID --amount N [--reason TEXT] | credits show --account ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	var amount *int64
+	var reason *string
+	if verb == "add" {
+		amount = fs.Int64("amount", 0, "credits to add; negative for a correction (required)")
+		reason = fs.String("reason", "", "why, for the audit log")
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("credits %s needs --account", verb)
+	}
+	if verb == "add" && *amount == 0 {
+		return usagef("credits add needs a non-zero --amount")
+	}
+	db, err := openForCommand(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var acc store.Account
+	if verb == "add" {
+		acc, err = db.AddCredits(ctx, cliActor, *account, *amount, *reason)
+	} else {
+		acc, err = db.GetAccount(ctx, *account)
+	}
+	if err != nil {
+		return describeStoreError(err)
+	}
+	fmt.Fprintf(e.stdout, "account %s has %d credits\n", acc.ID, acc.Credits)
+	return nil
+}
+
+func runPlans(ctx context.Context, e env, args []string) error {
+	verb, rest, err := subcommand(args, "plans", "list", "set")
+	if err != nil {
+		return err
+	}
+	usage := "plans list | plans set NAME [--alias-limit N|per-account] [--rate-limit N|unlimited]"
+	fs := newFlags(e, "plans "+verb, usage)
+	path := dbFlag(e, fs)
+	var aliasLimit, rateLimit *string
+	var name string
+	if verb == "set" {
+		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
+			return usagef("usage: keyd %s", usage)
+		}
+		name, rest = rest[0], rest[1:]
+		aliasLimit = fs.String("alias-limit", "", "aliases allowed, or per-account (required)")
+		rateLimit = fs.String("rate-limit", "", "requests per minute shared by the account's keys, or unlimited (required)")
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	db, err := openForCommand(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if verb == "set" {
+		plan := store.Plan{Name: name}
+		if plan.AliasLimit, err = optionalNumber("--alias-limit", *aliasLimit, "per-account"); err != nil {
+			return err
+		}
+		if plan.RateLimitPerMinute, err = optionalNumber("--rate-limit", *rateLimit, "unlimited"); err != nil {
+			return err
+		}
+		if _, err := db.PutPlan(ctx, cliActor, plan); err != nil {
+			return describeStoreError(err)
+		}
+	}
+	plans, err := db.ListPlans(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLAN\tALIAS LIMIT\tRATE LIMIT / MIN")
+	for _, p := range plans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, numberOr(p.AliasLimit, "per-account"), numberOr(p.RateLimitPerMinute, "unlimited"))
+	}
+	return tw.Flush()
+}
+
+func optionalNumber(flagName, v, none string) (*int, error) {
+	if v == "" {
+		return nil, usagef("plans set needs %s (a number or %q)", flagName, none)
+	}
+	if v == none {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, usagef("%s must be a number or %q", flagName, none)
+	}
+	return &n, nil
+}
+
+func numberOr(v *int, none string) string {
+	if v == nil {
+		return none
+	}
+	return strconv.Itoa(*v)
+}
+
+// describeStoreError words store errors for the command line.
+func describeStoreError(err error) error {
+	switch {
+	case err == store.ErrNotFound:
+		return fmt.Errorf("no such account")
+	case err == store.ErrInsufficientCredits:
+		return fmt.Errorf("the account does not have that many credits")
+	}
+	return err
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"keyd/jobs"
+	pluginapi "keyd/plugin-api"
+	"keyd/store"
+)
+
+// minAdminTokenLength keeps the operator's token out of guessing range.
+const minAdminTokenLength = 32
+
+type serveConfig struct {
+	addr, db                   string
+	adminToken, adminTokenFile string
+	logFormat, logLevel        string
+	flushEvery                 string
+	shutdownTimeout            time.Duration
+}
+
+func runServe(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "serve", "serve [flags]")
+	var cfg serveConfig
+	fs.StringVar(&cfg.addr, "addr", envOr(e, "KEYD_ADDR", "127.0.0.1:8080"), "address to listen on (env KEYD_ADDR)")
+	dbPath := dbFlag(e, fs)
+	fs.StringVar(&cfg.adminToken, "admin-token", e.getenv("KEYD_ADMIN_TOKEN"), "operator token for /admin/v1; empty turns the admin API off (env KEYD_ADMIN_TOKEN)")
+	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", e.getenv("KEYD_ADMIN_TOKEN_FILE"), "file holding the operator token (env KEYD_ADMIN_TOKEN_FILE)")
+	fs.StringVar(&cfg.logFormat, "log-format", envOr(e, "KEYD_LOG_FORMAT", "text"), "log format: text or json (env KEYD_LOG_FORMAT)")
+	fs.StringVar(&cfg.logLevel, "log-level", envOr(e, "KEYD_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env KEYD_LOG_LEVEL)")
+	fs.StringVar(&cfg.flushEvery, "flush-schedule", envOr(e, "KEYD_FLUSH_SCHEDULE", "@every 10s"), "when to write last-used times and counters (env KEYD_FLUSH_SCHEDULE)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.db = *dbPath
+
+	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	token, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, e, cfg, token, log)
+}
+
+func adminToken(cfg serveConfig) (string, error) {
+	token := cfg.adminToken
+	if cfg.adminTokenFile != "" {
+		if token != "" {
+			return "", usagef("give the admin token once: --admin-token or --admin-token-file")
+		}
+		b, err := os.ReadFile(cfg.adminTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("read admin token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" && len(token) < minAdminTokenLength {
+		return "", usagef("the admin token must be at least %d characters (try: openssl rand -hex 32)", minAdminTokenLength)
+	}
+	return token, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("unknown log level %q (want debug, info, warn or error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("unknown log format %q (want text or json)", format)
+}
+
+func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger) error {
+	started := time.Now()
+	db, err := store.Open(ctx, cfg.db)
+	if err != nil {
+		return err
+	}
+	keys, accounts := db.IndexCounts()
+	log.Info("database open", "path", cfg.db, "keys", keys, "accounts", accounts, "took", time.Since(started).Round(time.Millisecond))
+
+	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	sched, err := jobs.New(log,
+		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
+	)
+	if err != nil {
+		db.Close()
+		return usageError{err.Error()}
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	defer stopFollowing()
+	go db.FollowChanges(followCtx, time.Second)
+	sched.Start()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("keyd listening", "addr", ln.Addr().String(), "version", version, "admin_api", token != "")
+	fmt.Fprintf(e.stdout, "keyd listening on http://%s\n", ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server stopped", "error", err)
+		}
+	}
+
+	// Orderly shutdown: stop taking requests and let in-flight ones finish,
+	// then stop the jobs, then write what is pending, then close the database.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	sched.Stop(10 * time.Second)
+	stopFollowing()
+	flushErr := db.FlushActivity(context.Background())
+	if flushErr != nil {
+		log.Error("final flush failed", "error", flushErr)
+	}
+	return errors.Join(shutdownErr, flushErr, db.Close())
+}
+
+func runMigrate(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "migrate", "migrate [--db FILE]")
+	path := dbFlag(e, fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, *path, store.WithoutIndex())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", *path, v)
+	return nil
+}

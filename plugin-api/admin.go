@@ -1,0 +1,148 @@
+package pluginapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"keyd/store"
+)
+
+type createAccountRequest struct {
+	Name    string `json:"name" validate:"required,max=100,text"`
+	Email   string `json:"email" validate:"required,max=254,email"`
+	Plan    string `json:"plan" validate:"required,planname"`
+	Credits int64  `json:"credits" validate:"min=0"`
+}
+
+type createdAccountResponse struct {
+	Account adminAccountBody `json:"account"`
+	Key     string           `json:"key"`
+}
+
+func operator(c *gin.Context) store.Actor { return store.OperatorActor(c.ClientIP()) }
+
+// adminCreateAccount is POST /admin/v1/accounts.
+func (s *server) adminCreateAccount(c *gin.Context) {
+	var req createAccountRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	created, err := s.store.CreateAccount(c, operator(c), store.NewAccount{
+		Name: req.Name, Email: req.Email, Plan: req.Plan, Credits: req.Credits})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	body, err := s.describeAccountForAdmin(c, created.Account)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Set(ctxKeyHint, created.Key.Hint)
+	c.JSON(http.StatusCreated, createdAccountResponse{Account: body, Key: created.Secret})
+}
+
+// adminGetAccount is GET /admin/v1/accounts/{id}.
+func (s *server) adminGetAccount(c *gin.Context) {
+	acc, err := s.store.GetAccount(c, c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	body, err := s.describeAccountForAdmin(c, acc)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+type updateAccountRequest struct {
+	Plan       *string     `json:"plan" validate:"omitnil,planname"`
+	Status     *string     `json:"status" validate:"omitnil,oneof=active suspended"`
+	AliasLimit nullableInt `json:"alias_limit"`
+}
+
+// adminUpdateAccount is PATCH /admin/v1/accounts/{id}.
+func (s *server) adminUpdateAccount(c *gin.Context) {
+	var req updateAccountRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	acc, err := s.store.UpdateAccount(c, operator(c), c.Param("id"), store.AccountPatch{
+		Plan: req.Plan, Status: req.Status, SetAliasLimit: req.AliasLimit.Set, AliasLimitOverride: req.AliasLimit.Value})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	body, err := s.describeAccountForAdmin(c, acc)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+type addCreditsRequest struct {
+	Amount int64  `json:"amount" validate:"required"`
+	Reason string `json:"reason" validate:"max=500,text"`
+}
+
+// adminAddCredits is POST /admin/v1/accounts/{id}/credits.
+func (s *server) adminAddCredits(c *gin.Context) {
+	var req addCreditsRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	acc, err := s.store.AddCredits(c, operator(c), c.Param("id"), req.Amount, req.Reason)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	body, err := s.describeAccountForAdmin(c, acc)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// adminListPlans is GET /admin/v1/plans.
+func (s *server) adminListPlans(c *gin.Context) {
+	plans, err := s.store.ListPlans(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"plans": plans})
+}
+
+type putPlanRequest struct {
+	AliasLimit         *int `json:"alias_limit"`
+	RateLimitPerMinute *int `json:"rate_limit_per_minute"`
+}
+
+// adminPutPlan is PUT /admin/v1/plans/{name}: creates or replaces a plan.
+// A null alias_limit means "set per account"; a null rate limit, unlimited.
+func (s *server) adminPutPlan(c *gin.Context) {
+	name := c.Param("name")
+	if !planNamePattern.MatchString(name) {
+		writeError(c, fieldError("name", "must be 1 to 32 lower-case letters, digits, '-' or '_'"))
+		return
+	}
+	var req putPlanRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	plan, err := s.store.PutPlan(c, operator(c), store.Plan{Name: name, AliasLimit: req.AliasLimit, RateLimitPerMinute: req.RateLimitPerMinute})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, plan)
+}

@@ -1,0 +1,239 @@
+package pluginapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
+
+	"keyd/store"
+)
+
+// Custom validator tags.
+const (
+	tagAPIKey   = "apikey"   // 20 ASCII letters and digits
+	tagText     = "text"     // valid UTF-8 without control characters
+	tagPlanName = "planname" // plan names
+)
+
+var planNamePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// newValidator builds the one validator every request struct goes through.
+// Field names in errors are the JSON (or form) names clients sent.
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		for _, tag := range []string{"json", "form"} {
+			if name := strings.Split(f.Tag.Get(tag), ",")[0]; name != "" && name != "-" {
+				return name
+			}
+		}
+		return f.Name
+	})
+	must(v.RegisterValidation(tagAPIKey, func(fl validator.FieldLevel) bool {
+		return store.WellFormedKey(fl.Field().String())
+	}))
+	must(v.RegisterValidation(tagText, func(fl validator.FieldLevel) bool {
+		return isCleanText(fl.Field().String())
+	}))
+	must(v.RegisterValidation(tagPlanName, func(fl validator.FieldLevel) bool {
+		return planNamePattern.MatchString(fl.Field().String())
+	}))
+	return v
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// isCleanText reports whether s is valid UTF-8 without control characters
+// (NUL bytes and the like have no place in names, emails or versions).
+func isCleanText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// mediaType is the request's content type without parameters, lower-cased.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "invalid"
+	}
+	return mt
+}
+
+var errUnsupportedMedia = newError(http.StatusUnsupportedMediaType, codeInvalidRequest,
+	"send the body as application/json")
+
+// bindJSON decodes a JSON object body into dst strictly and validates it.
+// An empty body is allowed only when emptyOK, and then leaves dst as it is.
+func (s *server) bindJSON(c *gin.Context, dst any, emptyOK bool) error {
+	if err := decodeJSON(c.Request, dst, emptyOK); err != nil {
+		return err
+	}
+	return s.validate.Struct(dst)
+}
+
+// decodeJSON decodes a JSON object body into dst strictly: unknown fields,
+// duplicated keys and trailing data are refused.
+func decodeJSON(r *http.Request, dst any, emptyOK bool) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return decodeError(err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if !emptyOK {
+			return badRequest("request body is empty; send a JSON object")
+		}
+		return nil
+	}
+	if mt := mediaType(r); mt != "application/json" && mt != "" {
+		return errUnsupportedMedia
+	}
+	if err := checkJSONShape(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return badRequest("request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// maxJSONDepth bounds nesting; no keyd request needs more than a few levels.
+const maxJSONDepth = 16
+
+// checkJSONShape refuses invalid UTF-8, deep nesting and duplicated object
+// keys, which encoding/json would otherwise accept silently (the last
+// duplicate winning would let two parsers disagree about a request).
+func checkJSONShape(body []byte) error {
+	if !utf8.Valid(body) {
+		return badRequest("request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object    bool
+		keys      map[string]bool
+		expectKey bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return decodeError(err)
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if len(stack) >= maxJSONDepth {
+					return badRequest("request body is nested more than %d levels deep", maxJSONDepth)
+				}
+				if top != nil && top.object {
+					top.expectKey = true
+				}
+				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, expectKey: t == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].expectKey = true
+				}
+			}
+		default:
+			if top != nil && top.object {
+				if top.expectKey {
+					key, _ := t.(string)
+					if top.keys[key] {
+						return fieldError(key, "appears more than once")
+					}
+					top.keys[key] = true
+					top.expectKey = false
+				} else {
+					top.expectKey = true
+				}
+			}
+		}
+	}
+}
+
+// parseDuration reads a Go duration ("36h", "90m") or a number of days ("7d").
+func parseDuration(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 3650 {
+			return 0, fieldError(field, "must be a duration such as 36h or 7d")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fieldError(field, "must be a duration such as 36h or 7d")
+	}
+	return d, nil
+}
+
+// nullableInt is a JSON field where absent, null and a number mean different
+// things in a PATCH: leave as is, clear, set.
+type nullableInt struct {
+	Set   bool
+	Value *int
+}
+
+func (n *nullableInt) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v int
+	if err := json.Unmarshal(b, &v); err != nil {
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeOf(0)}
+	}
+	n.Value = &v
+	return nil
+}
+
+func (n nullableInt) String() string {
+	if n.Value == nil {
+		return "null"
+	}
+	return fmt.Sprint(*n.Value)
+}

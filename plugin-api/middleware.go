@@ -1,0 +1,194 @@
+package pluginapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"keyd/store"
+)
+
+// Keys in the gin context.
+const (
+	ctxOwner       = "keyd.owner" // store.KeyView of the authenticated primary key
+	ctxKeyHint     = "keyd.hint"  // hint of the key a request used, for the log
+	ctxErrorDetail = "keyd.err"   // internal error detail, for the log only
+)
+
+// requestLog gives each request an id and logs one line when it ends. It
+// never logs a key, a token or a query string: only the key's hint.
+func (s *server) requestLog(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-ID")
+	if !validRequestID(id) {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header("X-Request-ID", id)
+	c.Next()
+
+	status := c.Writer.Status()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(c, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("ip", c.ClientIP()),
+	}
+	if hint := c.GetString(ctxKeyHint); hint != "" {
+		attrs = append(attrs, slog.String("key_hint", hint))
+	}
+	if detail := c.GetString(ctxErrorDetail); detail != "" {
+		attrs = append(attrs, slog.String("error", detail))
+	}
+	s.log.LogAttrs(c, level, "request", attrs...)
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// recoverPanic turns a panic into a 500 without internals; the detail is logged.
+func (s *server) recoverPanic(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			c.Set(ctxErrorDetail, fmt.Sprintf("panic: %v", v))
+			writeError(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+// limitBody refuses bodies over the limit: at once when Content-Length says
+// so, otherwise when reading passes it.
+func (s *server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.maxBody {
+		err := newError(http.StatusRequestEntityTooLarge, codeInvalidRequest, "request body is larger than %d bytes", s.maxBody)
+		if c.Request.URL.Path == "/v1/validate" {
+			validateFailure(c, err, nil)
+		} else {
+			writeError(c, err)
+		}
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
+	c.Next()
+}
+
+// presentedKey is the key a request carries in X-API-Key or as a bearer token.
+func presentedKey(r *http.Request) string {
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return k
+	}
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		return strings.TrimSpace(auth[7:])
+	}
+	return ""
+}
+
+// requirePrimaryKey authenticates an account owner by the account's current
+// primary key. Aliases are refused with 403: they never manage anything.
+func (s *server) requirePrimaryKey(c *gin.Context) {
+	key := presentedKey(c.Request)
+	if key == "" {
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "send the account's primary key in X-API-Key or Authorization: Bearer"))
+		return
+	}
+	if !store.WellFormedKey(key) {
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "the key is not 20 letters and digits"))
+		return
+	}
+	v, ok := s.store.LookupKey(store.HashKey(key))
+	if !ok {
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "no such key"))
+		return
+	}
+	c.Set(ctxKeyHint, v.Hint)
+	switch err := v.Check(s.now()); {
+	case errors.Is(err, store.ErrAccountSuspended):
+		if c.Request.Method != http.MethodGet {
+			writeError(c, newError(http.StatusForbidden, codeAccountSuspended, "the account is suspended; it can be read but not changed"))
+			return
+		}
+	case err != nil:
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "the key is %s", keyProblem(err)))
+		return
+	}
+	if !v.IsPrimary() {
+		writeError(c, newError(http.StatusForbidden, codePrimaryKeyRequired, "aliases cannot manage the account; use the primary key"))
+		return
+	}
+	if v.ValidUntil != 0 {
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "this key was replaced by a reset; use the new primary key"))
+		return
+	}
+	c.Set(ctxOwner, v)
+	c.Next()
+}
+
+func keyProblem(err error) string {
+	switch {
+	case errors.Is(err, store.ErrKeyRevoked):
+		return "revoked"
+	case errors.Is(err, store.ErrKeyExpired):
+		return "expired"
+	case errors.Is(err, store.ErrKeyInactive):
+		return "deactivated"
+	}
+	return "not usable"
+}
+
+func owner(c *gin.Context) store.KeyView { return c.MustGet(ctxOwner).(store.KeyView) }
+
+func ownerActor(c *gin.Context) store.Actor {
+	v := owner(c)
+	return store.Actor{Type: v.Type, KeyID: v.KeyID, IP: c.ClientIP()}
+}
+
+// requireAdmin checks the operator's bearer token in constant time. Without a
+// configured token the admin API does not exist (404).
+func (s *server) requireAdmin(c *gin.Context) {
+	if !s.adminEnabled {
+		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
+		return
+	}
+	auth := c.GetHeader("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	// Comparing hashes keeps the comparison constant-time whatever the lengths.
+	given := sha256.Sum256([]byte(token))
+	if !ok || subtle.ConstantTimeCompare(given[:], s.adminTokenHash[:]) != 1 {
+		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "send the admin token as Authorization: Bearer <token>"))
+		return
+	}
+	c.Next()
+}

@@ -1,0 +1,57 @@
+package pluginapi
+
+import (
+	_ "embed"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+// routes lists the whole HTTP surface of keyd.
+func (s *server) routes(r *gin.Engine) {
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPIDocument) })
+
+	// Site plugins.
+	r.POST("/v1/validate", s.handleValidate)
+
+	// Account owners, with the account's primary key.
+	owner := r.Group("/v1", s.requirePrimaryKey)
+	owner.GET("/account", s.getAccount)
+	owner.POST("/account/reset-key", s.resetKey)
+
+	// The operator, with the admin token.
+	admin := r.Group("/admin/v1", s.requireAdmin)
+	admin.POST("/accounts", s.adminCreateAccount)
+	admin.GET("/accounts/:id", s.adminGetAccount)
+	admin.PATCH("/accounts/:id", s.adminUpdateAccount)
+	admin.POST("/accounts/:id/credits", s.adminAddCredits)
+	admin.GET("/plans", s.adminListPlans)
+	admin.PUT("/plans/:name", s.adminPutPlan)
+
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", c.Request.Method))
+	})
+}
+
+// healthz answers while the process runs; it touches nothing.
+func (s *server) healthz(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`))
+}
+
+// readyz answers 200 when the database answers.
+func (s *server) readyz(c *gin.Context) {
+	if err := s.store.Ping(c); err != nil {
+		c.Set(ctxErrorDetail, err.Error())
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "message": "the database does not answer"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

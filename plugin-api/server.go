@@ -1,0 +1,97 @@
+// Package pluginapi is keyd's HTTP API: the validate endpoint that site
+// plugins call, the account owners' API and the operator's admin API, served
+// by gin. Routes are listed in routes.go; errors map to the contract's codes
+// in errors.go.
+package pluginapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
+
+	"keyd/store"
+)
+
+// Store is what the HTTP API needs from keyd's store.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	LookupKey(hash [32]byte) (store.KeyView, bool)
+	RecordValidation(v *store.KeyView, ok bool, report store.SiteReport, t time.Time)
+
+	CreateAccount(ctx context.Context, actor store.Actor, in store.NewAccount) (store.Created, error)
+	GetAccount(ctx context.Context, id string) (store.Account, error)
+	UpdateAccount(ctx context.Context, actor store.Actor, id string, p store.AccountPatch) (store.Account, error)
+	AddCredits(ctx context.Context, actor store.Actor, id string, amount int64, reason string) (store.Account, error)
+	AliasSlots(ctx context.Context, accountID string) (store.AliasUsage, error)
+	ResetPrimaryKey(ctx context.Context, actor store.Actor, accountID string, grace time.Duration) (store.Reset, error)
+
+	ListPlans(ctx context.Context) ([]store.Plan, error)
+	GetPlan(ctx context.Context, name string) (store.Plan, error)
+	PutPlan(ctx context.Context, actor store.Actor, p store.Plan) (store.Plan, error)
+}
+
+// Config is how the API behaves.
+type Config struct {
+	// AdminToken enables the admin API; empty turns it off (404).
+	AdminToken string
+	Logger     *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies; 0 means 64 KiB.
+	MaxBodyBytes int64
+	// TrustedProxies may set X-Forwarded-For; none by default, so the
+	// client address recorded in the audit log is the peer's.
+	TrustedProxies []string
+}
+
+type server struct {
+	store    Store
+	log      *slog.Logger
+	now      func() time.Time
+	validate *validator.Validate
+	maxBody  int64
+
+	adminEnabled   bool
+	adminTokenHash [32]byte
+}
+
+// New builds the HTTP handler. It listens on nothing.
+func New(st Store, cfg Config) (http.Handler, error) {
+	s := &server{
+		store:    st,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		validate: newValidator(),
+		maxBody:  cfg.MaxBodyBytes,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBody == 0 {
+		s.maxBody = 64 << 10
+	}
+	if cfg.AdminToken != "" {
+		s.adminEnabled = true
+		s.adminTokenHash = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	r.Use(s.requestLog, s.recoverPanic, s.limitBody)
+	s.routes(r)
+	return r, nil
+}

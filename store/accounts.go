@@ -1,0 +1,324 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// MaxCredits bounds any credit amount so sums can never overflow.
+const MaxCredits = 1_000_000_000_000
+
+// NewAccount is what creating an account takes.
+type NewAccount struct {
+	Name    string
+	Email   string
+	Plan    string
+	Credits int64
+}
+
+// Created is the answer to anything that makes a new key: the one and only
+// time its plaintext is available.
+type Created struct {
+	Account Account
+	Key     Key
+	Secret  string // the plaintext key; never stored, never logged
+}
+
+const primaryKeyName = "Primary key"
+
+// CreateAccount creates an account with its primary key.
+func (db *DB) CreateAccount(ctx context.Context, actor Actor, in NewAccount) (Created, error) {
+	var out Created
+	err := db.write(ctx, func(t *Tx) error {
+		var err error
+		out, err = t.createAccount(ctx, actor, in, "", false)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tx) createAccount(ctx context.Context, actor Actor, in NewAccount, parentID string, synthetic bool) (Created, error) {
+	if in.Credits < 0 || in.Credits > MaxCredits {
+		return Created{}, invalidField("credits", fmt.Sprintf("must be between 0 and %d", int64(MaxCredits)))
+	}
+	if err := t.requirePlan(ctx, in.Plan); err != nil {
+		return Created{}, err
+	}
+	id, _ := newID(prefixAccount)
+	now := t.now.Unix()
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO accounts
+		(id, name, email, plan, status, credits, parent_id, synthetic, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
+		id, in.Name, in.Email, in.Plan, in.Credits, nullString(parentID), synthetic, now, now)
+	if err != nil {
+		return Created{}, fmt.Errorf("store: insert account: %w", err)
+	}
+	secret, key, err := t.insertKey(ctx, id, KeyTypePrimary, primaryKeyName, []string{"*"}, nil, nil)
+	if err != nil {
+		return Created{}, err
+	}
+	acc, err := getAccount(ctx, t.tx, id)
+	if err != nil {
+		return Created{}, err
+	}
+	if _, err := t.event(ctx, id, EventAccountCreated, actor, id, map[string]any{
+		"account_id": id, "name": in.Name, "plan": in.Plan, "credits": in.Credits,
+		"parent_id": acc.ParentID, "key_id": key.ID, "hint": key.Hint,
+	}); err != nil {
+		return Created{}, err
+	}
+	return Created{Account: acc, Key: key, Secret: secret}, nil
+}
+
+// insertKey creates a key row and returns its plaintext, shown once.
+func (t *Tx) insertKey(ctx context.Context, accountID, typ, name string, scopes, sites []string, expiresAt *time.Time) (string, Key, error) {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if sites == nil {
+		sites = []string{}
+	}
+	scopesJSON, _ := json.Marshal(scopes)
+	sitesJSON, _ := json.Marshal(sites)
+	now := t.now.Unix()
+	for attempt := 0; ; attempt++ {
+		secret := NewKey()
+		hash := HashKey(secret)
+		id, _ := newID(prefixKey)
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO keys
+			(id, account_id, type, name, name_fold, hint, hash, status, scopes, allowed_sites, expires_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
+			id, accountID, typ, name, FoldName(name), KeyHint(secret), hash[:], string(scopesJSON), string(sitesJSON),
+			nullTime(expiresAt), now, now)
+		if err != nil {
+			// A clash of 119 random bits is not going to happen twice.
+			if (isUniqueViolation(err, "keys.hash") || isUniqueViolation(err, "keys.id")) && attempt < 3 {
+				continue
+			}
+			if isUniqueViolation(err, "keys.account_id") {
+				return "", Key{}, ErrNameTaken
+			}
+			return "", Key{}, fmt.Errorf("store: insert key: %w", err)
+		}
+		key, err := getKey(ctx, t.tx, accountID, id)
+		return secret, key, err
+	}
+}
+
+// FoldName is the form of a name used to compare names ignoring case.
+func FoldName(name string) string { return strings.ToLower(name) }
+
+func isUniqueViolation(err error, column string) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
+		strings.Contains(se.Error(), column)
+}
+
+func (t *Tx) requirePlan(ctx context.Context, name string) error {
+	var n int
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM plans WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return &InvalidError{Message: fmt.Sprintf("plan %q does not exist", name),
+			Fields: map[string]string{"plan": "unknown plan"}}
+	}
+	return nil
+}
+
+const accountColumns = `id, name, email, plan, status, credits, parent_id, alias_limit_override, created_at, updated_at`
+
+func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
+	var (
+		a                Account
+		parent           sql.NullString
+		override         sql.NullInt64
+		created, updated int64
+	)
+	err := row.Scan(&a.ID, &a.Name, &a.Email, &a.Plan, &a.Status, &a.Credits, &parent, &override, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	if err != nil {
+		return a, err
+	}
+	if parent.Valid {
+		a.ParentID = &parent.String
+	}
+	if override.Valid {
+		v := int(override.Int64)
+		a.AliasLimitOverride = &v
+	}
+	a.CreatedAt = time.Unix(created, 0).UTC()
+	a.UpdatedAt = time.Unix(updated, 0).UTC()
+	return a, nil
+}
+
+func getAccount(ctx context.Context, q queryer, id string) (Account, error) {
+	return scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
+}
+
+// GetAccount returns one account.
+func (db *DB) GetAccount(ctx context.Context, id string) (Account, error) {
+	return getAccount(ctx, db.r, id)
+}
+
+// ListAccounts returns accounts in creation order, after the given id (for
+// paging; empty for the first page).
+func (db *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Account, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts
+		WHERE rowid > coalesce((SELECT rowid FROM accounts WHERE id = ?), 0) ORDER BY rowid LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// AccountPatch changes an account; nil fields stay as they are.
+type AccountPatch struct {
+	Plan   *string
+	Status *string
+	// AliasLimitOverride is applied when SetAliasLimit is true; nil clears it.
+	SetAliasLimit      bool
+	AliasLimitOverride *int
+}
+
+// UpdateAccount applies an operator's change to an account.
+func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p AccountPatch) (Account, error) {
+	var out Account
+	err := db.write(ctx, func(t *Tx) error {
+		before, err := getAccount(ctx, t.tx, id)
+		if err != nil {
+			return err
+		}
+		changes := map[string]any{}
+		if p.Plan != nil && *p.Plan != before.Plan {
+			if err := t.requirePlan(ctx, *p.Plan); err != nil {
+				return err
+			}
+			changes["plan"] = *p.Plan
+		}
+		if p.Status != nil && *p.Status != before.Status {
+			if *p.Status != AccountActive && *p.Status != AccountSuspended {
+				return invalidField("status", "must be active or suspended")
+			}
+			changes["status"] = *p.Status
+		}
+		if p.SetAliasLimit {
+			if p.AliasLimitOverride != nil && (*p.AliasLimitOverride < 0 || *p.AliasLimitOverride > 1_000_000) {
+				return invalidField("alias_limit", "must be between 0 and 1000000, or null")
+			}
+			changes["alias_limit_override"] = p.AliasLimitOverride
+		}
+		if len(changes) > 0 {
+			_, err = t.tx.ExecContext(ctx, `UPDATE accounts SET
+				plan = coalesce(?, plan), status = coalesce(?, status),
+				alias_limit_override = CASE WHEN ? THEN ? ELSE alias_limit_override END,
+				updated_at = ? WHERE id = ?`,
+				changes["plan"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride), t.now.Unix(), id)
+			if err != nil {
+				return fmt.Errorf("store: update account: %w", err)
+			}
+			changes["account_id"] = id
+			if _, err := t.event(ctx, id, EventAccountUpdated, actor, id, changes); err != nil {
+				return err
+			}
+		}
+		out, err = getAccount(ctx, t.tx, id)
+		return err
+	})
+	return out, err
+}
+
+func intOrNil(v *int) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+// AddCredits adds amount (negative for a correction) to an account's pool
+// on the operator's behalf. The pool never goes below zero.
+func (db *DB) AddCredits(ctx context.Context, actor Actor, id string, amount int64, reason string) (Account, error) {
+	var out Account
+	err := db.write(ctx, func(t *Tx) error {
+		if amount == 0 || amount > MaxCredits || amount < -MaxCredits {
+			return invalidField("amount", fmt.Sprintf("must be a non-zero whole number between -%d and %d", int64(MaxCredits), int64(MaxCredits)))
+		}
+		acc, err := getAccount(ctx, t.tx, id)
+		if err != nil {
+			return err
+		}
+		if acc.Credits+amount < 0 {
+			return ErrInsufficientCredits
+		}
+		if acc.Credits+amount > MaxCredits {
+			return invalidField("amount", fmt.Sprintf("the pool may hold at most %d credits", int64(MaxCredits)))
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE accounts SET credits = credits + ?, updated_at = ? WHERE id = ?`,
+			amount, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: add credits: %w", err)
+		}
+		if _, err := t.event(ctx, id, EventCreditsAdded, actor, id, map[string]any{
+			"account_id": id, "amount": amount, "reason": reason, "credits": acc.Credits + amount,
+		}); err != nil {
+			return err
+		}
+		out, err = getAccount(ctx, t.tx, id)
+		return err
+	})
+	return out, err
+}
+
+// AliasUsage is how many alias slots an account uses and may use.
+type AliasUsage struct {
+	Used  int `json:"used"`
+	Limit int `json:"limit"`
+}
+
+// effectiveAliasLimit is the account's override, else its plan's limit, else
+// zero (a plan whose limit is set per account, before the operator sets it).
+func effectiveAliasLimit(ctx context.Context, q queryer, accountID string) (int, error) {
+	var limit int
+	err := q.QueryRowContext(ctx, `SELECT coalesce(a.alias_limit_override, p.alias_limit, 0)
+		FROM accounts a JOIN plans p ON p.name = a.plan WHERE a.id = ?`, accountID).Scan(&limit)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return limit, err
+}
+
+// activeAliases counts the aliases that hold a slot at now: active and not
+// past their expiry.
+func activeAliases(ctx context.Context, q queryer, accountID string, now time.Time) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE account_id = ? AND type = 'alias'
+		AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`, accountID, now.Unix()).Scan(&n)
+	return n, err
+}
+
+// AliasSlots reports an account's alias usage against its limit.
+func (db *DB) AliasSlots(ctx context.Context, accountID string) (AliasUsage, error) {
+	limit, err := effectiveAliasLimit(ctx, db.r, accountID)
+	if err != nil {
+		return AliasUsage{}, err
+	}
+	used, err := activeAliases(ctx, db.r, accountID, db.now())
+	return AliasUsage{Used: used, Limit: limit}, err
+}

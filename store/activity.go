@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// activity collects what validations observe (last use, daily counters, the
+// sites that use a key) in memory, so that validation writes nothing; Flush
+// writes it to SQLite in one transaction.
+type activity struct {
+	mu       sync.Mutex
+	lastUsed map[uint32]int64   // key position -> unix seconds
+	daily    map[dayKey]*counts // per key and UTC day
+	sites    map[siteKey]siteSeen
+	dropped  int // site reports dropped because too many were pending
+}
+
+type dayKey struct {
+	pos uint32
+	day int32 // days since the unix epoch
+}
+
+type counts struct{ validations, failed, units int64 }
+
+type siteKey struct {
+	pos  uint32
+	site string
+}
+
+type siteSeen struct {
+	first, last                      int64
+	plugin, pluginVersion, wpVersion string
+}
+
+// maxPendingSites bounds memory between flushes when clients report many
+// distinct sites.
+const maxPendingSites = 100_000
+
+func newActivity() *activity {
+	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]*counts{}, sites: map[siteKey]siteSeen{}}
+}
+
+// SiteReport is what a plugin tells about itself when it validates a key.
+type SiteReport struct {
+	Site, Plugin, PluginVersion, WPVersion string
+}
+
+// RecordValidation notes, in memory only, that key v was presented for
+// validation at t and whether it was accepted.
+func (db *DB) RecordValidation(v *KeyView, ok bool, report SiteReport, t time.Time) {
+	a := db.activity
+	sec := t.Unix()
+	site := NormalizeSite(report.Site)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.daily[dayKey{v.pos, int32(sec / 86400)}]
+	if c == nil {
+		c = &counts{}
+		a.daily[dayKey{v.pos, int32(sec / 86400)}] = c
+	}
+	c.validations++
+	if !ok {
+		c.failed++
+		return
+	}
+	a.lastUsed[v.pos] = sec
+	if site == "" {
+		return
+	}
+	k := siteKey{v.pos, site}
+	s, seen := a.sites[k]
+	if !seen {
+		if len(a.sites) >= maxPendingSites {
+			a.dropped++
+			return
+		}
+		s.first = sec
+	}
+	s.last = sec
+	// Keep what was reported before when a later call leaves a field out.
+	s.plugin = firstNonEmpty(report.Plugin, s.plugin)
+	s.pluginVersion = firstNonEmpty(report.PluginVersion, s.pluginVersion)
+	s.wpVersion = firstNonEmpty(report.WPVersion, s.wpVersion)
+	a.sites[k] = s
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// NormalizeSite turns a site's home URL into the form keyd records and
+// matches: lower-case host, optional port, and path without trailing slash,
+// e.g. "Example.com/blog/" -> "example.com/blog". It returns "" when s names
+// no host.
+func NormalizeSite(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+}
+
+// pendingLastUsed is the last use, not yet flushed, of the key with this hash.
+func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
+	var h [32]byte
+	copy(h[:], hash)
+	db.index.mu.RLock()
+	pos, found := db.index.find(&h)
+	db.index.mu.RUnlock()
+	if !found {
+		return time.Time{}, false
+	}
+	a := db.activity
+	a.mu.Lock()
+	sec, ok := a.lastUsed[pos]
+	a.mu.Unlock()
+	return time.Unix(sec, 0).UTC(), ok
+}
+
+// FlushActivity writes pending last-used times, counters and sites in one
+// transaction. On failure the pending data is kept for the next flush.
+func (db *DB) FlushActivity(ctx context.Context) error {
+	a := db.activity
+	a.mu.Lock()
+	lastUsed, daily, sites := a.lastUsed, a.daily, a.sites
+	a.lastUsed, a.daily, a.sites = map[uint32]int64{}, map[dayKey]*counts{}, map[siteKey]siteSeen{}
+	a.mu.Unlock()
+	if len(lastUsed)+len(daily)+len(sites) == 0 {
+		return nil
+	}
+	err := db.flushActivity(ctx, lastUsed, daily, sites)
+	if err != nil {
+		a.restore(lastUsed, daily, sites)
+	}
+	return err
+}
+
+func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: flush activity: %w", err)
+	}
+	defer tx.Rollback()
+	for pos, t := range lastUsed {
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`,
+			t, db.index.keyID(pos)); err != nil {
+			return fmt.Errorf("store: flush last used: %w", err)
+		}
+	}
+	for k, c := range daily {
+		day := time.Unix(int64(k.day)*86400, 0).UTC().Format(time.DateOnly)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_usage_daily (key_id, day, validations, failed, units)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET
+			validations = validations + excluded.validations, failed = failed + excluded.failed,
+			units = units + excluded.units`,
+			db.index.keyID(k.pos), day, c.validations, c.failed, c.units); err != nil {
+			return fmt.Errorf("store: flush counters: %w", err)
+		}
+	}
+	for k, s := range sites {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_sites (key_id, site, first_seen, last_seen, plugin, plugin_version, wp_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, site) DO UPDATE SET
+			first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),
+			plugin = CASE WHEN excluded.plugin <> '' THEN excluded.plugin ELSE plugin END,
+			plugin_version = CASE WHEN excluded.plugin_version <> '' THEN excluded.plugin_version ELSE plugin_version END,
+			wp_version = CASE WHEN excluded.wp_version <> '' THEN excluded.wp_version ELSE wp_version END`,
+			db.index.keyID(k.pos), k.site, s.first, s.last, s.plugin, s.pluginVersion, s.wpVersion); err != nil {
+			return fmt.Errorf("store: flush sites: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// restore merges data whose flush failed back into the pending maps.
+func (a *activity) restore(lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for pos, t := range lastUsed {
+		if t > a.lastUsed[pos] {
+			a.lastUsed[pos] = t
+		}
+	}
+	for k, c := range daily {
+		if cur := a.daily[k]; cur != nil {
+			cur.validations += c.validations
+			cur.failed += c.failed
+			cur.units += c.units
+		} else {
+			a.daily[k] = c
+		}
+	}
+	for k, s := range sites {
+		if cur, ok := a.sites[k]; ok {
+			s.first = min(s.first, cur.first)
+			s.last = max(s.last, cur.last)
+			s.plugin = firstNonEmpty(cur.plugin, s.plugin)
+			s.pluginVersion = firstNonEmpty(cur.pluginVersion, s.pluginVersion)
+			s.wpVersion = firstNonEmpty(cur.wpVersion, s.wpVersion)
+		}
+		a.sites[k] = s
+	}
+}

@@ -1,0 +1,166 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Key types and statuses, as the HTTP contract names them.
+const (
+	KeyTypePrimary = "primary"
+	KeyTypeAlias   = "alias"
+
+	KeyActive   = "active"
+	KeyInactive = "inactive"
+	KeyExpired  = "expired"
+	KeyRevoked  = "revoked"
+
+	AccountActive    = "active"
+	AccountSuspended = "suspended"
+)
+
+// Actor types recorded with every event.
+const (
+	ActorPrimary  = "primary"
+	ActorAlias    = "alias"
+	ActorOperator = "operator"
+	ActorSystem   = "system"
+)
+
+// Event types. The first group is delivered to webhooks; the second exists
+// for the audit log only.
+const (
+	EventKeyReset          = "key.reset"
+	EventKeyRevoked        = "key.revoked"
+	EventAliasCreated      = "alias.created"
+	EventAliasUpdated      = "alias.updated"
+	EventAliasDeactivated  = "alias.deactivated"
+	EventAliasReactivated  = "alias.reactivated"
+	EventAliasDeleted      = "alias.deleted"
+	EventAliasExpiring     = "alias.expiring"
+	EventAliasExpired      = "alias.expired"
+	EventSubaccountCreated = "subaccount.created"
+	EventCreditsAllocated  = "credits.allocated"
+	EventCreditsLow        = "credits.low"
+	EventAccountCreated    = "account.created"
+	EventAccountUpdated    = "account.updated"
+	EventCreditsAdded      = "credits.added"
+	EventPlanUpdated       = "plan.updated"
+	EventKeyUpdated        = "key.updated"
+)
+
+// Errors returned by the store. The HTTP layer maps each to the contract's
+// status and code in one place.
+var (
+	ErrNotFound            = errors.New("not found")
+	ErrNameTaken           = errors.New("name already taken")
+	ErrAliasLimit          = errors.New("alias limit reached")
+	ErrInsufficientCredits = errors.New("insufficient credits")
+	ErrUnknownPlan         = errors.New("unknown plan")
+
+	// Outcomes of checking a key for validation or authentication.
+	ErrKeyNotFound       = errors.New("no such key")
+	ErrKeyRevoked        = errors.New("key revoked")
+	ErrKeyExpired        = errors.New("key expired")
+	ErrKeyInactive       = errors.New("key inactive")
+	ErrAccountSuspended  = errors.New("account suspended")
+	ErrKeySuperseded     = errors.New("key replaced by a reset")
+	ErrPrimaryKeyNeeded  = errors.New("primary key required")
+	ErrSubaccountNesting = errors.New("subaccounts cannot have subaccounts")
+)
+
+// InvalidError reports input that breaks a domain rule. Fields maps a request
+// field name to what is wrong with it.
+type InvalidError struct {
+	Message string
+	Fields  map[string]string
+}
+
+func (e *InvalidError) Error() string { return e.Message }
+
+func invalidField(field, msg string) error {
+	return &InvalidError{Message: field + ": " + msg, Fields: map[string]string{field: msg}}
+}
+
+// Plan is a set of limits an account is on.
+type Plan struct {
+	Name string `json:"name"`
+	// AliasLimit is nil when the limit is set per account (enterprise).
+	AliasLimit *int `json:"alias_limit"`
+	// RateLimitPerMinute is nil for unlimited.
+	RateLimitPerMinute *int      `json:"rate_limit_per_minute"`
+	UpdatedAt          time.Time `json:"updated_at"`
+}
+
+// Account owns keys and a credit pool.
+type Account struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	Email              string    `json:"email"`
+	Plan               string    `json:"plan"`
+	Status             string    `json:"status"`
+	Credits            int64     `json:"credits"`
+	ParentID           *string   `json:"parent_id"`
+	AliasLimitOverride *int      `json:"alias_limit_override"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+}
+
+// Key is a primary key or an alias, without its secret.
+type Key struct {
+	ID           string     `json:"id"`
+	AccountID    string     `json:"account_id"`
+	Type         string     `json:"type"`
+	Name         string     `json:"name"`
+	Hint         string     `json:"hint"`
+	Status       string     `json:"status"`
+	Scopes       []string   `json:"scopes"`
+	AllowedSites []string   `json:"allowed_sites"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	// ValidUntil is set on a primary key that was reset with a grace period.
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// StatusAt is the key's status as validation sees it at t: a temporary key
+// past its expiry is expired and a reset key past its grace is revoked even
+// before a job has marked them so.
+func (k *Key) StatusAt(t time.Time) string {
+	if k.Status != KeyActive {
+		return k.Status
+	}
+	if k.ValidUntil != nil && !t.Before(*k.ValidUntil) {
+		return KeyRevoked
+	}
+	if k.ExpiresAt != nil && !t.Before(*k.ExpiresAt) {
+		return KeyExpired
+	}
+	return KeyActive
+}
+
+// Actor is who caused a change: a key of the account, the operator, or keyd.
+type Actor struct {
+	Type  string // ActorPrimary, ActorAlias, ActorOperator or ActorSystem
+	KeyID string // for key actors
+	IP    string
+}
+
+// OperatorActor is the operator acting through the admin API or the CLI.
+func OperatorActor(ip string) Actor { return Actor{Type: ActorOperator, IP: ip} }
+
+// SystemActor is keyd itself (jobs).
+var SystemActor = Actor{Type: ActorSystem}
+
+// Event is one row of the append-only event log.
+type Event struct {
+	Seq       int64           `json:"-"`
+	ID        string          `json:"id"`
+	AccountID string          `json:"account_id,omitempty"`
+	Type      string          `json:"type"`
+	Actor     Actor           `json:"-"`
+	TargetID  string          `json:"target_id,omitempty"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"created_at"`
+}

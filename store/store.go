@@ -1,0 +1,197 @@
+// Package store holds keyd's domain types, the rules that must hold inside one
+// transaction, and all SQL. It is backed by SQLite (mattn/go-sqlite3) and
+// keeps an in-memory index of every key so that validation never reads the
+// database.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// DB is keyd's store: one writer connection, a pool of readers, and the
+// in-memory key index that is updated after every committed write.
+type DB struct {
+	path string
+	w    *sql.DB // exactly one connection: SQLite has one writer anyway
+	r    *sql.DB // pooled readers
+
+	// writeMu serialises write transactions together with the index update
+	// that follows their commit, so the index sees changes in commit order.
+	writeMu sync.Mutex
+
+	now       func() time.Time
+	skipIndex bool
+
+	index    *index
+	activity *activity
+
+	// followedSeq is the last event whose changes the index reflects, for
+	// FollowChanges; guarded by writeMu.
+	followedSeq int64
+}
+
+// Option configures Open.
+type Option func(*DB)
+
+// WithClock sets the clock the store uses for every timestamp and expiry
+// decision; tests pass a fake one.
+func WithClock(now func() time.Time) Option {
+	return func(db *DB) { db.now = now }
+}
+
+// WithoutIndex skips loading the key index: for operator commands that change
+// the database and exit, and must not pay for loading every key.
+func WithoutIndex() Option {
+	return func(db *DB) { db.skipIndex = true }
+}
+
+// Open opens (creating if needed) the SQLite database at path, applies
+// pending migrations and loads the key index.
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	db, err := openFile(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !db.skipIndex {
+		if err := db.loadIndex(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+func openFile(path string, opts ...Option) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("store: empty database path")
+	}
+	// Create the file ourselves so it (and the WAL and shared-memory files,
+	// which SQLite creates with the database file's mode) is private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	f.Close()
+
+	// Pragmas go in the DSN so that every pooled connection gets them.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL"
+	w, err := sql.Open("sqlite3", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite3", base+"&_query_only=on")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+
+	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity()}
+	for _, o := range opts {
+		o(db)
+	}
+	return db, nil
+}
+
+// Close closes the database connections. Callers flush activity first.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Now is the store's clock.
+func (db *DB) Now() time.Time { return db.now() }
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Migrate applies every embedded migration not yet recorded, each in its own
+// transaction, and reports how many it applied. Open calls it too.
+func (db *DB) Migrate(ctx context.Context) (int, error) { return db.migrate(ctx) }
+
+func (db *DB) migrate(ctx context.Context) (int, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return 0, err
+	}
+	sort.Strings(names)
+	applied := 0
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return applied, fmt.Errorf("store: migration %s has no numeric prefix", base)
+		}
+		var n int
+		if err := db.w.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", version).Scan(&n); err != nil {
+			return applied, err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return applied, err
+		}
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return applied, err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("store: migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			version, base, db.now().Unix()); err != nil {
+			tx.Rollback()
+			return applied, err
+		}
+		if err := tx.Commit(); err != nil {
+			return applied, err
+		}
+		applied++
+	}
+	return applied, nil
+}
+
+// SchemaVersion is the highest migration applied.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := db.r.QueryRowContext(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v)
+	return int(v.Int64), err
+}
