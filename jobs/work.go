@@ -1,13 +1,42 @@
 package jobs
 
-import "context"
+import (
+	"context"
+	"log/slog"
+	"time"
+)
 
-// ActivityFlusher writes what validations recorded in memory.
-type ActivityFlusher interface {
+// Store is what the jobs need from keyd's store.
+type Store interface {
 	FlushActivity(ctx context.Context) error
+	ExpireAliases(ctx context.Context, lead time.Duration) (expired, expiring int, err error)
+	RevokeEndedGrace(ctx context.Context) (int, error)
 }
 
 // FlushActivity writes last-used times, daily counters and sites seen.
-func FlushActivity(st ActivityFlusher) func(context.Context) error {
+func FlushActivity(st Store) func(context.Context) error {
 	return st.FlushActivity
+}
+
+// ExpireAliases marks aliases past their expiry as expired and warns, once,
+// about those expiring within lead.
+func ExpireAliases(st Store, lead time.Duration, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		expired, expiring, err := st.ExpireAliases(ctx, lead)
+		if expired+expiring > 0 {
+			log.Info("aliases expired", "expired", expired, "expiring_soon", expiring)
+		}
+		return err
+	}
+}
+
+// RevokeEndedGrace retires reset primary keys whose grace period is over.
+func RevokeEndedGrace(st Store, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		n, err := st.RevokeEndedGrace(ctx)
+		if n > 0 {
+			log.Info("reset keys revoked after grace", "keys", n)
+		}
+		return err
+	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"keyd/jobs"
 	"keyd/store"
 )
 
@@ -145,4 +146,13 @@ func (s *server) adminPutPlan(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, plan)
+}
+
+// adminListJobs is GET /admin/v1/jobs.
+func (s *server) adminListJobs(c *gin.Context) {
+	list := []jobs.Status{}
+	if s.jobs != nil {
+		list = s.jobs()
+	}
+	c.JSON(http.StatusOK, gin.H{"jobs": list})
 }

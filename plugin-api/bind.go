@@ -24,9 +24,10 @@ import (
 
 // Custom validator tags.
 const (
-	tagAPIKey   = "apikey"   // 20 ASCII letters and digits
-	tagText     = "text"     // valid UTF-8 without control characters
-	tagPlanName = "planname" // plan names
+	tagAPIKey   = "apikey"    // 20 ASCII letters and digits
+	tagText     = "text"      // valid UTF-8 without control characters
+	tagPlanName = "planname"  // plan names
+	tagAlias    = "aliasname" // alias (and key) names
 )
 
 var planNamePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
@@ -48,6 +49,9 @@ func newValidator() *validator.Validate {
 	}))
 	must(v.RegisterValidation(tagText, func(fl validator.FieldLevel) bool {
 		return isCleanText(fl.Field().String())
+	}))
+	must(v.RegisterValidation(tagAlias, func(fl validator.FieldLevel) bool {
+		return store.ValidAliasName(fl.Field().String())
 	}))
 	must(v.RegisterValidation(tagPlanName, func(fl validator.FieldLevel) bool {
 		return planNamePattern.MatchString(fl.Field().String())
@@ -89,7 +93,7 @@ func mediaType(r *http.Request) string {
 }
 
 var errUnsupportedMedia = newError(http.StatusUnsupportedMediaType, codeInvalidRequest,
-	"send the body as application/json")
+	"send the body as JSON with Content-Type: application/json")
 
 // bindJSON decodes a JSON object body into dst strictly and validates it.
 // An empty body is allowed only when emptyOK, and then leaves dst as it is.
@@ -103,19 +107,32 @@ func (s *server) bindJSON(c *gin.Context, dst any, emptyOK bool) error {
 // decodeJSON decodes a JSON object body into dst strictly: unknown fields,
 // duplicated keys and trailing data are refused.
 func decodeJSON(r *http.Request, dst any, emptyOK bool) error {
+	body, err := readJSON(r, emptyOK)
+	if err != nil || body == nil {
+		return err
+	}
+	return decodeStrict(body, dst)
+}
+
+// readJSON reads a JSON body; nil (and no error) when it is empty and emptyOK.
+func readJSON(r *http.Request, emptyOK bool) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return decodeError(err)
+		return nil, decodeError(err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if !emptyOK {
-			return badRequest("request body is empty; send a JSON object")
+			return nil, badRequest("request body is empty; send a JSON object")
 		}
-		return nil
+		return nil, nil
 	}
 	if mt := mediaType(r); mt != "application/json" && mt != "" {
-		return errUnsupportedMedia
+		return nil, errUnsupportedMedia
 	}
+	return body, nil
+}
+
+func decodeStrict(body []byte, dst any) error {
 	if err := checkJSONShape(body); err != nil {
 		return err
 	}
@@ -128,6 +145,31 @@ func decodeJSON(r *http.Request, dst any, emptyOK bool) error {
 		return badRequest("request body holds more than one JSON value")
 	}
 	return nil
+}
+
+// rawFields are a JSON object's top-level members, for telling an explicit
+// null from an absent field in a PATCH.
+type rawFields map[string]json.RawMessage
+
+func (r rawFields) isNull(name string) bool {
+	v, ok := r[name]
+	return ok && string(bytes.TrimSpace(v)) == "null"
+}
+
+// bindJSONRaw is bindJSON for PATCH bodies: it also returns the raw members.
+func (s *server) bindJSONRaw(c *gin.Context, dst any) (rawFields, error) {
+	body, err := readJSON(c.Request, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeStrict(body, dst); err != nil {
+		return nil, err
+	}
+	var raw rawFields
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, decodeError(err)
+	}
+	return raw, s.validate.Struct(dst)
 }
 
 // maxJSONDepth bounds nesting; no keyd request needs more than a few levels.

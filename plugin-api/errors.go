@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-playground/validator/v10"
@@ -27,6 +28,9 @@ const (
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
 	codeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
 	codeInternal           = "INTERNAL"
+	codeScopeExceeds       = "SCOPE_EXCEEDS_PRIMARY"
+	codeScopeDenied        = "SCOPE_DENIED"
+	codeSiteNotAllowed     = "SITE_NOT_ALLOWED"
 )
 
 // apiError is an error with what the client is told: status, code, message
@@ -78,6 +82,11 @@ func toAPIError(err error) *apiError {
 			Message: "an alias of this account already has that name", Fields: map[string]string{"name": "already taken"}}
 	case errors.Is(err, store.ErrAliasLimit):
 		return newError(http.StatusForbidden, codeAliasLimit, "the plan's alias limit is reached; deactivate or delete an alias, or upgrade the plan")
+	case errors.Is(err, store.ErrAliasGone):
+		return newError(http.StatusNotFound, codeNotFound, "this alias was deleted")
+	case errors.Is(err, store.ErrScopeExceeds):
+		return &apiError{Status: http.StatusForbidden, Code: codeScopeExceeds,
+			Message: "an alias may not allow scopes its primary key does not", Fields: map[string]string{"scopes": "exceed the primary key's scopes"}}
 	case errors.Is(err, store.ErrInsufficientCredits):
 		return newError(http.StatusPaymentRequired, codeInsufficient, "the credit pool cannot cover this")
 	}
@@ -113,6 +122,8 @@ func describeRule(fe validator.FieldError) string {
 		return "must be 20 letters and digits"
 	case tagText:
 		return "must be valid UTF-8 without control characters"
+	case tagAlias:
+		return "must be 1 to 50 letters, digits, spaces, '-' or '_'"
 	case tagPlanName:
 		return "must be 1 to 32 lower-case letters, digits, '-' or '_'"
 	}
@@ -133,6 +144,8 @@ func decodeError(err error) error {
 		return badRequest("request body is empty; send a JSON object")
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("request body is not valid JSON")
+	case errors.As(err, new(*time.ParseError)):
+		return badRequest("a time is not in RFC 3339 form, e.g. 2026-12-01T00:00:00Z")
 	case errors.As(err, &typ):
 		if typ.Field == "" {
 			return badRequest("request body must be a JSON object")

@@ -23,6 +23,16 @@ func (s *server) routes(r *gin.Engine) {
 	owner := r.Group("/v1", s.requirePrimaryKey)
 	owner.GET("/account", s.getAccount)
 	owner.POST("/account/reset-key", s.resetKey)
+	owner.GET("/keys", s.listKeys)
+	owner.PATCH("/keys/:id", s.patchKey)
+	owner.GET("/keys/:id/sites", s.listKeySites)
+	owner.POST("/aliases", s.createAlias)
+	owner.PATCH("/aliases/:id", s.patchAlias)
+	owner.DELETE("/aliases/:id", s.deleteAlias)
+	owner.POST("/aliases/:id/deactivate", s.setAliasStatus(false))
+	owner.POST("/aliases/:id/reactivate", s.setAliasStatus(true))
+	owner.GET("/usage", s.getUsage)
+	owner.GET("/audit", s.getAudit)
 
 	// The operator, with the admin token.
 	admin := r.Group("/admin/v1", s.requireAdmin)
@@ -32,6 +42,7 @@ func (s *server) routes(r *gin.Engine) {
 	admin.POST("/accounts/:id/credits", s.adminAddCredits)
 	admin.GET("/plans", s.adminListPlans)
 	admin.PUT("/plans/:name", s.adminPutPlan)
+	admin.GET("/jobs", s.adminListJobs)
 
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))

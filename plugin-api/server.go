@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-playground/validator/v10"
 
+	"keyd/jobs"
 	"keyd/store"
 )
 
@@ -31,6 +32,16 @@ type Store interface {
 	AliasSlots(ctx context.Context, accountID string) (store.AliasUsage, error)
 	ResetPrimaryKey(ctx context.Context, actor store.Actor, accountID string, grace time.Duration) (store.Reset, error)
 
+	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
+	UpdatePrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, name *string, scopes []string) (store.Key, error)
+	CreateAlias(ctx context.Context, actor store.Actor, accountID string, in store.NewAlias) (store.Created, error)
+	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
+	SetAliasStatus(ctx context.Context, actor store.Actor, accountID, id string, active bool) (store.Key, error)
+	DeleteAlias(ctx context.Context, actor store.Actor, accountID, id string) error
+	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
+	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
+	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
+
 	ListPlans(ctx context.Context) ([]store.Plan, error)
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
 	PutPlan(ctx context.Context, actor store.Actor, p store.Plan) (store.Plan, error)
@@ -45,6 +56,10 @@ type Config struct {
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies; 0 means 64 KiB.
 	MaxBodyBytes int64
+	// Scopes is the operator's scope catalogue (empty: any name).
+	Scopes store.Catalogue
+	// Jobs reports the scheduled jobs for GET /admin/v1/jobs; nil shows none.
+	Jobs func() []jobs.Status
 	// TrustedProxies may set X-Forwarded-For; none by default, so the
 	// client address recorded in the audit log is the peer's.
 	TrustedProxies []string
@@ -56,6 +71,8 @@ type server struct {
 	now      func() time.Time
 	validate *validator.Validate
 	maxBody  int64
+	scopes   store.Catalogue
+	jobs     func() []jobs.Status
 
 	adminEnabled   bool
 	adminTokenHash [32]byte
@@ -69,6 +86,8 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		now:      cfg.Now,
 		validate: newValidator(),
 		maxBody:  cfg.MaxBodyBytes,
+		scopes:   cfg.Scopes,
+		jobs:     cfg.Jobs,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

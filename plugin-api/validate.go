@@ -117,6 +117,10 @@ func (s *server) handleValidate(c *gin.Context) {
 		validateFailure(c, toAPIError(err), nil)
 		return
 	}
+	if req.Scope != "" && !s.scopes.Known(req.Scope) {
+		validateFailure(c, fieldError("scope", "is not a known scope"), nil)
+		return
+	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
 		validateFailure(c, newError(http.StatusUnauthorized, codeNoKey, "no key like this exists; check that it was copied whole"), nil)
@@ -132,6 +136,20 @@ func (s *server) handleValidate(c *gin.Context) {
 			expiresAt = unixPtr(v.ExpiresAt)
 		}
 		validateFailure(c, keyCheckError(err, &v), expiresAt)
+		return
+	}
+	if req.Scope != "" && !v.AllowsScope(req.Scope) {
+		s.store.RecordValidation(&v, false, report, now)
+		validateFailure(c, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope), nil)
+		return
+	}
+	if !v.AllowsSite(req.Site) {
+		s.store.RecordValidation(&v, false, report, now)
+		msg := "this key is bound to other sites"
+		if req.Site == "" {
+			msg = "this key is bound to specific sites; send the site's home URL as site"
+		}
+		validateFailure(c, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil)
 		return
 	}
 	s.store.RecordValidation(&v, true, report, now)

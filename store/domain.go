@@ -68,6 +68,8 @@ var (
 	ErrKeySuperseded     = errors.New("key replaced by a reset")
 	ErrPrimaryKeyNeeded  = errors.New("primary key required")
 	ErrSubaccountNesting = errors.New("subaccounts cannot have subaccounts")
+	ErrScopeExceeds      = errors.New("scopes exceed the primary key's")
+	ErrAliasGone         = errors.New("alias deleted")
 )
 
 // InvalidError reports input that breaks a domain rule. Fields maps a request

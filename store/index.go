@@ -51,6 +51,7 @@ type keyRecord struct {
 type accountRecord struct {
 	id      uint64
 	parent  int32 // position in accounts, or noParent
+	primary int32 // position in keys of the current primary key, or -1
 	plan    uint16
 	status  uint8
 	credits int64
@@ -177,7 +178,7 @@ func (ix *index) upsertAccount(a accountRow) uint32 {
 	pos, ok := ix.accountPos[a.id]
 	if !ok {
 		pos = uint32(len(ix.accounts))
-		ix.accounts = append(ix.accounts, accountRecord{id: a.id, parent: noParent})
+		ix.accounts = append(ix.accounts, accountRecord{id: a.id, parent: noParent, primary: -1})
 		ix.accountPos[a.id] = pos
 	}
 	rec := &ix.accounts[pos]
@@ -211,6 +212,9 @@ func (ix *index) upsertKey(k keyRow, accountPos uint32) {
 	rec.hint = ix.putText(rec.hint, k.hint)
 	rec.scopes = ix.putText(rec.scopes, k.scopes)
 	rec.sites = ix.putText(rec.sites, k.sites)
+	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
+		ix.accounts[accountPos].primary = int32(pos)
+	}
 }
 
 // apply puts committed state into the index.
@@ -260,6 +264,9 @@ type KeyView struct {
 	ValidUntil int64  // unix seconds, 0 = no grace deadline
 	Scopes     []string
 	Sites      []string
+	// PrimaryScopes are the rules of the account's primary key; an alias may
+	// use only what both its own rules and these allow.
+	PrimaryScopes []string
 
 	AccountID       string
 	AccountStatus   string
@@ -292,6 +299,18 @@ func (v *KeyView) Check(t time.Time) error {
 	}
 	return nil
 }
+
+// AllowsScope reports whether the key may be used for scope: by its own
+// rules and, for an alias, by its primary key's rules too.
+func (v *KeyView) AllowsScope(scope string) bool {
+	if !ScopeAllowed(v.Scopes, scope) {
+		return false
+	}
+	return v.Type != KeyTypeAlias || ScopeAllowed(v.PrimaryScopes, scope)
+}
+
+// AllowsSite reports whether the site (its home URL) may use the key.
+func (v *KeyView) AllowsSite(site string) bool { return SiteAllowed(v.Sites, site) }
 
 func splitList(s string) []string {
 	if s == "" {
@@ -328,6 +347,11 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	}
 	if k.alias {
 		v.Type = KeyTypeAlias
+		if a.primary >= 0 {
+			v.PrimaryScopes = splitList(ix.str(ix.keys[a.primary].scopes))
+		} else {
+			v.PrimaryScopes = []string{}
+		}
 	}
 	if a.parent != noParent {
 		v.ParentSuspended = ix.accounts[a.parent].status != statusCode(accountStatuses, AccountActive)

@@ -38,6 +38,7 @@ type DB struct {
 
 	now       func() time.Time
 	skipIndex bool
+	scopes    Catalogue
 
 	index    *index
 	activity *activity
@@ -54,6 +55,12 @@ type Option func(*DB)
 // decision; tests pass a fake one.
 func WithClock(now func() time.Time) Option {
 	return func(db *DB) { db.now = now }
+}
+
+// WithScopes sets the operator's scope catalogue; without one any
+// well-formed scope name is accepted.
+func WithScopes(c Catalogue) Option {
+	return func(db *DB) { db.scopes = c }
 }
 
 // WithoutIndex skips loading the key index: for operator commands that change

@@ -59,6 +59,7 @@ func commands() map[string]command {
 		"version":  {"print the version", runVersion},
 		"accounts": {"create and list accounts (accounts create|list)", runAccounts},
 		"keys":     {"list an account's keys (keys list --account ID)", runKeys},
+		"aliases":  {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
 		"credits":  {"add to or show an account's credits (credits add|show)", runCredits},
 		"plans":    {"list plans or set a plan's limits (plans list|set)", runPlans},
 	}

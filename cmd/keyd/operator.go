@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -12,8 +13,12 @@ import (
 
 // openForCommand opens the database for a one-off operator command. The key
 // index is not loaded: a running keyd picks the change up from the event log.
-func openForCommand(ctx context.Context, path string) (*store.DB, error) {
-	return store.Open(ctx, path, store.WithoutIndex())
+func openForCommand(ctx context.Context, e env, path string) (*store.DB, error) {
+	catalogue, err := parseScopes(e.getenv("KEYD_SCOPES"))
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, path, store.WithoutIndex(), store.WithScopes(catalogue))
 }
 
 // cliActor is the operator acting through the command line.
@@ -47,7 +52,7 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		if *name == "" || *email == "" {
 			return usagef("accounts create needs --name and --email")
 		}
-		db, err := openForCommand(ctx, *path)
+		db, err := openForCommand(ctx, e, *path)
 		if err != nil {
 			return err
 		}
@@ -67,7 +72,7 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
-		db, err := openForCommand(ctx, *path)
+		db, err := openForCommand(ctx, e, *path)
 		if err != nil {
 			return err
 		}
@@ -103,7 +108,7 @@ func runKeys(ctx context.Context, e env, args []string) error {
 	if *account == "" {
 		return usagef("keys list needs --account")
 	}
-	db, err := openForCommand(ctx, *path)
+	db, err := openForCommand(ctx, e, *path)
 	if err != nil {
 		return err
 	}
@@ -148,7 +153,7 @@ func runCredits(ctx context.Context, e env, args []string) error {
 	if verb == "add" && *amount == 0 {
 		return usagef("credits add needs a non-zero --amount")
 	}
-	db, err := openForCommand(ctx, *path)
+	db, err := openForCommand(ctx, e, *path)
 	if err != nil {
 		return err
 	}
@@ -187,7 +192,7 @@ func runPlans(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
-	db, err := openForCommand(ctx, *path)
+	db, err := openForCommand(ctx, e, *path)
 	if err != nil {
 		return err
 	}
@@ -240,10 +245,18 @@ func numberOr(v *int, none string) string {
 // describeStoreError words store errors for the command line.
 func describeStoreError(err error) error {
 	switch {
-	case err == store.ErrNotFound:
-		return fmt.Errorf("no such account")
-	case err == store.ErrInsufficientCredits:
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no such account or key")
+	case errors.Is(err, store.ErrInsufficientCredits):
 		return fmt.Errorf("the account does not have that many credits")
+	case errors.Is(err, store.ErrAliasLimit):
+		return fmt.Errorf("the account's alias limit is reached")
+	case errors.Is(err, store.ErrNameTaken):
+		return fmt.Errorf("the account already has an alias with that name")
+	case errors.Is(err, store.ErrScopeExceeds):
+		return fmt.Errorf("the scopes exceed the primary key's scopes")
+	case errors.Is(err, store.ErrAliasGone):
+		return fmt.Errorf("the alias was deleted")
 	}
 	return err
 }

@@ -24,7 +24,9 @@ type serveConfig struct {
 	addr, db                   string
 	adminToken, adminTokenFile string
 	logFormat, logLevel        string
-	flushEvery                 string
+	flushEvery, expireEvery    string
+	expiringLead               time.Duration
+	scopes                     string
 	shutdownTimeout            time.Duration
 }
 
@@ -38,6 +40,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.logFormat, "log-format", envOr(e, "KEYD_LOG_FORMAT", "text"), "log format: text or json (env KEYD_LOG_FORMAT)")
 	fs.StringVar(&cfg.logLevel, "log-level", envOr(e, "KEYD_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env KEYD_LOG_LEVEL)")
 	fs.StringVar(&cfg.flushEvery, "flush-schedule", envOr(e, "KEYD_FLUSH_SCHEDULE", "@every 10s"), "when to write last-used times and counters (env KEYD_FLUSH_SCHEDULE)")
+	fs.StringVar(&cfg.expireEvery, "expire-schedule", envOr(e, "KEYD_EXPIRE_SCHEDULE", "@every 1m"), "when to expire aliases and retire reset keys (env KEYD_EXPIRE_SCHEDULE)")
+	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
+	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -89,25 +94,31 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger) error {
+	catalogue, err := parseScopes(cfg.scopes)
+	if err != nil {
+		return err
+	}
 	started := time.Now()
-	db, err := store.Open(ctx, cfg.db)
+	db, err := store.Open(ctx, cfg.db, store.WithScopes(catalogue))
 	if err != nil {
 		return err
 	}
 	keys, accounts := db.IndexCounts()
 	log.Info("database open", "path", cfg.db, "keys", keys, "accounts", accounts, "took", time.Since(started).Round(time.Millisecond))
 
-	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log})
-	if err != nil {
-		db.Close()
-		return err
-	}
 	sched, err := jobs.New(log,
 		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
+		jobs.Job{Name: "expire-aliases", Schedule: cfg.expireEvery, Run: jobs.ExpireAliases(db, cfg.expiringLead, log)},
+		jobs.Job{Name: "revoke-ended-grace", Schedule: cfg.expireEvery, Run: jobs.RevokeEndedGrace(db, log)},
 	)
 	if err != nil {
 		db.Close()
 		return usageError{err.Error()}
+	}
+	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses})
+	if err != nil {
+		db.Close()
+		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -156,6 +167,15 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		log.Error("final flush failed", "error", flushErr)
 	}
 	return errors.Join(shutdownErr, flushErr, db.Close())
+}
+
+// parseScopes builds the scope catalogue from a comma-separated list.
+func parseScopes(list string) (store.Catalogue, error) {
+	c, err := store.NewCatalogue(strings.Split(list, ","))
+	if err != nil {
+		return c, usagef("--scopes: %v", err)
+	}
+	return c, nil
 }
 
 func runMigrate(ctx context.Context, e env, args []string) error {

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"keyd/store"
+)
+
+func runAliases(ctx context.Context, e env, args []string) error {
+	verb, rest, err := subcommand(args, "aliases", "list", "create", "deactivate", "reactivate", "delete")
+	if err != nil {
+		return err
+	}
+	if verb == "list" {
+		return runKeys(ctx, e, append([]string{"list"}, rest...))
+	}
+	usage := "aliases " + verb + " --account ID --id KEY_ID"
+	if verb == "create" {
+		usage = "aliases create --account ID --name NAME [--ttl 7d | --expires-at RFC3339] [--scopes a,b] [--sites example.com,*.example.org]"
+	}
+	fs := newFlags(e, "aliases "+verb, usage)
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	var id, name, ttl, expiresAt, scopes, sites *string
+	if verb == "create" {
+		name = fs.String("name", "", "alias name (required)")
+		ttl = fs.String("ttl", "", "lifetime, e.g. 36h or 7d (empty: permanent)")
+		expiresAt = fs.String("expires-at", "", "expiry as RFC 3339 (empty: permanent)")
+		scopes = fs.String("scopes", "*", "comma-separated scope rules")
+		sites = fs.String("sites", "", "comma-separated allowed site hosts (empty: any site)")
+	} else {
+		id = fs.String("id", "", "alias key id (required)")
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("aliases %s needs --account", verb)
+	}
+	if verb != "create" && *id == "" {
+		return usagef("aliases %s needs --id", verb)
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	switch verb {
+	case "create":
+		if *name == "" {
+			return usagef("aliases create needs --name")
+		}
+		in := store.NewAlias{Name: *name, Scopes: splitComma(*scopes), AllowedSites: splitComma(*sites)}
+		switch {
+		case *ttl != "" && *expiresAt != "":
+			return usagef("give --ttl or --expires-at, not both")
+		case *ttl != "":
+			d, err := parseTTL(*ttl)
+			if err != nil {
+				return err
+			}
+			t := db.Now().Add(d).UTC().Truncate(time.Second)
+			in.ExpiresAt = &t
+		case *expiresAt != "":
+			t, err := time.Parse(time.RFC3339, *expiresAt)
+			if err != nil {
+				return usagef("--expires-at must be RFC 3339, e.g. 2026-12-01T00:00:00Z")
+			}
+			in.ExpiresAt = &t
+		}
+		created, err := db.CreateAlias(ctx, cliActor, *account, in)
+		if err != nil {
+			return describeStoreError(err)
+		}
+		fmt.Fprintf(e.stdout, "alias %s %q created (expires %s)\n", created.Key.ID, created.Key.Name, formatTime(created.Key.ExpiresAt, "never"))
+		fmt.Fprintf(e.stdout, "alias key (shown only now, store it safely): %s\n", created.Secret)
+		return nil
+	case "delete":
+		if err := db.DeleteAlias(ctx, cliActor, *account, *id); err != nil {
+			return describeStoreError(err)
+		}
+		fmt.Fprintf(e.stdout, "alias %s deleted\n", *id)
+		return nil
+	default:
+		k, err := db.SetAliasStatus(ctx, cliActor, *account, *id, verb == "reactivate")
+		if err != nil {
+			return describeStoreError(err)
+		}
+		fmt.Fprintf(e.stdout, "alias %s is %s\n", k.ID, k.StatusAt(db.Now()))
+		return nil
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseTTL reads a Go duration or a number of days ("7d").
+func parseTTL(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 {
+			return 0, usagef("--ttl must be a duration such as 36h or 7d")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, usagef("--ttl must be a duration such as 36h or 7d")
+	}
+	return d, nil
+}

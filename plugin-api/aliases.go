@@ -1,0 +1,258 @@
+package pluginapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"keyd/store"
+)
+
+// keyBody is a key (primary or alias) as GET /v1/keys and the alias
+// endpoints show it. Status is as validation sees it now.
+type keyBody struct {
+	ID           string     `json:"id"`
+	Type         string     `json:"type"`
+	Name         string     `json:"name"`
+	Hint         string     `json:"hint"`
+	Status       string     `json:"status"`
+	Scopes       []string   `json:"scopes"`
+	AllowedSites []string   `json:"allowed_sites"`
+	CreatedAt    time.Time  `json:"created_at"`
+	LastUsedAt   *time.Time `json:"last_used_at"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	ValidUntil   *time.Time `json:"valid_until,omitempty"`
+}
+
+func (s *server) keyBody(k store.Key) keyBody {
+	return keyBody{ID: k.ID, Type: k.Type, Name: k.Name, Hint: k.Hint, Status: k.StatusAt(s.now()),
+		Scopes: k.Scopes, AllowedSites: k.AllowedSites, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt,
+		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil}
+}
+
+// expiryFields are the two ways to give an expiry: a time or a duration from now.
+type expiryFields struct {
+	ExpiresAt *time.Time `json:"expires_at"`
+	TTL       *string    `json:"ttl" validate:"omitnil,max=32"`
+}
+
+// expiry resolves expires_at / ttl; set is false when neither was given.
+func (e expiryFields) expiry(now time.Time) (at *time.Time, set bool, err error) {
+	switch {
+	case e.ExpiresAt != nil && e.TTL != nil:
+		return nil, false, fieldError("ttl", "give either expires_at or ttl, not both")
+	case e.TTL != nil:
+		d, err := parseDuration("ttl", *e.TTL)
+		if err != nil {
+			return nil, false, err
+		}
+		if d < time.Minute {
+			return nil, false, fieldError("ttl", "must be at least 1m")
+		}
+		t := now.Add(d).UTC().Truncate(time.Second)
+		return &t, true, nil
+	case e.ExpiresAt != nil:
+		t := e.ExpiresAt.UTC().Truncate(time.Second)
+		return &t, true, nil
+	}
+	return nil, false, nil
+}
+
+type createAliasRequest struct {
+	Name string `json:"name" validate:"required,aliasname"`
+	expiryFields
+	Scopes       []string `json:"scopes" validate:"omitempty,max=100,dive,max=65"`
+	AllowedSites []string `json:"allowed_sites" validate:"omitempty,max=100,dive,max=253"`
+}
+
+type createdAliasResponse struct {
+	Alias keyBody `json:"alias"`
+	Key   string  `json:"key"`
+}
+
+// createAlias is POST /v1/aliases.
+func (s *server) createAlias(c *gin.Context) {
+	var req createAliasRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	expiresAt, _, err := req.expiry(s.now())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	created, err := s.store.CreateAlias(c, ownerActor(c), owner(c).AccountID, store.NewAlias{
+		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, createdAliasResponse{Alias: s.keyBody(created.Key), Key: created.Secret})
+}
+
+type patchAliasRequest struct {
+	Name *string `json:"name" validate:"omitnil,aliasname"`
+	expiryFields // "expires_at": null makes the alias permanent
+	Scopes       []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	AllowedSites []string `json:"allowed_sites" validate:"omitnil,max=100,dive,max=253"`
+}
+
+// patchAlias is PATCH /v1/aliases/{id}.
+func (s *server) patchAlias(c *gin.Context) {
+	var req patchAliasRequest
+	raw, err := s.bindJSONRaw(c, &req)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	patch := store.AliasPatch{Name: req.Name, Scopes: req.Scopes, AllowedSites: req.AllowedSites}
+	if patch.ExpiresAt, patch.SetExpiry, err = req.expiry(s.now()); err != nil {
+		writeError(c, err)
+		return
+	}
+	if !patch.SetExpiry && raw.isNull("expires_at") {
+		patch.SetExpiry = true // "expires_at": null makes the alias permanent
+	}
+	if raw.isNull("scopes") || raw.isNull("allowed_sites") {
+		writeError(c, badRequest("scopes and allowed_sites take a list; send [] to clear allowed_sites"))
+		return
+	}
+	k, err := s.store.UpdateAlias(c, ownerActor(c), owner(c).AccountID, c.Param("id"), patch)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.keyBody(k))
+}
+
+// setAliasStatus is POST /v1/aliases/{id}/deactivate and /reactivate.
+func (s *server) setAliasStatus(active bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		k, err := s.store.SetAliasStatus(c, ownerActor(c), owner(c).AccountID, c.Param("id"), active)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, s.keyBody(k))
+	}
+}
+
+// deleteAlias is DELETE /v1/aliases/{id}.
+func (s *server) deleteAlias(c *gin.Context) {
+	if err := s.store.DeleteAlias(c, ownerActor(c), owner(c).AccountID, c.Param("id")); err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// listKeys is GET /v1/keys.
+func (s *server) listKeys(c *gin.Context) {
+	keys, err := s.store.ListKeys(c, owner(c).AccountID)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]keyBody, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.keyBody(k))
+	}
+	c.JSON(http.StatusOK, gin.H{"keys": out})
+}
+
+type patchKeyRequest struct {
+	Name   *string  `json:"name" validate:"omitnil,aliasname"`
+	Scopes []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+}
+
+// patchKey is PATCH /v1/keys/{id}: the primary key's name and scopes.
+func (s *server) patchKey(c *gin.Context) {
+	var req patchKeyRequest
+	if err := s.bindJSON(c, &req, false); err != nil {
+		writeError(c, err)
+		return
+	}
+	k, err := s.store.UpdatePrimaryKey(c, ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.keyBody(k))
+}
+
+// listKeySites is GET /v1/keys/{id}/sites.
+func (s *server) listKeySites(c *gin.Context) {
+	sites, err := s.store.ListKeySites(c, owner(c).AccountID, c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"sites": sites})
+}
+
+// getUsage is GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&key_id=.
+func (s *server) getUsage(c *gin.Context) {
+	today := s.now().UTC()
+	from, err := queryDay(c, "from", today.AddDate(0, 0, -29))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	to, err := queryDay(c, "to", today)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if to.Before(from) {
+		writeError(c, fieldError("to", "must not be before from"))
+		return
+	}
+	if to.Sub(from) > 366*24*time.Hour {
+		writeError(c, fieldError("from", "the range may span at most 366 days"))
+		return
+	}
+	rows, err := s.store.ListUsage(c, owner(c).AccountID, from.Format(time.DateOnly), to.Format(time.DateOnly), c.Query("key_id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "usage": rows})
+}
+
+func queryDay(c *gin.Context, name string, def time.Time) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def.Truncate(24 * time.Hour), nil
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return t, fieldError(name, "must be a date as YYYY-MM-DD")
+	}
+	return t, nil
+}
+
+// getAudit is GET /v1/audit?limit=&before=: newest first; next_before pages on.
+func (s *server) getAudit(c *gin.Context) {
+	limit := 50
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			writeError(c, fieldError("limit", "must be a number from 1 to 500"))
+			return
+		}
+		limit = n
+	}
+	entries, err := s.store.ListAudit(c, owner(c).AccountID, c.Query("before"), limit)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var next *string
+	if len(entries) == limit {
+		next = &entries[len(entries)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"events": entries, "next_before": next})
+}

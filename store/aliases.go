@@ -1,0 +1,335 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxAliasNameLength is the longest alias name.
+const MaxAliasNameLength = 50
+
+// ValidAliasName reports whether name is 1 to 50 letters, digits, spaces,
+// '-' and '_', neither starting nor ending with a space.
+func ValidAliasName(name string) bool {
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxAliasNameLength || !utf8.ValidString(name) || name[0] == ' ' || name[len(name)-1] == ' ' {
+		return false
+	}
+	for _, r := range name {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewAlias is what creating an alias takes. A nil ExpiresAt makes a
+// permanent alias; nil Scopes means ["*"] (everything the primary allows).
+type NewAlias struct {
+	Name         string
+	ExpiresAt    *time.Time
+	Scopes       []string
+	AllowedSites []string
+}
+
+// AliasPatch changes an alias; nil fields stay as they are. SetExpiry with a
+// nil ExpiresAt makes the alias permanent.
+type AliasPatch struct {
+	Name         *string
+	Scopes       []string // nil: unchanged
+	AllowedSites []string // nil: unchanged
+	SetExpiry    bool
+	ExpiresAt    *time.Time
+}
+
+// aliasEventData is what every alias.* event carries: enough for a receiver
+// to act, never the key or its hash.
+func aliasEventData(k Key, now time.Time) map[string]any {
+	return map[string]any{
+		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
+		"status": k.StatusAt(now), "expires_at": k.ExpiresAt, "scopes": k.Scopes, "allowed_sites": k.AllowedSites,
+	}
+}
+
+func (t *Tx) checkExpiry(expiresAt *time.Time) error {
+	if expiresAt != nil && !expiresAt.After(t.now) {
+		return invalidField("expires_at", "must be in the future")
+	}
+	return nil
+}
+
+// checkScopesWithinPrimary enforces that an alias never allows more than its
+// account's primary key.
+func (t *Tx) checkScopesWithinPrimary(ctx context.Context, c Catalogue, accountID string, rules []string) error {
+	var primaryJSON string
+	if err := t.tx.QueryRowContext(ctx, `SELECT scopes FROM keys WHERE account_id = ? AND type = 'primary'
+		AND status = 'active' AND valid_until IS NULL`, accountID).Scan(&primaryJSON); err != nil {
+		return fmt.Errorf("store: primary key scopes: %w", err)
+	}
+	var primary []string
+	if err := json.Unmarshal([]byte(primaryJSON), &primary); err != nil {
+		return err
+	}
+	if !c.RulesWithin(rules, primary) {
+		return ErrScopeExceeds
+	}
+	return nil
+}
+
+// reserveAliasSlot fails with ErrAliasLimit when the account has no free
+// alias slot. It runs inside the write transaction that takes the slot, so
+// concurrent requests can never exceed the limit.
+func (t *Tx) reserveAliasSlot(ctx context.Context, accountID string) error {
+	limit, err := effectiveAliasLimit(ctx, t.tx, accountID)
+	if err != nil {
+		return err
+	}
+	used, err := activeAliases(ctx, t.tx, accountID, t.now)
+	if err != nil {
+		return err
+	}
+	if used >= limit {
+		return ErrAliasLimit
+	}
+	return nil
+}
+
+// CreateAlias creates an alias key for an account.
+func (db *DB) CreateAlias(ctx context.Context, actor Actor, accountID string, in NewAlias) (Created, error) {
+	if !ValidAliasName(in.Name) {
+		return Created{}, invalidField("name", "must be 1 to 50 letters, digits, spaces, '-' or '_'")
+	}
+	if in.Scopes == nil {
+		in.Scopes = []string{"*"}
+	}
+	scopes, err := db.scopes.CheckRules(in.Scopes)
+	if err != nil {
+		return Created{}, err
+	}
+	sites, err := CheckSitePatterns(in.AllowedSites)
+	if err != nil {
+		return Created{}, err
+	}
+	var out Created
+	err = db.write(ctx, func(t *Tx) error {
+		if err := t.checkExpiry(in.ExpiresAt); err != nil {
+			return err
+		}
+		acc, err := getAccount(ctx, t.tx, accountID)
+		if err != nil {
+			return err
+		}
+		if err := t.checkScopesWithinPrimary(ctx, db.scopes, accountID, scopes); err != nil {
+			return err
+		}
+		if err := t.reserveAliasSlot(ctx, accountID); err != nil {
+			return err
+		}
+		secret, key, err := t.insertKey(ctx, accountID, KeyTypeAlias, in.Name, scopes, sites, in.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		if _, err := t.event(ctx, accountID, EventAliasCreated, actor, key.ID, aliasEventData(key, t.now)); err != nil {
+			return err
+		}
+		out = Created{Account: acc, Key: key, Secret: secret}
+		return nil
+	})
+	return out, err
+}
+
+// getAlias loads a live (not deleted) alias of the account.
+func (t *Tx) getAlias(ctx context.Context, accountID, id string) (Key, error) {
+	k, err := getKey(ctx, t.tx, accountID, id)
+	if err != nil {
+		return k, err
+	}
+	if k.Type != KeyTypeAlias {
+		return k, invalidField("id", "is the primary key; aliases only (use PATCH /v1/keys/{id} for the primary key)")
+	}
+	if k.Status == KeyRevoked {
+		return k, ErrAliasGone
+	}
+	return k, nil
+}
+
+// UpdateAlias changes an alias's name, scopes, sites or expiry. A new future
+// expiry (or none) revives an expired alias if a slot is free.
+func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string, p AliasPatch) (Key, error) {
+	if p.Name != nil && !ValidAliasName(*p.Name) {
+		return Key{}, invalidField("name", "must be 1 to 50 letters, digits, spaces, '-' or '_'")
+	}
+	var err error
+	if p.Scopes != nil {
+		if p.Scopes, err = db.scopes.CheckRules(p.Scopes); err != nil {
+			return Key{}, err
+		}
+	}
+	if p.AllowedSites != nil {
+		if p.AllowedSites, err = CheckSitePatterns(p.AllowedSites); err != nil {
+			return Key{}, err
+		}
+	}
+	var out Key
+	err = db.write(ctx, func(t *Tx) error {
+		before, err := t.getAlias(ctx, accountID, id)
+		if err != nil {
+			return err
+		}
+		after := before
+		if p.Name != nil {
+			after.Name = *p.Name
+		}
+		if p.Scopes != nil {
+			after.Scopes = p.Scopes
+		}
+		// Every change is checked against the primary's current scopes, so a
+		// narrowed primary cannot be widened again through an alias.
+		if err := t.checkScopesWithinPrimary(ctx, db.scopes, accountID, after.Scopes); err != nil {
+			return err
+		}
+		if p.AllowedSites != nil {
+			after.AllowedSites = p.AllowedSites
+		}
+		if p.SetExpiry {
+			if err := t.checkExpiry(p.ExpiresAt); err != nil {
+				return err
+			}
+			after.ExpiresAt = p.ExpiresAt
+			// An alias that had expired comes back to life with its new expiry,
+			// taking a slot again.
+			if before.StatusAt(t.now) == KeyExpired {
+				if err := t.reserveAliasSlot(ctx, accountID); err != nil {
+					return err
+				}
+				after.Status = KeyActive
+			}
+		}
+		scopesJSON, _ := json.Marshal(after.Scopes)
+		sitesJSON, _ := json.Marshal(after.AllowedSites)
+		_, err = t.tx.ExecContext(ctx, `UPDATE keys SET name = ?, name_fold = ?, scopes = ?, allowed_sites = ?,
+			expires_at = ?, status = ?, updated_at = ?,
+			expiring_notified_at = CASE WHEN ? THEN NULL ELSE expiring_notified_at END
+			WHERE id = ?`,
+			after.Name, FoldName(after.Name), string(scopesJSON), string(sitesJSON), nullTime(after.ExpiresAt),
+			after.Status, t.now.Unix(), p.SetExpiry, id)
+		if isUniqueViolation(err, "keys.account_id") {
+			return ErrNameTaken
+		}
+		if err != nil {
+			return fmt.Errorf("store: update alias: %w", err)
+		}
+		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
+			return err
+		}
+		_, err = t.event(ctx, accountID, EventAliasUpdated, actor, id, aliasEventData(out, t.now))
+		return err
+	})
+	return out, err
+}
+
+// UpdatePrimaryKey changes the primary key's name or narrows (or widens) its
+// scopes. Aliases are not rewritten: their effective scopes are intersected
+// with the primary's at validation time.
+func (db *DB) UpdatePrimaryKey(ctx context.Context, actor Actor, accountID, id string, name *string, scopes []string) (Key, error) {
+	if name != nil && !ValidAliasName(*name) {
+		return Key{}, invalidField("name", "must be 1 to 50 letters, digits, spaces, '-' or '_'")
+	}
+	var err error
+	if scopes != nil {
+		if scopes, err = db.scopes.CheckRules(scopes); err != nil {
+			return Key{}, err
+		}
+	}
+	var out Key
+	err = db.write(ctx, func(t *Tx) error {
+		k, err := getKey(ctx, t.tx, accountID, id)
+		if err != nil {
+			return err
+		}
+		if k.Type != KeyTypePrimary {
+			return invalidField("id", "is an alias; use PATCH /v1/aliases/{id}")
+		}
+		if k.StatusAt(t.now) != KeyActive || k.ValidUntil != nil {
+			return invalidField("id", "is a retired primary key; only the current one can be changed")
+		}
+		if name != nil {
+			k.Name = *name
+		}
+		if scopes != nil {
+			k.Scopes = scopes
+		}
+		scopesJSON, _ := json.Marshal(k.Scopes)
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET name = ?, name_fold = ?, scopes = ?, updated_at = ? WHERE id = ?`,
+			k.Name, FoldName(k.Name), string(scopesJSON), t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: update primary key: %w", err)
+		}
+		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
+			return err
+		}
+		_, err = t.event(ctx, accountID, EventKeyUpdated, actor, id, map[string]any{
+			"account_id": accountID, "key_id": id, "type": KeyTypePrimary, "name": out.Name, "hint": out.Hint, "scopes": out.Scopes,
+		})
+		return err
+	})
+	return out, err
+}
+
+// SetAliasStatus deactivates (active=false) or reactivates an alias.
+// Reactivation needs a free slot and an expiry still ahead. Setting the status
+// it already has changes nothing and emits nothing.
+func (db *DB) SetAliasStatus(ctx context.Context, actor Actor, accountID, id string, active bool) (Key, error) {
+	var out Key
+	err := db.write(ctx, func(t *Tx) error {
+		k, err := t.getAlias(ctx, accountID, id)
+		if err != nil {
+			return err
+		}
+		status, event := KeyInactive, EventAliasDeactivated
+		if active {
+			status, event = KeyActive, EventAliasReactivated
+			if k.ExpiresAt != nil && !t.now.Before(*k.ExpiresAt) {
+				return invalidField("expires_at", "the alias has expired; give it a new expiry with PATCH")
+			}
+		}
+		if k.Status == status {
+			out = k
+			return nil
+		}
+		if active {
+			if err := t.reserveAliasSlot(ctx, accountID); err != nil {
+				return err
+			}
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = ?, updated_at = ? WHERE id = ?`, status, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: set alias status: %w", err)
+		}
+		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
+			return err
+		}
+		_, err = t.event(ctx, accountID, event, actor, id, aliasEventData(out, t.now))
+		return err
+	})
+	return out, err
+}
+
+// DeleteAlias kills an alias for ever: its key answers REVOKED from now on
+// and its name is free again.
+func (db *DB) DeleteAlias(ctx context.Context, actor Actor, accountID, id string) error {
+	return db.write(ctx, func(t *Tx) error {
+		k, err := t.getAlias(ctx, accountID, id)
+		if err != nil {
+			return err
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = 'revoked', updated_at = ? WHERE id = ?`, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: delete alias: %w", err)
+		}
+		k.Status = KeyRevoked
+		_, err = t.event(ctx, accountID, EventAliasDeleted, actor, id, aliasEventData(k, t.now))
+		return err
+	})
+}

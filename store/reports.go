@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+)
+
+// AuditEntry is one event as the audit log shows it.
+type AuditEntry struct {
+	ID        string          `json:"id"`
+	Action    string          `json:"action"`
+	Actor     AuditActor      `json:"actor"`
+	TargetID  *string         `json:"target_id"`
+	IP        *string         `json:"ip"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// AuditActor is who did it: a key (with its type), the operator or keyd.
+type AuditActor struct {
+	Type  string  `json:"type"`
+	KeyID *string `json:"key_id"`
+}
+
+// ListAudit returns an account's events newest first, before the event with
+// id before (empty for the newest), at most limit.
+func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int) ([]AuditEntry, error) {
+	beforeSeq := int64(1<<63 - 1)
+	if before != "" {
+		n, err := parseID(prefixEvent, before)
+		if err != nil {
+			return nil, invalidField("before", "is not an event id")
+		}
+		beforeSeq = int64(n)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at
+		FROM events WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []AuditEntry{}
+	for rows.Next() {
+		var (
+			e                   AuditEntry
+			seq, created        int64
+			actorID, ip, target sql.NullString
+			data                string
+		)
+		if err := rows.Scan(&seq, &e.Action, &e.Actor.Type, &actorID, &ip, &target, &data, &created); err != nil {
+			return nil, err
+		}
+		e.ID = formatID(prefixEvent, uint64(seq))
+		e.Actor.KeyID, e.IP, e.TargetID = stringPtr(actorID), stringPtr(ip), stringPtr(target)
+		e.Data = json.RawMessage(data)
+		e.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func stringPtr(v sql.NullString) *string {
+	if !v.Valid {
+		return nil
+	}
+	return &v.String
+}
+
+// SiteSeen is a site that used a key, as plugins reported it.
+type SiteSeen struct {
+	Site          string    `json:"site"`
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
+	Plugin        string    `json:"plugin"`
+	PluginVersion string    `json:"plugin_version"`
+	WPVersion     string    `json:"wp_version"`
+}
+
+// ListKeySites returns the sites seen using a key of the account, most
+// recently seen first. Reports still in memory appear after the next flush.
+func (db *DB) ListKeySites(ctx context.Context, accountID, keyID string) ([]SiteSeen, error) {
+	if _, err := getKey(ctx, db.r, accountID, keyID); err != nil {
+		return nil, err
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT site, first_seen, last_seen, plugin, plugin_version, wp_version
+		FROM key_sites WHERE key_id = ? ORDER BY last_seen DESC, site LIMIT 1000`, keyID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []SiteSeen{}
+	for rows.Next() {
+		var (
+			s           SiteSeen
+			first, last int64
+		)
+		if err := rows.Scan(&s.Site, &first, &last, &s.Plugin, &s.PluginVersion, &s.WPVersion); err != nil {
+			return nil, err
+		}
+		s.FirstSeen, s.LastSeen = time.Unix(first, 0).UTC(), time.Unix(last, 0).UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// UsageRow is one key's activity on one UTC day.
+type UsageRow struct {
+	KeyID             string `json:"key_id"`
+	Day               string `json:"day"`
+	Validations       int64  `json:"validations"`
+	FailedValidations int64  `json:"failed_validations"`
+	Units             int64  `json:"units"`
+}
+
+// ListUsage returns per key, per day counters of an account between from and
+// to (inclusive, YYYY-MM-DD), optionally for one key.
+func (db *DB) ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]UsageRow, error) {
+	if keyID != "" {
+		if _, err := getKey(ctx, db.r, accountID, keyID); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT u.key_id, u.day, u.validations, u.failed, u.units
+		FROM key_usage_daily u JOIN keys k ON k.id = u.key_id
+		WHERE k.account_id = ? AND u.day >= ? AND u.day <= ? AND (? = '' OR u.key_id = ?)
+		ORDER BY u.day, u.key_id`, accountID, from, to, keyID, keyID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []UsageRow{}
+	for rows.Next() {
+		var u UsageRow
+		if err := rows.Scan(&u.KeyID, &u.Day, &u.Validations, &u.FailedValidations, &u.Units); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
