@@ -84,7 +84,7 @@ func (s *server) createAlias(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	created, err := s.store.CreateAlias(c, ownerActor(c), owner(c).AccountID, store.NewAlias{
+	created, err := s.store.CreateAlias(c.Request.Context(), ownerActor(c), owner(c).AccountID, store.NewAlias{
 		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites})
 	if err != nil {
 		writeError(c, err)
@@ -120,7 +120,7 @@ func (s *server) patchAlias(c *gin.Context) {
 		writeError(c, badRequest("scopes and allowed_sites take a list; send [] to clear allowed_sites"))
 		return
 	}
-	k, err := s.store.UpdateAlias(c, ownerActor(c), owner(c).AccountID, c.Param("id"), patch)
+	k, err := s.store.UpdateAlias(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), patch)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -131,7 +131,7 @@ func (s *server) patchAlias(c *gin.Context) {
 // setAliasStatus is POST /v1/aliases/{id}/deactivate and /reactivate.
 func (s *server) setAliasStatus(active bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		k, err := s.store.SetAliasStatus(c, ownerActor(c), owner(c).AccountID, c.Param("id"), active)
+		k, err := s.store.SetAliasStatus(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), active)
 		if err != nil {
 			writeError(c, err)
 			return
@@ -142,7 +142,7 @@ func (s *server) setAliasStatus(active bool) gin.HandlerFunc {
 
 // deleteAlias is DELETE /v1/aliases/{id}.
 func (s *server) deleteAlias(c *gin.Context) {
-	if err := s.store.DeleteAlias(c, ownerActor(c), owner(c).AccountID, c.Param("id")); err != nil {
+	if err := s.store.DeleteAlias(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id")); err != nil {
 		writeError(c, err)
 		return
 	}
@@ -151,7 +151,7 @@ func (s *server) deleteAlias(c *gin.Context) {
 
 // listKeys is GET /v1/keys.
 func (s *server) listKeys(c *gin.Context) {
-	keys, err := s.store.ListKeys(c, owner(c).AccountID)
+	keys, err := s.store.ListKeys(c.Request.Context(), owner(c).AccountID)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -175,7 +175,7 @@ func (s *server) patchKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	k, err := s.store.UpdatePrimaryKey(c, ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
+	k, err := s.store.UpdatePrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -185,7 +185,7 @@ func (s *server) patchKey(c *gin.Context) {
 
 // listKeySites is GET /v1/keys/{id}/sites.
 func (s *server) listKeySites(c *gin.Context) {
-	sites, err := s.store.ListKeySites(c, owner(c).AccountID, c.Param("id"))
+	sites, err := s.store.ListKeySites(c.Request.Context(), owner(c).AccountID, c.Param("id"))
 	if err != nil {
 		writeError(c, err)
 		return
@@ -214,7 +214,7 @@ func (s *server) getUsage(c *gin.Context) {
 		writeError(c, fieldError("from", "the range may span at most 366 days"))
 		return
 	}
-	rows, err := s.store.ListUsage(c, owner(c).AccountID, from.Format(time.DateOnly), to.Format(time.DateOnly), c.Query("key_id"))
+	rows, err := s.store.ListUsage(c.Request.Context(), owner(c).AccountID, from.Format(time.DateOnly), to.Format(time.DateOnly), c.Query("key_id"))
 	if err != nil {
 		writeError(c, err)
 		return
@@ -245,7 +245,7 @@ func (s *server) getAudit(c *gin.Context) {
 		}
 		limit = n
 	}
-	entries, err := s.store.ListAudit(c, owner(c).AccountID, c.Query("before"), limit)
+	entries, err := s.store.ListAudit(c.Request.Context(), owner(c).AccountID, c.Query("before"), limit)
 	if err != nil {
 		writeError(c, err)
 		return

@@ -42,7 +42,7 @@ func (s *server) requestLog(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	if !s.log.Enabled(c, level) {
+	if !s.log.Enabled(c.Request.Context(), level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -59,7 +59,7 @@ func (s *server) requestLog(c *gin.Context) {
 	if detail := c.GetString(ctxErrorDetail); detail != "" {
 		attrs = append(attrs, slog.String("error", detail))
 	}
-	s.log.LogAttrs(c, level, "request", attrs...)
+	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 }
 
 func validRequestID(id string) bool {
