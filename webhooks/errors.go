@@ -36,7 +36,7 @@ func invalid(kind error, format string, args ...any) error {
 func quote(s string) string {
 	const max = 64
 	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
+		return fmt.Sprintf("%q", s[:max]+"...")
 	}
 	return fmt.Sprintf("%q", s)
 }

@@ -121,7 +121,7 @@ func MatchPattern(p, t string) bool {
 			!strings.Contains(prefix, "*") &&
 			len(t) > len(prefix) && strings.HasPrefix(t, prefix)
 	}
-	return p == t && !strings.Contains(p, "*")
+	return p != "" && p == t && !strings.Contains(p, "*")
 }
 
 // MatchAny reports whether any of an endpoint's patterns selects t, that is
