@@ -32,6 +32,8 @@ const ClientTimeout = 15 * time.Second
 //   - The whole exchange is bounded by [ClientTimeout].
 //
 // allowPrivate is for development and tests (--webhook-allow-private).
+// Make one client and share it: each has its own connection pool. Tests may
+// shorten its Timeout.
 func NewClient(allowPrivate bool) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:   10 * time.Second,

@@ -56,6 +56,11 @@ func TestValidateURL(t *testing.T) {
 		{"https://bücher.example/", "not a valid host name", false},
 		{"https://[fe80::1%25eth0]/", "zone", false},
 		{"https://[not:an:ip]/", "not a valid", false},
+		{"http://[127.0.0.1]/", "not a valid URL", false},
+		{"http://ex%61mple.com/", "not a valid URL", false},
+		{"http://a.com\\@127.0.0.1/", "not a valid URL", false},
+		{"http://example.com@127.0.0.1/", "user name or password", false},
+		{"http://127.0.0.1#@example.com/", "loopback", true},
 
 		// Literal addresses refused unless private ones are allowed.
 		{"http://127.0.0.1:8080/hook", "loopback", true},
