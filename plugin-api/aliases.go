@@ -94,8 +94,8 @@ func (s *server) createAlias(c *gin.Context) {
 }
 
 type patchAliasRequest struct {
-	Name *string `json:"name" validate:"omitnil,aliasname"`
-	expiryFields // "expires_at": null makes the alias permanent
+	Name         *string  `json:"name" validate:"omitnil,aliasname"`
+	expiryFields          // "expires_at": null makes the alias permanent
 	Scopes       []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
 	AllowedSites []string `json:"allowed_sites" validate:"omitnil,max=100,dive,max=253"`
 }
