@@ -31,6 +31,7 @@ const (
 	codeScopeExceeds       = "SCOPE_EXCEEDS_PRIMARY"
 	codeScopeDenied        = "SCOPE_DENIED"
 	codeSiteNotAllowed     = "SITE_NOT_ALLOWED"
+	codeWebhookLimit       = "WEBHOOK_LIMIT_REACHED"
 )
 
 // apiError is an error with what the client is told: status, code, message
@@ -89,6 +90,8 @@ func toAPIError(err error) *apiError {
 			Message: "an alias may not allow scopes its primary key does not", Fields: map[string]string{"scopes": "exceed the primary key's scopes"}}
 	case errors.Is(err, store.ErrInsufficientCredits):
 		return newError(http.StatusPaymentRequired, codeInsufficient, "the credit pool cannot cover this")
+	case errors.Is(err, store.ErrWebhookLimit):
+		return newError(http.StatusForbidden, codeWebhookLimit, "an account may register at most %d webhooks", store.MaxWebhooksPerAccount)
 	}
 	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
 }

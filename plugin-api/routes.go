@@ -33,6 +33,17 @@ func (s *server) routes(r *gin.Engine) {
 	owner.POST("/aliases/:id/reactivate", s.setAliasStatus(true))
 	owner.GET("/usage", s.getUsage)
 	owner.GET("/audit", s.getAudit)
+	owner.POST("/webhooks", s.createWebhook)
+	owner.GET("/webhooks", s.listWebhooks)
+	owner.GET("/webhooks/:id", s.getWebhook)
+	owner.PATCH("/webhooks/:id", s.patchWebhook)
+	owner.DELETE("/webhooks/:id", s.deleteWebhook)
+	owner.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
+	owner.POST("/webhooks/:id/test", s.testWebhook)
+	owner.GET("/webhooks/:id/deliveries", s.listDeliveries)
+	owner.POST("/webhooks/:id/recover", s.recoverWebhook)
+	owner.GET("/messages/:id", s.getMessage)
+	owner.POST("/messages/:id/resend", s.resendMessage)
 
 	// The operator, with the admin token.
 	admin := r.Group("/admin/v1", s.requireAdmin)

@@ -45,6 +45,8 @@ type Store interface {
 	ListPlans(ctx context.Context) ([]store.Plan, error)
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
 	PutPlan(ctx context.Context, actor store.Actor, p store.Plan) (store.Plan, error)
+
+	WebhookStore // webhooks.go
 }
 
 // Config is how the API behaves.
@@ -63,6 +65,9 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For; none by default, so the
 	// client address recorded in the audit log is the peer's.
 	TrustedProxies []string
+	// AllowPrivateWebhooks accepts webhook URLs on loopback and private
+	// addresses (--webhook-allow-private, for development and tests).
+	AllowPrivateWebhooks bool
 }
 
 type server struct {
@@ -73,6 +78,8 @@ type server struct {
 	maxBody  int64
 	scopes   store.Catalogue
 	jobs     func() []jobs.Status
+
+	allowPrivateWebhooks bool
 
 	adminEnabled   bool
 	adminTokenHash [32]byte
@@ -88,6 +95,8 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		maxBody:  cfg.MaxBodyBytes,
 		scopes:   cfg.Scopes,
 		jobs:     cfg.Jobs,
+
+		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -46,6 +46,8 @@ type DB struct {
 	// followedSeq is the last event whose changes the index reflects, for
 	// FollowChanges; guarded by writeMu.
 	followedSeq int64
+
+	webhookState // secrets and change notifications, see webhooks.go
 }
 
 // Option configures Open.

@@ -18,6 +18,7 @@ type Tx struct {
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
+	notify       bool // tell Changes() listeners after commit
 }
 
 // write runs fn in a write transaction and, once it has committed, brings the
@@ -44,6 +45,9 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.index.apply(plans, snaps)
+	if t.notify {
+		db.notifyChanged()
+	}
 	return nil
 }
 
@@ -66,6 +70,7 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 		return Event{}, fmt.Errorf("store: append event: %w", err)
 	}
 	seq, _ := res.LastInsertId()
+	t.notify = true
 	if accountID != "" {
 		t.touch(accountID)
 	}

@@ -28,6 +28,7 @@ type serveConfig struct {
 	expiringLead               time.Duration
 	scopes                     string
 	shutdownTimeout            time.Duration
+	webhooks                   webhookConfig
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -44,6 +45,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
+	addWebhookFlags(e, fs, &cfg.webhooks)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -98,24 +100,38 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	if err != nil {
 		return err
 	}
-	started := time.Now()
-	db, err := store.Open(ctx, cfg.db, store.WithScopes(catalogue))
+	hookOpts, err := cfg.webhooks.storeOptions()
 	if err != nil {
+		return err
+	}
+	started := time.Now()
+	db, err := store.Open(ctx, cfg.db, append(hookOpts, store.WithScopes(catalogue))...)
+	if err != nil {
+		return err
+	}
+	if err := db.PrepareSecrets(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	hooks, err := newWebhookDelivery(db, cfg.webhooks, log)
+	if err != nil {
+		db.Close()
 		return err
 	}
 	keys, accounts := db.IndexCounts()
 	log.Info("database open", "path", cfg.db, "keys", keys, "accounts", accounts, "took", time.Since(started).Round(time.Millisecond))
 
-	sched, err := jobs.New(log,
+	sched, err := jobs.New(log, append(hooks.jobs,
 		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
 		jobs.Job{Name: "expire-aliases", Schedule: cfg.expireEvery, Run: jobs.ExpireAliases(db, cfg.expiringLead, log)},
 		jobs.Job{Name: "revoke-ended-grace", Schedule: cfg.expireEvery, Run: jobs.RevokeEndedGrace(db, log)},
-	)
+	)...)
 	if err != nil {
 		db.Close()
 		return usageError{err.Error()}
 	}
-	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses})
+	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
+		AllowPrivateWebhooks: cfg.webhooks.allowPrivate})
 	if err != nil {
 		db.Close()
 		return err
@@ -139,6 +155,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	defer stopFollowing()
 	go db.FollowChanges(followCtx, time.Second)
+	hooks.start()
 	sched.Start()
 
 	serveErr := make(chan error, 1)
@@ -155,12 +172,14 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	}
 
 	// Orderly shutdown: stop taking requests and let in-flight ones finish,
-	// then stop the jobs, then write what is pending, then close the database.
+	// then stop the jobs and webhook deliveries, then write what is pending,
+	// then close the database.
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(shutdownCtx)
 	sched.Stop(10 * time.Second)
+	hooks.shutdown()
 	stopFollowing()
 	flushErr := db.FlushActivity(context.Background())
 	if flushErr != nil {
