@@ -230,6 +230,10 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 }
 
 func (w *Worker) finished(m store.OutboxMessage) {
+	// A sweep that read the message as due before its attempt was recorded
+	// must still find it in flight, so it is let go of between sweeps.
+	w.sweepMu.Lock()
+	defer w.sweepMu.Unlock()
 	w.mu.Lock()
 	delete(w.inFlight, m.ID)
 	if w.perEndpoint[m.EndpointID]--; w.perEndpoint[m.EndpointID] <= 0 {
