@@ -700,3 +700,29 @@ func TestRulesMatchTheStore(t *testing.T) {
 		t.Fatalf("body %s, %v", body, err)
 	}
 }
+
+func TestSweepPicksUpChangesFromAnotherProcess(t *testing.T) {
+	e := newWorkerEnv(t, false, WorkerConfig{})
+	rc := newReceiver(t, answer(200, nil, ""))
+	hook, _ := e.endpoint(rc.URL, "alias.*")
+	<-e.db.Changes() // drain this process's own signals
+
+	// An operator command opens the database itself, as the CLI does.
+	cli, err := store.Open(e.ctx(), e.db.Path(), store.WithoutIndex(), store.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.CreateAlias(e.ctx(), store.OperatorActor("cli"), e.account.Account.ID, store.NewAlias{Name: "from cli"}); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	select {
+	case <-e.db.Changes():
+		t.Fatal("a change by another process was signalled locally")
+	default:
+	}
+	e.sweep() // what the scheduled sweep does every second
+	if m := e.oneMessage(hook.ID); m.Status != store.MessageDelivered || len(rc.requests()) != 1 {
+		t.Fatalf("after a sweep: %+v, %d requests", m, len(rc.requests()))
+	}
+}
