@@ -350,16 +350,18 @@ func (db *DB) UpdateWebhook(ctx context.Context, actor Actor, accountID, id stri
 			w.Events = p.Events
 			changed = append(changed, "events")
 		}
-		events, _ := json.Marshal(w.Events)
-		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_endpoints SET url = ?, description = ?, events = ?, updated_at = ?
-			WHERE id = ?`, w.URL, w.Description, string(events), t.now.Unix(), id); err != nil {
-			return fmt.Errorf("store: update webhook: %w", err)
+		if len(changed) > 0 {
+			events, _ := json.Marshal(w.Events)
+			if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_endpoints SET url = ?, description = ?, events = ?, updated_at = ?
+				WHERE id = ?`, w.URL, w.Description, string(events), t.now.Unix(), id); err != nil {
+				return fmt.Errorf("store: update webhook: %w", err)
+			}
 		}
 		if p.Enabled != nil && *p.Enabled != w.Enabled {
 			changed = append(changed, "enabled")
 			if *p.Enabled {
 				_, err = t.tx.ExecContext(ctx, `UPDATE webhook_endpoints SET enabled = 1, disabled_reason = NULL,
-					disabled_at = NULL, failing_since = NULL WHERE id = ?`, id)
+					disabled_at = NULL, failing_since = NULL, updated_at = ? WHERE id = ?`, t.now.Unix(), id)
 			} else {
 				err = t.disableWebhook(ctx, id, DisabledByOwner)
 			}
