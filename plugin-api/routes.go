@@ -42,7 +42,6 @@ func (s *server) routes(r *gin.Engine) {
 	owner.POST("/webhooks/:id/test", s.testWebhook)
 	owner.GET("/webhooks/:id/deliveries", s.listDeliveries)
 	owner.POST("/webhooks/:id/recover", s.recoverWebhook)
-	owner.GET("/messages/:id", s.getMessage)
 	owner.POST("/messages/:id/resend", s.resendMessage)
 
 	// The operator, with the admin token.

@@ -22,14 +22,13 @@ type WebhookStore interface {
 	RotateWebhookSecret(ctx context.Context, actor store.Actor, accountID, id, secret string, overlap time.Duration) (store.Webhook, error)
 	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string, rules store.MessageRules) (store.WebhookMessage, error)
 	ListMessages(ctx context.Context, accountID, webhookID, status, before string, limit int) ([]store.WebhookMessage, error)
-	GetMessage(ctx context.Context, accountID, id string) (store.WebhookMessage, error)
 	ResendMessage(ctx context.Context, accountID, id string) (store.WebhookMessage, error)
 	RecoverMessages(ctx context.Context, accountID, webhookID string, since time.Time) (int, error)
 }
 
 type createWebhookRequest struct {
 	URL         string   `json:"url" validate:"required"`
-	Events      []string `json:"events"`
+	Events      []string `json:"events" validate:"required"`
 	Description string   `json:"description" validate:"max=200,text"`
 }
 
@@ -55,17 +54,12 @@ func checkEventPatterns(events []string) error {
 	return nil
 }
 
-// createWebhook is POST /v1/webhooks. Without events the endpoint gets every
-// event ("*").
+// createWebhook is POST /v1/webhooks.
 func (s *server) createWebhook(c *gin.Context) {
 	var req createWebhookRequest
-	raw, err := s.bindJSONRaw(c, &req)
-	if err != nil {
+	if err := s.bindJSON(c, &req, false); err != nil {
 		writeError(c, err)
 		return
-	}
-	if req.Events == nil && !raw.isNull("events") {
-		req.Events = []string{"*"}
 	}
 	if err := s.checkWebhookURL(req.URL); err != nil {
 		writeError(c, err)
@@ -245,16 +239,6 @@ func (s *server) recoverWebhook(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"recovered": n})
-}
-
-// getMessage is GET /v1/messages/{id}.
-func (s *server) getMessage(c *gin.Context) {
-	m, err := s.store.GetMessage(c.Request.Context(), owner(c).AccountID, c.Param("id"))
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, m)
 }
 
 // resendMessage is POST /v1/messages/{id}/resend: the message goes out
