@@ -19,15 +19,18 @@ type planBody struct {
 
 // accountBody is an account as its owner sees it.
 type accountBody struct {
-	ID        string           `json:"id"`
-	Name      string           `json:"name"`
-	Email     string           `json:"email"`
-	Status    string           `json:"status"`
-	Plan      planBody         `json:"plan"`
-	Credits   int64            `json:"credits"`
-	Aliases   store.AliasUsage `json:"aliases"`
-	ParentID  *string          `json:"parent_id"`
-	CreatedAt time.Time        `json:"created_at"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Email   string   `json:"email"`
+	Status  string   `json:"status"`
+	Plan    planBody `json:"plan"`
+	Credits int64    `json:"credits"`
+	// CreditsSpent and LowCreditThreshold describe the pool beyond its size.
+	CreditsSpent       int64            `json:"credits_spent"`
+	LowCreditThreshold int64            `json:"low_credit_threshold"`
+	Aliases            store.AliasUsage `json:"aliases"`
+	ParentID           *string          `json:"parent_id"`
+	CreatedAt          time.Time        `json:"created_at"`
 }
 
 // adminAccountBody adds what only the operator sees.
@@ -46,10 +49,15 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	if err != nil {
 		return accountBody{}, err
 	}
+	pool, err := s.store.GetCreditInfo(ctx, a.ID)
+	if err != nil {
+		return accountBody{}, err
+	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
 		Plan:    planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute},
-		Credits: a.Credits, Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
+		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
+		Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil
 }
 
@@ -71,6 +79,32 @@ func (s *server) getAccount(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, body)
+}
+
+type patchAccountRequest struct {
+	LowCreditThreshold *int64 `json:"low_credit_threshold" validate:"omitnil,min=0"`
+}
+
+// patchAccount is PATCH /v1/account: the owner's own settings. Today that is
+// the low-credit threshold (null: 10% of the last top-up or allocation).
+func (s *server) patchAccount(c *gin.Context) {
+	var req patchAccountRequest
+	raw, err := s.bindJSONRaw(c, &req)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if _, ok := raw["low_credit_threshold"]; !ok {
+		writeError(c, fieldError("low_credit_threshold", "is the only field that can be changed here"))
+		return
+	}
+	ctx := c.Request.Context()
+	id := owner(c).AccountID
+	if err := s.store.SetLowCreditThreshold(ctx, ownerActor(c), id, req.LowCreditThreshold); err != nil {
+		writeError(c, err)
+		return
+	}
+	s.getAccount(c)
 }
 
 type resetKeyRequest struct {

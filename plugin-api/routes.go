@@ -18,10 +18,12 @@ func (s *server) routes(r *gin.Engine) {
 
 	// Site plugins.
 	r.POST("/v1/validate", s.handleValidate)
+	r.POST("/v1/usage", s.postUsage)
 
 	// Account owners, with the account's primary key.
 	owner := r.Group("/v1", s.requirePrimaryKey)
 	owner.GET("/account", s.getAccount)
+	owner.PATCH("/account", s.patchAccount)
 	owner.POST("/account/reset-key", s.resetKey)
 	owner.GET("/keys", s.listKeys)
 	owner.PATCH("/keys/:id", s.patchKey)
@@ -32,6 +34,9 @@ func (s *server) routes(r *gin.Engine) {
 	owner.POST("/aliases/:id/deactivate", s.setAliasStatus(false))
 	owner.POST("/aliases/:id/reactivate", s.setAliasStatus(true))
 	owner.GET("/usage", s.getUsage)
+	owner.POST("/subaccounts", s.createSubaccount)
+	owner.GET("/subaccounts", s.listSubaccounts)
+	owner.POST("/subaccounts/:id/credits", s.allocateCredits)
 	owner.GET("/audit", s.getAudit)
 
 	// The operator, with the admin token.

@@ -127,6 +127,12 @@ func (s *server) handleValidate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxKeyHint, v.Hint)
+	verdict := s.limiter.take(v.AccountID, v.RateLimitPerMinute)
+	verdict.setHeaders(c)
+	if !verdict.allowed {
+		validateFailure(c, rateLimited(verdict), nil)
+		return
+	}
 	now := s.now()
 	report := store.SiteReport{Site: req.Site, Plugin: req.Plugin, PluginVersion: req.PluginVersion, WPVersion: req.WPVersion}
 	if err := v.Check(now); err != nil {

@@ -18,7 +18,12 @@ type Tx struct {
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
+	credits      map[string]int64 // new pool sizes, for accounts not refreshed whole
 }
+
+// setCredits records an account's new pool size for the index, which is
+// cheaper than re-reading the whole account after every charge.
+func (t *Tx) setCredits(accountID string, credits int64) { t.credits[accountID] = credits }
 
 // write runs fn in a write transaction and, once it has committed, brings the
 // index up to date with what it changed. Holding writeMu across both keeps
@@ -30,7 +35,7 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &Tx{tx: sqlTx, now: db.now().UTC().Truncate(time.Second), touched: map[string]bool{}}
+	t := &Tx{tx: sqlTx, now: db.now().UTC().Truncate(time.Second), touched: map[string]bool{}, credits: map[string]int64{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -44,6 +49,11 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.index.apply(plans, snaps)
+	for id, credits := range t.credits {
+		if !t.touched[id] {
+			db.index.setCredits(id, credits)
+		}
+	}
 	return nil
 }
 

@@ -54,14 +54,15 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":    {"run the keyd daemon", runServe},
-		"migrate":  {"apply database migrations and exit", runMigrate},
-		"version":  {"print the version", runVersion},
-		"accounts": {"create and list accounts (accounts create|list)", runAccounts},
-		"keys":     {"list an account's keys (keys list --account ID)", runKeys},
-		"aliases":  {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
-		"credits":  {"add to or show an account's credits (credits add|show)", runCredits},
-		"plans":    {"list plans or set a plan's limits (plans list|set)", runPlans},
+		"serve":       {"run the keyd daemon", runServe},
+		"migrate":     {"apply database migrations and exit", runMigrate},
+		"version":     {"print the version", runVersion},
+		"accounts":    {"create and list accounts (accounts create|list)", runAccounts},
+		"keys":        {"list an account's keys (keys list --account ID)", runKeys},
+		"aliases":     {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
+		"credits":     {"add to or show an account's credits (credits add|show)", runCredits},
+		"plans":       {"list plans or set a plan's limits (plans list|set)", runPlans},
+		"subaccounts": {"list an account's subaccounts (subaccounts list --account ID)", runSubaccounts},
 	}
 }
 

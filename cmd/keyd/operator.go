@@ -158,17 +158,52 @@ func runCredits(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var acc store.Account
 	if verb == "add" {
-		acc, err = db.AddCredits(ctx, cliActor, *account, *amount, *reason)
-	} else {
-		acc, err = db.GetAccount(ctx, *account)
+		if _, err := db.AddCredits(ctx, cliActor, *account, *amount, *reason); err != nil {
+			return describeStoreError(err)
+		}
 	}
+	info, err := db.GetCreditInfo(ctx, *account)
 	if err != nil {
 		return describeStoreError(err)
 	}
-	fmt.Fprintf(e.stdout, "account %s has %d credits\n", acc.ID, acc.Credits)
+	fmt.Fprintf(e.stdout, "account %s has %d credits (%d spent; credits.low below %d)\n",
+		*account, info.Credits, info.Spent, info.LowCreditThreshold)
 	return nil
+}
+
+func runSubaccounts(ctx context.Context, e env, args []string) error {
+	_, rest, err := subcommand(args, "subaccounts", "list")
+	if err != nil {
+		return err
+	}
+	fs := newFlags(e, "subaccounts list", "subaccounts list --account ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "parent account id (required)")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("subaccounts list needs --account")
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.GetAccount(ctx, *account); err != nil {
+		return describeStoreError(err)
+	}
+	subs, err := db.ListSubaccounts(ctx, *account)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tPLAN\tSTATUS\tCREDITS\tSPENT\tCREATED")
+	for _, s := range subs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.Name, s.Email, s.Plan, s.Status, s.Credits, s.CreditsSpent, s.CreatedAt.Format(timeLayout))
+	}
+	return tw.Flush()
 }
 
 func runPlans(ctx context.Context, e env, args []string) error {
