@@ -80,7 +80,7 @@ function keyd_stub_handle_save() {
 	}
 	if ( ! keyd_stub_secret_from_constant() && isset( $input['webhook_secret'] ) ) {
 		$secret = sanitize_text_field( $input['webhook_secret'] );
-		if ( '' !== $secret && null === keyd_stub_webhook_secret_key( $secret ) ) {
+		if ( '' !== $secret && ! keyd_stub_is_webhook_secret( $secret ) ) {
 			$messages[] = array(
 				'level'   => 'error',
 				'message' => __( 'The webhook secret was not saved: it must look like whsec_ followed by base64 text, exactly as keyd showed it.', 'keyd-stub' ),

@@ -101,12 +101,24 @@ function keyd_stub_sanitize_settings( $input ) {
 
 	if ( isset( $input['webhook_secret'] ) ) {
 		$secret = trim( (string) $input['webhook_secret'] );
-		if ( '' === $secret || null !== keyd_stub_webhook_secret_key( $secret ) ) {
+		if ( '' === $secret || keyd_stub_is_webhook_secret( $secret ) ) {
 			$clean['webhook_secret'] = $secret;
 		}
 	}
 
 	return $clean;
+}
+
+/**
+ * Whether a string looks like a webhook secret as keyd shows it: "whsec_"
+ * followed by base64. (The verifier also takes a bare base64 secret, but a
+ * pasted value without the prefix is more likely something else.)
+ *
+ * @param string $secret The pasted secret.
+ * @return bool
+ */
+function keyd_stub_is_webhook_secret( $secret ) {
+	return 0 === strpos( $secret, 'whsec_' ) && null !== keyd_stub_webhook_secret_key( $secret );
 }
 
 /**

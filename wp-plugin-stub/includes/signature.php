@@ -47,8 +47,11 @@ function keyd_stub_webhook_secret_key( $secret ) {
 	if ( '' === $secret ) {
 		return null;
 	}
-	// Strict mode: reject characters outside the base64 alphabet instead of
-	// silently skipping them, so a mangled paste is reported, not half-used.
+	// Only the base64 alphabet: base64_decode() would silently skip spaces,
+	// so a mangled paste would be half-used instead of reported.
+	if ( ! preg_match( '#^[A-Za-z0-9+/]+={0,2}$#', $secret ) ) {
+		return null;
+	}
 	$key = base64_decode( $secret, true );
 	if ( false === $key || '' === $key ) {
 		return null;
