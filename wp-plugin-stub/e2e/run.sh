@@ -190,6 +190,10 @@ define( 'WP_HTTP_BLOCK_EXTERNAL', true ); // loopback stays reachable
 define( 'WP_DEBUG', true );
 define( 'WP_DEBUG_DISPLAY', false );
 define( 'WP_DEBUG_LOG', '$LOGS/wp-debug.log' );
+// The browser steps put KEYD_* constants here to test the overrides.
+if ( file_exists( '$RUN_DIR/wp-config-extra.php' ) ) {
+	require '$RUN_DIR/wp-config-extra.php';
+}
 PHP
 install -d "$WP_PLUGINS" "$WP_MU_PLUGINS"
 ln -sfn "$ROOT/wp-plugin-stub" "$WP_PLUGINS/keyd-stub"
@@ -236,12 +240,17 @@ timeout 600 env \
 	E2E_USER_DATA_DIR="$USER_DATA_DIR" \
 	E2E_SCREENSHOTS="$SHOTS" \
 	E2E_WEBHOOK_SH="$HERE/webhook.sh" \
+	E2E_WP_CONFIG_EXTRA="$RUN_DIR/wp-config-extra.php" \
 	WP_URL="$WP_URL" WP_USER="$WP_USER" WP_PASS="$WP_PASS" \
 	DEAD_URL="http://127.0.0.1:$DEAD_PORT" \
 	KEYD_URL="$KEYD_URL" KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" \
 	node "$HERE/scenario.cjs" || die "browser steps failed (screenshots in $SHOTS)"
 
-log "11. PHP errors from the plugin"
+log "11. uninstall removes everything the plugin stored"
+(cd /usr/share/wordpress && php "$HERE/wp-uninstall-check.php" "127.0.0.1:$WP_PORT") >"$LOGS/wp-uninstall.log" 2>&1 ||
+	die "uninstall check failed, see $LOGS/wp-uninstall.log"
+
+log "12. PHP errors from the plugin"
 if grep -hE 'keyd-stub|wp-plugin-stub' "$LOGS/wp-debug.log" "$LOGS/php-errors.log" 2>/dev/null; then
 	die "the plugin logged PHP errors, warnings or notices (above)"
 fi

@@ -8,6 +8,7 @@
 // step saves a screenshot named after it.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
 const { execFileSync } = require('child_process');
@@ -31,6 +32,7 @@ const KEYD_URL = env('KEYD_URL', '');
 const KEYD_ADMIN_TOKEN = env('KEYD_ADMIN_TOKEN', '');
 const SHOTS = env('E2E_SCREENSHOTS');
 const WEBHOOK_SH = env('E2E_WEBHOOK_SH');
+const WP_CONFIG_EXTRA = env('E2E_WP_CONFIG_EXTRA');
 const SETTINGS_URL = `${WP_URL}/wp-admin/options-general.php?page=keyd-stub`;
 const WEBHOOK_URL = `${WP_URL}/wp-json/keyd-stub/v1/webhook`;
 const WEBHOOK_URL_PLAIN = `${WP_URL}/?rest_route=/keyd-stub/v1/webhook`;
@@ -283,8 +285,42 @@ async function partA() {
   });
 }
 
+async function constantsStep() {
+  await step('wp-config.php constants override and hide the fields', async () => {
+    const key = randomKey();
+    const secret = `whsec_${crypto.randomBytes(24).toString('base64')}`;
+    fs.writeFileSync(WP_CONFIG_EXTRA, [
+      '<?php',
+      `define( 'KEYD_API_KEY', '${key}' );`,
+      `define( 'KEYD_URL', '${DEAD_URL}' );`,
+      `define( 'KEYD_WEBHOOK_SECRET', '${secret}' );`,
+      '',
+    ].join('\n'));
+    try {
+      await openSettings();
+      assert((await page.locator('#keyd-stub-api-key').count()) === 0, 'the key field is shown despite KEYD_API_KEY');
+      assert((await page.locator('#keyd-stub-url').count()) === 0, 'the URL field is shown despite KEYD_URL');
+      assert((await page.locator('#keyd-stub-webhook-secret').count()) === 0, 'the secret field is shown despite KEYD_WEBHOOK_SECRET');
+      const text = await page.locator('.wrap').innerText();
+      assertIncludes(text, 'set by KEYD_API_KEY', 'page explains the key constant');
+      assertIncludes(text, DEAD_URL, 'page shows the KEYD_URL value');
+      assert(!text.includes(key), 'the page shows the key from wp-config.php');
+      await screenshot('constants');
+      // Validation uses the constant key and URL: keyd is "down" there.
+      const out = await save();
+      assertIncludes(out, `Could not reach keyd at ${DEAD_URL}`, 'validation with the constants');
+      checkReceiver(secret);
+    } finally {
+      fs.rmSync(WP_CONFIG_EXTRA, { force: true });
+    }
+    await openSettings();
+    assert((await page.locator('#keyd-stub-api-key').count()) === 1, 'the key field did not come back');
+  });
+}
+
 async function partB() {
   let primary;
+  let accountId;
   let alias;
   let webhookSecret;
 
@@ -295,6 +331,8 @@ async function partB() {
     });
     assert(/^[A-Za-z0-9]{20}$/.test(r.key), `account key is not 20 alphanumerics: ${r.key}`);
     primary = r.key;
+    accountId = r.account && r.account.id;
+    assert(accountId, `no account id: ${JSON.stringify(r)}`);
   });
 
   await step('validate the primary key', async () => {
@@ -356,6 +394,15 @@ async function partB() {
     await screenshot('alias-valid');
   });
 
+  await step('an alias bound to another site is refused', async () => {
+    const r = await keydOk('POST', '/v1/aliases', 201, {
+      key: primary,
+      body: { name: 'other site', allowed_sites: ['example.com'] },
+    });
+    const out = await save({ key: r.key });
+    assertIncludes(out, 'This key may only be used on other sites', 'SITE_NOT_ALLOWED sentence');
+  });
+
   let oldPrimary;
   await step('keyd: reset the primary key, the site shows it', async () => {
     const back = await save({ key: primary });
@@ -385,6 +432,10 @@ async function partB() {
     assertIncludes(out, 'Your API key is valid.', 'alias still valid after the reset');
     await keydOk('POST', `/v1/aliases/${encodeURIComponent(alias.id)}/deactivate`, 200, { key: primary });
     await waitForEventNotice('was deactivated');
+    // The notice shows on every admin screen, not only on the settings page.
+    await page.goto(`${WP_URL}/wp-admin/`, { waitUntil: 'domcontentloaded' });
+    assertIncludes((await page.locator('.keyd-stub-event').allInnerTexts()).join('\n'), 'was deactivated', 'notice on the dashboard');
+    await openSettings();
     assertIncludes(await statusText(), 'Not valid', 'status after the deactivation');
     await screenshot('alias-deactivated-notice');
   });
@@ -393,6 +444,12 @@ async function partB() {
     const out = await save({ key: alias.key });
     assertIncludes(out, 'This key was deactivated by the account owner', 'INACTIVE sentence');
     await screenshot('alias-inactive');
+  });
+
+  await step('a suspended account is refused', async () => {
+    await keydOk('PATCH', `/admin/v1/accounts/${encodeURIComponent(accountId)}`, 200, { admin: true, body: { status: 'suspended' } });
+    const out = await save({ key: primary });
+    assertIncludes(out, 'The account this key belongs to is suspended', 'ACCOUNT_SUSPENDED sentence');
   });
 }
 
@@ -410,6 +467,7 @@ async function partB() {
     page.setDefaultTimeout(15000);
     page.setDefaultNavigationTimeout(30000);
     await partA();
+    await constantsStep();
     if (KEYD_URL && KEYD_ADMIN_TOKEN) {
       await partB();
     } else {

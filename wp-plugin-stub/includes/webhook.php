@@ -215,7 +215,13 @@ function keyd_stub_apply_event( $type, array $data ) {
 	switch ( $type ) {
 		case 'key.reset':
 			$message = __( 'Your API key was reset: paste the new one.', 'keyd-stub' );
-			$code    = 'REVOKED';
+			$until   = keyd_stub_event_values( $data, array( 'previous.valid_until' ) );
+			if ( isset( $until[0] ) && strtotime( $until[0] ) > time() ) {
+				// A reset with a grace period: the old key still works a while.
+				/* translators: %s: date and time. */
+				$message .= ' ' . sprintf( __( 'The old key stops working on %s.', 'keyd-stub' ), keyd_stub_format_time( $until[0] ) );
+			}
+			$code = 'REVOKED';
 			break;
 		case 'key.revoked':
 			$message = __( 'Your API key was revoked: paste a new one.', 'keyd-stub' );

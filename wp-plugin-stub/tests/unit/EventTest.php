@@ -47,6 +47,12 @@ final class EventTest extends TestCase {
 		$this->assertSame( 'Your API key was reset: paste the new one.', $status['event']['message'] );
 	}
 
+	public function test_reset_with_a_grace_period_says_until_when() {
+		$this->store_valid( 'key_old' );
+		keyd_stub_apply_event( 'key.reset', array( 'previous' => array( 'id' => 'key_old', 'valid_until' => '2099-01-02T03:04:00Z' ) ) );
+		$this->assertSame( 'Your API key was reset: paste the new one. The old key stops working on 2099-01-02 03:04.', keyd_stub_get_status()['event']['message'] );
+	}
+
 	public function test_reset_does_not_flag_a_site_that_already_has_the_new_key() {
 		// A late retry of the reset event arrives after the owner pasted the
 		// new key: key_id names the stored key, previous names the old one.
