@@ -87,8 +87,8 @@ function randomKey() {
 // The settings page
 
 async function openSettings() {
-  await page.goto(SETTINGS_URL, { waitUntil: 'domcontentloaded' });
-  await page.locator('h1', { hasText: 'keyd API key' }).waitFor();
+  await page.goto(SETTINGS_URL, { waitUntil: 'load' });
+  await page.locator('.keyd-stub-status').waitFor();
 }
 
 // Fills the form (only the fields given) and presses "Save settings & validate".
@@ -98,10 +98,16 @@ async function save({ key, url, secret } = {}) {
   if (key !== undefined) await page.fill('#keyd-stub-api-key', key);
   if (url !== undefined) await page.fill('#keyd-stub-url', url);
   if (secret !== undefined) await page.fill('#keyd-stub-webhook-secret', secret);
-  await Promise.all([
-    page.waitForURL(/options-general\.php\?page=keyd-stub/, { waitUntil: 'domcontentloaded', timeout: 30000 }),
-    page.click('#keyd-stub-submit'),
-  ]);
+  // The page redirects back to itself, so its URL cannot tell the two pages
+  // apart: mark the current document and wait for one without the mark.
+  await page.evaluate(() => { window.keydStubBeforeSubmit = true; });
+  await page.click('#keyd-stub-submit');
+  await page.waitForFunction(
+    () => !window.keydStubBeforeSubmit && document.readyState === 'complete' && document.querySelector('.keyd-stub-status') !== null,
+    null,
+    { timeout: 30000 },
+  );
+  assert(page.url().includes('options-general.php?page=keyd-stub'), `not back on the settings page: ${page.url()}`);
   const notices = await page.locator('.keyd-stub-result').allInnerTexts();
   assert(notices.length > 0, 'no outcome notice after "Save settings & validate"');
   return notices.join('\n');
@@ -275,6 +281,12 @@ async function partA() {
     assert(!out.includes('not saved'), `the webhook secret was refused: ${out}`);
     assert((await page.inputValue('#keyd-stub-webhook-secret')) === secret, 'the webhook secret was not stored');
     checkReceiver(secret);
+  });
+
+  await step('bad keyd URL is refused', async () => {
+    const out = await save({ url: 'ftp://keyd.example.com' }) // the browser itself refuses text without a scheme;
+    assertIncludes(out, 'The keyd URL was not saved', 'refusal of a bad URL');
+    assert((await page.inputValue('#keyd-stub-url')) === DEAD_URL, 'the bad URL replaced the stored one');
   });
 
   await step('bad webhook secret is refused', async () => {

@@ -59,6 +59,17 @@ function keyd_stub_flash_name() {
 }
 
 /**
+ * A string field of the posted form ('' when absent or not a string).
+ *
+ * @param array  $input The posted keyd_stub[] fields, unslashed.
+ * @param string $name  The field name.
+ * @return string
+ */
+function keyd_stub_input_string( array $input, $name ) {
+	return isset( $input[ $name ] ) && is_string( $input[ $name ] ) ? $input[ $name ] : '';
+}
+
+/**
  * Handles "Save settings & validate".
  */
 function keyd_stub_handle_save() {
@@ -71,38 +82,43 @@ function keyd_stub_handle_save() {
 	$input    = isset( $_POST['keyd_stub'] ) && is_array( $_POST['keyd_stub'] ) ? wp_unslash( $_POST['keyd_stub'] ) : array(); // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- sanitized field by field below and by keyd_stub_sanitize_settings().
 	$messages = array();
 
-	// 1. The URL and the webhook secret are plain configuration: save them
-	// (the sanitize callback keeps the old value of a field it refuses).
-	$settings = keyd_stub_get_settings();
-	$update   = $settings;
+	// 1. The URL and the webhook secret are plain configuration: save them. A
+	// value that does not pass keeps the stored one and is reported.
+	$update = keyd_stub_get_settings();
 	if ( ! defined( 'KEYD_URL' ) && isset( $input['url'] ) ) {
-		$update['url'] = sanitize_text_field( $input['url'] );
+		$url = keyd_stub_clean_url( sanitize_text_field( keyd_stub_input_string( $input, 'url' ) ) );
+		if ( null === $url ) {
+			$messages[] = array(
+				'level'   => 'error',
+				'message' => __( 'The keyd URL was not saved: it must be a full http:// or https:// address.', 'keyd-stub' ),
+			);
+		} else {
+			$update['url'] = $url;
+		}
 	}
 	if ( ! keyd_stub_secret_from_constant() && isset( $input['webhook_secret'] ) ) {
-		$secret = sanitize_text_field( $input['webhook_secret'] );
+		$secret = sanitize_text_field( keyd_stub_input_string( $input, 'webhook_secret' ) );
 		if ( '' !== $secret && ! keyd_stub_is_webhook_secret( $secret ) ) {
 			$messages[] = array(
 				'level'   => 'error',
 				'message' => __( 'The webhook secret was not saved: it must look like whsec_ followed by base64 text, exactly as keyd showed it.', 'keyd-stub' ),
 			);
+		} else {
+			$update['webhook_secret'] = $secret;
 		}
-		$update['webhook_secret'] = $secret;
 	}
 	update_option( KEYD_STUB_OPTION_SETTINGS, $update );
 	$saved = keyd_stub_get_settings();
-	if ( ! defined( 'KEYD_URL' ) && isset( $input['url'] ) && '' !== trim( $update['url'] ) && $saved['url'] !== untrailingslashit( trim( $update['url'] ) ) ) {
-		$messages[] = array(
-			'level'   => 'error',
-			'message' => __( 'The keyd URL was not saved: it must be a full http:// or https:// address.', 'keyd-stub' ),
-		);
-	}
 
 	// 2. The key: from wp-config.php, or the pasted one.
 	if ( keyd_stub_key_from_constant() ) {
 		$key       = keyd_stub_get_api_key();
 		$store_key = false;
 	} else {
-		$key       = isset( $input['api_key'] ) ? trim( sanitize_text_field( $input['api_key'] ) ) : '';
+		// No sanitize_text_field() here: it could turn a malformed paste into
+		// something that looks like a key. The strict format check in
+		// keyd_stub_validate_key() is the sanitizing step.
+		$key       = trim( keyd_stub_input_string( $input, 'api_key' ) );
 		$store_key = true;
 	}
 

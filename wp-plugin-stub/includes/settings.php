@@ -82,13 +82,9 @@ function keyd_stub_sanitize_settings( $input ) {
 	$clean = $old;
 
 	if ( isset( $input['url'] ) ) {
-		$url = untrailingslashit( trim( (string) $input['url'] ) );
-		if ( '' === $url ) {
-			$clean['url'] = '';
-		} elseif ( wp_http_validate_url( $url ) || preg_match( '#^https?://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/.*)?$#', $url ) ) {
-			// wp_http_validate_url() refuses loopback hosts, which are fine
-			// for a keyd running on the same machine.
-			$clean['url'] = esc_url_raw( $url, array( 'http', 'https' ) );
+		$url = keyd_stub_clean_url( $input['url'] );
+		if ( null !== $url ) {
+			$clean['url'] = $url;
 		}
 	}
 
@@ -107,6 +103,30 @@ function keyd_stub_sanitize_settings( $input ) {
 	}
 
 	return $clean;
+}
+
+/**
+ * Cleans a keyd URL typed by the site owner.
+ *
+ * Not wp_http_validate_url(): it refuses loopback and private addresses, and a
+ * keyd on the same machine or the same network is a normal set-up. Only an
+ * administrator can set this URL.
+ *
+ * @param mixed $url The typed URL.
+ * @return string|null The URL without a trailing slash, '' for none, or null
+ *                     when it is not a full http:// or https:// address.
+ */
+function keyd_stub_clean_url( $url ) {
+	$url = untrailingslashit( trim( (string) $url ) );
+	if ( '' === $url ) {
+		return '';
+	}
+	$parts = wp_parse_url( $url );
+	if ( ! is_array( $parts ) || empty( $parts['host'] ) || ! in_array( strtolower( isset( $parts['scheme'] ) ? $parts['scheme'] : '' ), array( 'http', 'https' ), true ) ) {
+		return null;
+	}
+	$clean = esc_url_raw( $url, array( 'http', 'https' ) );
+	return '' === $clean ? null : $clean;
 }
 
 /**
