@@ -86,6 +86,18 @@ wait_until() {
 	done
 }
 
+# wait_http NAME SECONDS URL: polls URL until it answers 2xx; stops early when
+# the server NAME (the last one started) has exited.
+wait_http() {
+	local name="$1" timeout="$2" url="$3" pgid="${PGIDS[-1]}"
+	local end=$((SECONDS + timeout))
+	until curl -sf -o /dev/null --max-time 2 "$url"; do
+		kill -0 -- "-$pgid" 2>/dev/null || die "$name exited before answering $url, see $LOGS/$name.log"
+		((SECONDS < end)) || die "timed out after ${timeout}s waiting for $url, see $LOGS/$name.log"
+		sleep 0.3
+	done
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {
@@ -208,9 +220,7 @@ log "7. php -S on $WP_URL"
 # may be waiting on its own request to keyd.
 start php-server env PHP_CLI_SERVER_WORKERS=4 php -d log_errors=1 -d "error_log=$LOGS/php-errors.log" \
 	-S "127.0.0.1:$WP_PORT" -t /usr/share/wordpress "$HERE/router.php"
-sleep 0.5
-kill -0 -- "-${PGIDS[-1]}" 2>/dev/null || die "php -S did not start (port $WP_PORT busy?), see $LOGS/php-server.log"
-wait_until 30 "php -S" curl -s -o /dev/null --max-time 2 "$WP_URL/wp-login.php"
+wait_http php-server 30 "$WP_URL/wp-login.php"
 
 log "8. install WordPress, activate the plugin"
 WP_USER=admin
@@ -227,7 +237,7 @@ if [ "$E2E_WITHOUT_KEYD" != 1 ]; then
 	install -d "$RUN_DIR/keyd"
 	start keyd env KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" KEYD_WEBHOOK_ALLOW_PRIVATE=1 \
 		"$KEYD_BIN" serve --addr "127.0.0.1:$KEYD_PORT" --db "$RUN_DIR/keyd/keyd.db"
-	wait_until 30 "keyd /healthz (see $LOGS/keyd.log)" curl -sf -o /dev/null --max-time 2 "$KEYD_URL/healthz"
+	wait_http keyd 30 "$KEYD_URL/healthz"
 else
 	log "9. keyd: skipped (E2E_WITHOUT_KEYD=1)"
 fi
