@@ -63,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME CMD...: runs CMD in a new session (its own process group) with
+# start NAME CMD...: runs CMD under setsid (its own process group) with
 # its output in $LOGS/NAME.log. Not being a group leader, the background
 # child's setsid does not fork, so $! is the new group's id.
 start() {

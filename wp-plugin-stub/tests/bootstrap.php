@@ -1,7 +1,7 @@
 <?php
 /**
  * PHPUnit bootstrap: loads the plugin's pure-PHP parts with the handful of
- * WordPress functions they call replaced by small in-memory stand-ins, so the
+ * WordPress functions they call replaced by small in-memory versions, so the
  * tests run without a WordPress install or a database.
  *
  * @package KeydStub
@@ -12,7 +12,7 @@ define( 'MINUTE_IN_SECONDS', 60 );
 define( 'HOUR_IN_SECONDS', 3600 );
 define( 'DAY_IN_SECONDS', 86400 );
 
-/** Options "table" of the stand-ins; tests reset it in setUp(). */
+/** Options "table" of those versions; tests reset it in setUp(). */
 $GLOBALS['keyd_stub_test_options'] = array();
 /** Actions fired through do_action(), newest last. */
 $GLOBALS['keyd_stub_test_actions'] = array();
