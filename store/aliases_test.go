@@ -354,3 +354,35 @@ func TestAliasEventsNeverCarryKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestOverlappingSweepsEmitEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	db, clock, _ := openStoreAt(t)
+	acc := createTestAccount(t, db, "mega")
+	var ids []string
+	for i := 0; i < 10; i++ {
+		at := clock.Now().Add(time.Duration(i+1) * time.Minute)
+		a, err := db.CreateAlias(ctx, SystemActor, acc.Account.ID, NewAlias{Name: "alias " + string(rune('a'+i)), ExpiresAt: &at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Key.ID)
+	}
+	clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := db.ExpireAliases(ctx, 24*time.Hour); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if n := countEvents(t, db, EventAliasExpired, id); n != 1 {
+			t.Errorf("alias %s: alias.expired %d times, want 1", id, n)
+		}
+	}
+}
