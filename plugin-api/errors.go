@@ -26,7 +26,6 @@ const (
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	codeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
 	codeInternal           = "INTERNAL"
 	codeScopeExceeds       = "SCOPE_EXCEEDS_PRIMARY"
 	codeScopeDenied        = "SCOPE_DENIED"
