@@ -60,12 +60,12 @@ func (s *server) describeAccountForAdmin(ctx context.Context, a store.Account) (
 
 // getAccount is GET /v1/account.
 func (s *server) getAccount(c *gin.Context) {
-	acc, err := s.store.GetAccount(c, owner(c).AccountID)
+	acc, err := s.store.GetAccount(c.Request.Context(), owner(c).AccountID)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	body, err := s.describeAccount(c, acc)
+	body, err := s.describeAccount(c.Request.Context(), acc)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -105,7 +105,7 @@ func (s *server) resetKey(c *gin.Context) {
 			return
 		}
 	}
-	res, err := s.store.ResetPrimaryKey(c, ownerActor(c), owner(c).AccountID, grace)
+	res, err := s.store.ResetPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, grace)
 	if err != nil {
 		writeError(c, err)
 		return

@@ -29,13 +29,13 @@ func (s *server) adminCreateAccount(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	created, err := s.store.CreateAccount(c, operator(c), store.NewAccount{
+	created, err := s.store.CreateAccount(c.Request.Context(), operator(c), store.NewAccount{
 		Name: req.Name, Email: req.Email, Plan: req.Plan, Credits: req.Credits})
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	body, err := s.describeAccountForAdmin(c, created.Account)
+	body, err := s.describeAccountForAdmin(c.Request.Context(), created.Account)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -46,12 +46,12 @@ func (s *server) adminCreateAccount(c *gin.Context) {
 
 // adminGetAccount is GET /admin/v1/accounts/{id}.
 func (s *server) adminGetAccount(c *gin.Context) {
-	acc, err := s.store.GetAccount(c, c.Param("id"))
+	acc, err := s.store.GetAccount(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	body, err := s.describeAccountForAdmin(c, acc)
+	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -72,13 +72,13 @@ func (s *server) adminUpdateAccount(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	acc, err := s.store.UpdateAccount(c, operator(c), c.Param("id"), store.AccountPatch{
+	acc, err := s.store.UpdateAccount(c.Request.Context(), operator(c), c.Param("id"), store.AccountPatch{
 		Plan: req.Plan, Status: req.Status, SetAliasLimit: req.AliasLimit.Set, AliasLimitOverride: req.AliasLimit.Value})
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	body, err := s.describeAccountForAdmin(c, acc)
+	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -98,12 +98,12 @@ func (s *server) adminAddCredits(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	acc, err := s.store.AddCredits(c, operator(c), c.Param("id"), req.Amount, req.Reason)
+	acc, err := s.store.AddCredits(c.Request.Context(), operator(c), c.Param("id"), req.Amount, req.Reason)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	body, err := s.describeAccountForAdmin(c, acc)
+	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -113,7 +113,7 @@ func (s *server) adminAddCredits(c *gin.Context) {
 
 // adminListPlans is GET /admin/v1/plans.
 func (s *server) adminListPlans(c *gin.Context) {
-	plans, err := s.store.ListPlans(c)
+	plans, err := s.store.ListPlans(c.Request.Context())
 	if err != nil {
 		writeError(c, err)
 		return
@@ -139,7 +139,7 @@ func (s *server) adminPutPlan(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	plan, err := s.store.PutPlan(c, operator(c), store.Plan{Name: name, AliasLimit: req.AliasLimit, RateLimitPerMinute: req.RateLimitPerMinute})
+	plan, err := s.store.PutPlan(c.Request.Context(), operator(c), store.Plan{Name: name, AliasLimit: req.AliasLimit, RateLimitPerMinute: req.RateLimitPerMinute})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -48,7 +48,7 @@ func (s *server) healthz(c *gin.Context) {
 
 // readyz answers 200 when the database answers.
 func (s *server) readyz(c *gin.Context) {
-	if err := s.store.Ping(c); err != nil {
+	if err := s.store.Ping(c.Request.Context()); err != nil {
 		c.Set(ctxErrorDetail, err.Error())
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "message": "the database does not answer"})
 		return
