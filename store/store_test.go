@@ -300,3 +300,41 @@ func showInt(p *int) string {
 	}
 	return strconv.Itoa(*p)
 }
+
+func TestCreditsNeverBelowZeroUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenDB(t)
+	c := mustCreate(t, db, "acme", "pro", 20)
+	const workers = 60
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		go func() {
+			_, err := db.AddCredits(ctx, OperatorActor(""), c.Account.ID, -1, "")
+			errs <- err
+		}()
+	}
+	ok, refused := 0, 0
+	for i := 0; i < workers; i++ {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrInsufficientCredits):
+			refused++
+		default:
+			t.Errorf("AddCredits: %v", err)
+		}
+	}
+	a, err := db.GetAccount(ctx, c.Account.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != 20 || refused != workers-20 || a.Credits != 0 {
+		t.Errorf("%d charges succeeded, %d refused, pool %d; want 20, %d, 0", ok, refused, a.Credits, workers-20)
+	}
+	if v := mustLookup(t, db, c.Secret); v.Credits != 0 {
+		t.Errorf("index credits %d, want 0", v.Credits)
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM events WHERE type = ?`, EventCreditsAdded); n != 20 {
+		t.Errorf("%d credits.added events, want 20", n)
+	}
+}
