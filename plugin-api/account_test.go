@@ -23,7 +23,7 @@ func TestGetAccount(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("GET /v1/account with %s: %d %s", auth[0], res.status, res.raw)
 		}
-		checkFields(t, "account", res.body, "id", "name", "email", "status", "plan", "credits", "aliases", "parent_id", "created_at")
+		checkFields(t, "account", res.body, "id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "parent_id", "created_at")
 		checkFields(t, "plan", res.body["plan"], "name", "alias_limit", "rate_limit_per_minute")
 		checkFields(t, "aliases", res.body["aliases"], "used", "limit")
 		b := res.body

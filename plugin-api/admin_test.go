@@ -54,7 +54,7 @@ func TestAdminAccounts(t *testing.T) {
 		t.Fatalf("create: %d %s", res.status, res.raw)
 	}
 	checkFields(t, "created", res.body, "account", "key")
-	accountFields := []string{"id", "name", "email", "status", "plan", "credits", "aliases", "parent_id", "created_at", "alias_limit_override", "updated_at"}
+	accountFields := []string{"id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "parent_id", "created_at", "alias_limit_override", "updated_at"}
 	checkFields(t, "account", res.body["account"], accountFields...)
 	a, key := res.body["account"].(map[string]any), str(res.body, "key")
 	id := str(a, "id")
