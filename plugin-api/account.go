@@ -2,6 +2,7 @@ package pluginapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -108,7 +109,8 @@ func (s *server) patchAccount(c *gin.Context) {
 }
 
 type resetKeyRequest struct {
-	GracePeriod string `json:"grace_period" validate:"max=32"`
+	// GracePeriod is a duration ("24h", "7d") or a number of seconds.
+	GracePeriod json.RawMessage `json:"grace_period"`
 }
 
 type previousKeyBody struct {
@@ -124,6 +126,24 @@ type resetKeyResponse struct {
 	Previous previousKeyBody `json:"previous"`
 }
 
+func parseGrace(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		if len(text) > 32 {
+			return 0, fieldError("grace_period", "is longer than 32 characters")
+		}
+		return parseDuration("grace_period", text)
+	}
+	var secs int64
+	if json.Unmarshal(raw, &secs) == nil && secs >= 0 && secs <= int64(store.MaxGracePeriod/time.Second) {
+		return time.Duration(secs) * time.Second, nil
+	}
+	return 0, fieldError("grace_period", "must be a duration such as 24h, or seconds, from 0 to 168h")
+}
+
 // resetKey is POST /v1/account/reset-key.
 func (s *server) resetKey(c *gin.Context) {
 	var req resetKeyRequest
@@ -131,13 +151,10 @@ func (s *server) resetKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	var grace time.Duration
-	if req.GracePeriod != "" {
-		var err error
-		if grace, err = parseDuration("grace_period", req.GracePeriod); err != nil {
-			writeError(c, err)
-			return
-		}
+	grace, err := parseGrace(req.GracePeriod)
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	res, err := s.store.ResetPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, grace)
 	if err != nil {

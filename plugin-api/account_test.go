@@ -109,6 +109,8 @@ func TestResetKey(t *testing.T) {
 		{`{"grace_period":"168h"}`, 168 * time.Hour},
 		{`{"grace_period":"7d"}`, 168 * time.Hour},
 		{`{"grace_period":"90m"}`, 90 * time.Minute},
+		{`{"grace_period":3600}`, time.Hour},
+		{`{"grace_period":0}`, 0},
 	} {
 		old := key
 		key, res = reset(tt.body)
@@ -144,7 +146,9 @@ func TestResetKey(t *testing.T) {
 		`{"grace_period":"24"}`,
 		`{"grace_period":"d"}`,
 		`{"grace_period":"99999999999999999999h"}`,
-		`{"grace_period":24}`,
+		`{"grace_period":604801}`,
+		`{"grace_period":-5}`,
+		`{"grace_period":1.5}`,
 		`{"grace_period":null,"extra":1}`,
 		`{"grace":"24h"}`,
 		`{"grace_period":"` + string(make([]byte, 40)) + `"}`,
@@ -169,8 +173,8 @@ func TestResetKey(t *testing.T) {
 
 	// Every reset is in the event log as key.reset.
 	evs := countEvents(t, e, "key.reset")
-	if evs != 8 {
-		t.Errorf("%d key.reset events, want 8", evs)
+	if evs != 10 {
+		t.Errorf("%d key.reset events, want 10", evs)
 	}
 }
 

@@ -36,13 +36,17 @@ func TestAdminAuth(t *testing.T) {
 	e := newEnv(t, testToken)
 	for _, r := range adminRoutes {
 		for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong-token-wrong-token-wrong-token", "Bearer " + testToken + "x",
-			"bearer " + testToken, "Basic " + testToken, testToken, "Bearer  " + testToken} {
+			"Basic " + testToken, testToken, "Bearer" + testToken} {
 			res := e.do(r.method, r.path, "application/json", r.body, "Authorization", auth)
 			checkError(t, res, http.StatusUnauthorized, "UNAUTHORIZED")
 		}
 	}
 	if n := countEvents(t, e, "account.created") + countEvents(t, e, "plan.updated"); n != 0 {
 		t.Errorf("refused admin calls made %d changes", n)
+	}
+	// The scheme name is case-insensitive (RFC 9110), as for owner keys.
+	if res := e.do("GET", "/admin/v1/plans", "", "", "Authorization", "bearer "+testToken); res.status != 200 {
+		t.Errorf("lower-case bearer: %d %s", res.status, res.raw)
 	}
 }
 

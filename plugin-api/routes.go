@@ -3,6 +3,7 @@ package pluginapi
 import (
 	_ "embed"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -53,6 +54,11 @@ func (s *server) routes(r *gin.Engine) {
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		if !s.adminEnabled && strings.HasPrefix(c.Request.URL.Path, "/admin/") {
+			// Without a token the admin API does not exist, whatever the method.
+			writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
+			return
+		}
 		writeError(c, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", c.Request.Method))
 	})
 }

@@ -91,5 +91,10 @@ func (s *server) allocateCredits(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(sub, 0), "credits": mine.Credits})
+	pool, err := s.store.GetCreditInfo(ctx, sub.ID)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(sub, pool.Spent), "credits": mine.Credits})
 }

@@ -47,14 +47,14 @@ func (s *server) postUsage(c *gin.Context) {
 		return
 	}
 	c.Set(ctxKeyHint, v.Hint)
+	if err := v.Check(s.now()); err != nil {
+		writeError(c, keyCheckError(err, &v))
+		return
+	}
 	verdict := s.limiter.take(v.AccountID, v.RateLimitPerMinute)
 	verdict.setHeaders(c)
 	if !verdict.allowed {
 		writeError(c, rateLimited(verdict))
-		return
-	}
-	if err := v.Check(s.now()); err != nil {
-		writeError(c, keyCheckError(err, &v))
 		return
 	}
 	if req.Scope != "" && !v.AllowsScope(req.Scope) {

@@ -75,7 +75,8 @@ func TestResetWithGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validUntil := t0.Add(grace)
+	// Rounded up to the whole second, so the grace is never shorter than asked.
+	validUntil := t0.Add(grace + time.Second)
 	if r.Previous.ValidUntil == nil || !r.Previous.ValidUntil.Equal(validUntil) {
 		t.Fatalf("previous valid_until = %v, want %v", r.Previous.ValidUntil, validUntil)
 	}

@@ -200,6 +200,17 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 	return applied, nil
 }
 
+// LatestSchemaVersion is the highest migration this build knows.
+func LatestSchemaVersion() int {
+	names, _ := fs.Glob(migrationFiles, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		v, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		latest = max(latest, v)
+	}
+	return latest
+}
+
 // SchemaVersion is the highest migration applied.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64

@@ -13,8 +13,9 @@ import (
 // account appends an event, and the accounts it touched are re-read into the
 // index right after the commit, in commit order.
 type Tx struct {
-	tx  *sql.Tx
-	now time.Time
+	tx    *sql.Tx
+	now   time.Time // the transaction's time, in whole seconds as stored
+	exact time.Time // the same instant before truncation
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
@@ -35,7 +36,8 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &Tx{tx: sqlTx, now: db.now().UTC().Truncate(time.Second), touched: map[string]bool{}, credits: map[string]int64{}}
+	exact := db.now().UTC()
+	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err

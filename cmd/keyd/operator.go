@@ -34,7 +34,7 @@ func formatTime(t *time.Time, never string) string {
 }
 
 func runAccounts(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "accounts", "create", "list")
+	verb, rest, err := subcommand(e, args, "accounts", "create", "list")
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 }
 
 func runKeys(ctx context.Context, e env, args []string) error {
-	_, rest, err := subcommand(args, "keys", "list")
+	_, rest, err := subcommand(e, args, "keys", "list")
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func runKeys(ctx context.Context, e env, args []string) error {
 }
 
 func runCredits(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "credits", "add", "show")
+	verb, rest, err := subcommand(e, args, "credits", "add", "show")
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func runCredits(ctx context.Context, e env, args []string) error {
 }
 
 func runSubaccounts(ctx context.Context, e env, args []string) error {
-	_, rest, err := subcommand(args, "subaccounts", "list")
+	_, rest, err := subcommand(e, args, "subaccounts", "list")
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func runSubaccounts(ctx context.Context, e env, args []string) error {
 }
 
 func runPlans(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "plans", "list", "set")
+	verb, rest, err := subcommand(e, args, "plans", "list", "set")
 	if err != nil {
 		return err
 	}
