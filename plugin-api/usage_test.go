@@ -341,3 +341,32 @@ func TestLowCreditWarningOnceAndRearmedByTopUp(t *testing.T) {
 		t.Fatalf("negative threshold: %d", code)
 	}
 }
+
+func TestUnusableKeysDoNotSpendTheRateLimit(t *testing.T) {
+	a := newOwnerAPI(t)
+	limit := 2
+	if _, err := a.db.PutPlan(context.Background(), store.SystemActor, store.Plan{Name: "tiny", AliasLimit: ptr(1), RateLimitPerMinute: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	_, old := a.accountWith("tiny", 10)
+	_, out := a.do("POST", "/v1/account/reset-key", old, map[string]any{})
+	key := out["key"].(string)
+	// Someone still holding the reset key hammers keyd...
+	for i := 0; i < 20; i++ {
+		if code, out := a.validate("key=" + old); code != 401 || out["code"] != "REVOKED" {
+			t.Fatalf("old key, try %d: %d %v", i, code, out)
+		}
+		if code, out, _ := a.spend(old, `{"units":1}`); code != 401 || errorCode(out) != "REVOKED" {
+			t.Fatalf("old key spending, try %d: %d %v", i, code, out)
+		}
+	}
+	// ...and the account's good key still has its whole limit.
+	for i := 0; i < 2; i++ {
+		if code, out := a.validate("key=" + key); code != 200 {
+			t.Fatalf("new key, request %d: %d %v", i, code, out)
+		}
+	}
+	if code, out := a.validate("key=" + key); code != 429 || out["code"] != "RATE_LIMITED" {
+		t.Fatalf("third request with a limit of 2: %d %v", code, out)
+	}
+}
