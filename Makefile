@@ -6,7 +6,7 @@ BUILD   := build
 
 export CGO_ENABLED := 1
 
-.PHONY: build run test lint vet fmt-check fmt clean
+.PHONY: build run test lint vet fmt-check fmt clean e2e
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -19,6 +19,11 @@ run: build
 ## test: vet, gofmt check and every test with the race detector
 test: lint
 	$(GO) test -race -count=1 ./...
+
+## e2e: the WordPress stub in a real WordPress (MariaDB, PHP, headless Chromium)
+## against a real keyd; installs what is missing (Debian packages, npm)
+e2e: build
+	bash wp-plugin-stub/e2e/run.sh
 
 ## lint: go vet and a gofmt check
 lint: vet fmt-check

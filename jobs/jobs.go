@@ -33,7 +33,7 @@ type Status struct {
 }
 
 // Scheduler runs jobs on their schedules, never two runs of one job at once,
-// and survives a job's panic.
+// and survives a job's panic (recorded as a failure).
 type Scheduler struct {
 	cron *cron.Cron
 	log  *slog.Logger
@@ -80,7 +80,7 @@ func New(log *slog.Logger, jobs ...Job) (*Scheduler, error) {
 
 func (s *Scheduler) runEntry(e *entry) {
 	start := time.Now()
-	err := e.job.Run(s.ctx)
+	err := runRecovering(s.ctx, e.job.Run)
 	took := time.Since(start)
 
 	s.mu.Lock()
@@ -97,6 +97,18 @@ func (s *Scheduler) runEntry(e *entry) {
 		return
 	}
 	s.log.Debug("job ran", "job", e.job.Name, "duration", took)
+}
+
+// runRecovering runs a job, turning a panic into an error. It must happen
+// here, inside cron's SkipIfStillRunning: that wrapper (v3.0.1) does not give
+// back its token when a job panics, so one panic would stop the job for good.
+func runRecovering(ctx context.Context, run func(context.Context) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return run(ctx)
 }
 
 // Start begins running jobs on their schedules.

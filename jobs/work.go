@@ -11,6 +11,7 @@ type Store interface {
 	FlushActivity(ctx context.Context) error
 	ExpireAliases(ctx context.Context, lead time.Duration) (expired, expiring int, err error)
 	RevokeEndedGrace(ctx context.Context) (int, error)
+	PruneIdempotencyKeys(ctx context.Context) (int64, error)
 }
 
 // FlushActivity writes last-used times, daily counters and sites seen.
@@ -37,6 +38,14 @@ func RevokeEndedGrace(st Store, log *slog.Logger) func(context.Context) error {
 		if n > 0 {
 			log.Info("reset keys revoked after grace", "keys", n)
 		}
+		return err
+	}
+}
+
+// PruneIdempotencyKeys forgets usage answers older than the replay window.
+func PruneIdempotencyKeys(st Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := st.PruneIdempotencyKeys(ctx)
 		return err
 	}
 }

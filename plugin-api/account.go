@@ -2,6 +2,7 @@ package pluginapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,15 +20,18 @@ type planBody struct {
 
 // accountBody is an account as its owner sees it.
 type accountBody struct {
-	ID        string           `json:"id"`
-	Name      string           `json:"name"`
-	Email     string           `json:"email"`
-	Status    string           `json:"status"`
-	Plan      planBody         `json:"plan"`
-	Credits   int64            `json:"credits"`
-	Aliases   store.AliasUsage `json:"aliases"`
-	ParentID  *string          `json:"parent_id"`
-	CreatedAt time.Time        `json:"created_at"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Email   string   `json:"email"`
+	Status  string   `json:"status"`
+	Plan    planBody `json:"plan"`
+	Credits int64    `json:"credits"`
+	// CreditsSpent and LowCreditThreshold describe the pool beyond its size.
+	CreditsSpent       int64            `json:"credits_spent"`
+	LowCreditThreshold int64            `json:"low_credit_threshold"`
+	Aliases            store.AliasUsage `json:"aliases"`
+	ParentID           *string          `json:"parent_id"`
+	CreatedAt          time.Time        `json:"created_at"`
 }
 
 // adminAccountBody adds what only the operator sees.
@@ -46,10 +50,15 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	if err != nil {
 		return accountBody{}, err
 	}
+	pool, err := s.store.GetCreditInfo(ctx, a.ID)
+	if err != nil {
+		return accountBody{}, err
+	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
 		Plan:    planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute},
-		Credits: a.Credits, Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
+		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
+		Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil
 }
 
@@ -73,8 +82,35 @@ func (s *server) getAccount(c *gin.Context) {
 	c.JSON(http.StatusOK, body)
 }
 
+type patchAccountRequest struct {
+	LowCreditThreshold *int64 `json:"low_credit_threshold" validate:"omitnil,min=0"`
+}
+
+// patchAccount is PATCH /v1/account: the owner's own settings. Today that is
+// the low-credit threshold (null: 10% of the last top-up or allocation).
+func (s *server) patchAccount(c *gin.Context) {
+	var req patchAccountRequest
+	raw, err := s.bindJSONRaw(c, &req)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if _, ok := raw["low_credit_threshold"]; !ok {
+		writeError(c, fieldError("low_credit_threshold", "is the only field that can be changed here"))
+		return
+	}
+	ctx := c.Request.Context()
+	id := owner(c).AccountID
+	if err := s.store.SetLowCreditThreshold(ctx, ownerActor(c), id, req.LowCreditThreshold); err != nil {
+		writeError(c, err)
+		return
+	}
+	s.getAccount(c)
+}
+
 type resetKeyRequest struct {
-	GracePeriod string `json:"grace_period" validate:"max=32"`
+	// GracePeriod is a duration ("24h", "7d") or a number of seconds.
+	GracePeriod json.RawMessage `json:"grace_period"`
 }
 
 type previousKeyBody struct {
@@ -90,6 +126,24 @@ type resetKeyResponse struct {
 	Previous previousKeyBody `json:"previous"`
 }
 
+func parseGrace(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		if len(text) > 32 {
+			return 0, fieldError("grace_period", "is longer than 32 characters")
+		}
+		return parseDuration("grace_period", text)
+	}
+	var secs int64
+	if json.Unmarshal(raw, &secs) == nil && secs >= 0 && secs <= int64(store.MaxGracePeriod/time.Second) {
+		return time.Duration(secs) * time.Second, nil
+	}
+	return 0, fieldError("grace_period", "must be a duration such as 24h, or seconds, from 0 to 168h")
+}
+
 // resetKey is POST /v1/account/reset-key.
 func (s *server) resetKey(c *gin.Context) {
 	var req resetKeyRequest
@@ -97,13 +151,10 @@ func (s *server) resetKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	var grace time.Duration
-	if req.GracePeriod != "" {
-		var err error
-		if grace, err = parseDuration("grace_period", req.GracePeriod); err != nil {
-			writeError(c, err)
-			return
-		}
+	grace, err := parseGrace(req.GracePeriod)
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	res, err := s.store.ResetPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, grace)
 	if err != nil {

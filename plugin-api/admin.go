@@ -131,10 +131,6 @@ type putPlanRequest struct {
 // A null alias_limit means "set per account"; a null rate limit, unlimited.
 func (s *server) adminPutPlan(c *gin.Context) {
 	name := c.Param("name")
-	if !planNamePattern.MatchString(name) {
-		writeError(c, fieldError("name", "must be 1 to 32 lower-case letters, digits, '-' or '_'"))
-		return
-	}
 	var req putPlanRequest
 	if err := s.bindJSON(c, &req, false); err != nil {
 		writeError(c, err)

@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +28,6 @@ const (
 	tagPlanName = "planname"  // plan names
 	tagAlias    = "aliasname" // alias (and key) names
 )
-
-var planNamePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 
 // newValidator builds the one validator every request struct goes through.
 // Field names in errors are the JSON (or form) names clients sent.
@@ -54,7 +51,7 @@ func newValidator() *validator.Validate {
 		return store.ValidAliasName(fl.Field().String())
 	}))
 	must(v.RegisterValidation(tagPlanName, func(fl validator.FieldLevel) bool {
-		return planNamePattern.MatchString(fl.Field().String())
+		return store.ValidPlanName(fl.Field().String())
 	}))
 	return v
 }

@@ -26,11 +26,14 @@ const (
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	codeUnsupportedMedia   = "UNSUPPORTED_MEDIA_TYPE"
 	codeInternal           = "INTERNAL"
 	codeScopeExceeds       = "SCOPE_EXCEEDS_PRIMARY"
 	codeScopeDenied        = "SCOPE_DENIED"
 	codeSiteNotAllowed     = "SITE_NOT_ALLOWED"
+	codeRateLimited        = "RATE_LIMITED"
+	codeNesting            = "SUBACCOUNT_NESTING"
+	codeIdempotency        = "IDEMPOTENCY_MISMATCH"
+	codeUnavailable        = "UNAVAILABLE"
 	codeWebhookLimit       = "WEBHOOK_LIMIT_REACHED"
 )
 
@@ -88,6 +91,13 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, store.ErrScopeExceeds):
 		return &apiError{Status: http.StatusForbidden, Code: codeScopeExceeds,
 			Message: "an alias may not allow scopes its primary key does not", Fields: map[string]string{"scopes": "exceed the primary key's scopes"}}
+	case errors.Is(err, store.ErrSubaccountNesting):
+		return newError(http.StatusForbidden, codeNesting, "a subaccount cannot have subaccounts")
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		return &apiError{Status: http.StatusConflict, Code: codeIdempotency,
+			Message: "this idempotency_key was used with different units", Fields: map[string]string{"idempotency_key": "used with different units"}}
+	case errors.Is(err, store.ErrClosed):
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "keyd is shutting down; retry")
 	case errors.Is(err, store.ErrInsufficientCredits):
 		return newError(http.StatusPaymentRequired, codeInsufficient, "the credit pool cannot cover this")
 	case errors.Is(err, store.ErrWebhookLimit):

@@ -110,6 +110,11 @@ func presentedKey(r *http.Request) string {
 	if k := r.Header.Get("X-API-Key"); k != "" {
 		return k
 	}
+	return bearerToken(r)
+}
+
+// bearerToken is the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) string {
 	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		return strings.TrimSpace(auth[7:])
 	}
@@ -182,11 +187,10 @@ func (s *server) requireAdmin(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 		return
 	}
-	auth := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
+	token := bearerToken(c.Request)
 	// Comparing hashes keeps the comparison constant-time whatever the lengths.
 	given := sha256.Sum256([]byte(token))
-	if !ok || subtle.ConstantTimeCompare(given[:], s.adminTokenHash[:]) != 1 {
+	if token == "" || subtle.ConstantTimeCompare(given[:], s.adminTokenHash[:]) != 1 {
 		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "send the admin token as Authorization: Bearer <token>"))
 		return
 	}

@@ -3,6 +3,7 @@ package pluginapi
 import (
 	_ "embed"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -18,10 +19,12 @@ func (s *server) routes(r *gin.Engine) {
 
 	// Site plugins.
 	r.POST("/v1/validate", s.handleValidate)
+	r.POST("/v1/usage", s.postUsage)
 
 	// Account owners, with the account's primary key.
 	owner := r.Group("/v1", s.requirePrimaryKey)
 	owner.GET("/account", s.getAccount)
+	owner.PATCH("/account", s.patchAccount)
 	owner.POST("/account/reset-key", s.resetKey)
 	owner.GET("/keys", s.listKeys)
 	owner.PATCH("/keys/:id", s.patchKey)
@@ -32,6 +35,9 @@ func (s *server) routes(r *gin.Engine) {
 	owner.POST("/aliases/:id/deactivate", s.setAliasStatus(false))
 	owner.POST("/aliases/:id/reactivate", s.setAliasStatus(true))
 	owner.GET("/usage", s.getUsage)
+	owner.POST("/subaccounts", s.createSubaccount)
+	owner.GET("/subaccounts", s.listSubaccounts)
+	owner.POST("/subaccounts/:id/credits", s.allocateCredits)
 	owner.GET("/audit", s.getAudit)
 	owner.POST("/webhooks", s.createWebhook)
 	owner.GET("/webhooks", s.listWebhooks)
@@ -58,6 +64,11 @@ func (s *server) routes(r *gin.Engine) {
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		if !s.adminEnabled && strings.HasPrefix(c.Request.URL.Path, "/admin/") {
+			// Without a token the admin API does not exist, whatever the method.
+			writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
+			return
+		}
 		writeError(c, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", c.Request.Method))
 	})
 }

@@ -42,6 +42,13 @@ type Store interface {
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
 
+	Spend(ctx context.Context, v *store.KeyView, units int64, idemKey string) (store.Charge, error)
+	GetCreditInfo(ctx context.Context, id string) (store.CreditInfo, error)
+	SetLowCreditThreshold(ctx context.Context, actor store.Actor, id string, threshold *int64) error
+	CreateSubaccount(ctx context.Context, actor store.Actor, parentID string, in store.NewAccount) (store.Created, error)
+	ListSubaccounts(ctx context.Context, parentID string) ([]store.Subaccount, error)
+	AllocateCredits(ctx context.Context, actor store.Actor, parentID, subID string, amount int64) (store.Account, error)
+
 	ListPlans(ctx context.Context) ([]store.Plan, error)
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
 	PutPlan(ctx context.Context, actor store.Actor, p store.Plan) (store.Plan, error)
@@ -78,6 +85,7 @@ type server struct {
 	maxBody  int64
 	scopes   store.Catalogue
 	jobs     func() []jobs.Status
+	limiter  *rateLimiter
 
 	allowPrivateWebhooks bool
 
@@ -104,6 +112,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.limiter = newRateLimiter(s.now)
 	if s.maxBody == 0 {
 		s.maxBody = 64 << 10
 	}

@@ -54,6 +54,10 @@ func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 			}
 		}
 	} else if err := decodeJSON(c.Request, &req, true); err != nil {
+		if err == errUnsupportedMedia {
+			// Validate's contract has no 415: an unusable body is a 400.
+			return req, badRequest("send the body as JSON or as a form (application/x-www-form-urlencoded)")
+		}
 		return req, err
 	}
 	if header := c.GetHeader("X-API-Key"); header != "" {
@@ -136,6 +140,14 @@ func (s *server) handleValidate(c *gin.Context) {
 			expiresAt = unixPtr(v.ExpiresAt)
 		}
 		validateFailure(c, keyCheckError(err, &v), expiresAt)
+		return
+	}
+	// Only usable keys spend the account's shared limit, so a leaked key that
+	// was reset or deleted cannot exhaust it for the account's good keys.
+	verdict := s.limiter.take(v.AccountID, v.RateLimitPerMinute)
+	verdict.setHeaders(c)
+	if !verdict.allowed {
+		validateFailure(c, rateLimited(verdict), nil)
 		return
 	}
 	if req.Scope != "" && !v.AllowsScope(req.Scope) {

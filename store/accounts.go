@@ -54,9 +54,9 @@ func (t *Tx) createAccount(ctx context.Context, actor Actor, in NewAccount, pare
 	id, _ := newID(prefixAccount)
 	now := t.now.Unix()
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO accounts
-		(id, name, email, plan, status, credits, parent_id, synthetic, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
-		id, in.Name, in.Email, in.Plan, in.Credits, nullString(parentID), synthetic, now, now)
+		(id, name, email, plan, status, credits, last_topup, parent_id, synthetic, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)`,
+		id, in.Name, in.Email, in.Plan, in.Credits, in.Credits, nullString(parentID), synthetic, now, now)
 	if err != nil {
 		return Created{}, fmt.Errorf("store: insert account: %w", err)
 	}
@@ -135,14 +135,14 @@ func (t *Tx) requirePlan(ctx context.Context, name string) error {
 
 const accountColumns = `id, name, email, plan, status, credits, parent_id, alias_limit_override, created_at, updated_at`
 
-func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
+func scanAccount(row interface{ Scan(...any) error }, extra ...any) (Account, error) {
 	var (
 		a                Account
 		parent           sql.NullString
 		override         sql.NullInt64
 		created, updated int64
 	)
-	err := row.Scan(&a.ID, &a.Name, &a.Email, &a.Plan, &a.Status, &a.Credits, &parent, &override, &created, &updated)
+	err := row.Scan(append([]any{&a.ID, &a.Name, &a.Email, &a.Plan, &a.Status, &a.Credits, &parent, &override, &created, &updated}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -251,39 +251,6 @@ func intOrNil(v *int) any {
 		return nil
 	}
 	return *v
-}
-
-// AddCredits adds amount (negative for a correction) to an account's pool
-// on the operator's behalf. The pool never goes below zero.
-func (db *DB) AddCredits(ctx context.Context, actor Actor, id string, amount int64, reason string) (Account, error) {
-	var out Account
-	err := db.write(ctx, func(t *Tx) error {
-		if amount == 0 || amount > MaxCredits || amount < -MaxCredits {
-			return invalidField("amount", fmt.Sprintf("must be a non-zero whole number between -%d and %d", int64(MaxCredits), int64(MaxCredits)))
-		}
-		acc, err := getAccount(ctx, t.tx, id)
-		if err != nil {
-			return err
-		}
-		if acc.Credits+amount < 0 {
-			return ErrInsufficientCredits
-		}
-		if acc.Credits+amount > MaxCredits {
-			return invalidField("amount", fmt.Sprintf("the pool may hold at most %d credits", int64(MaxCredits)))
-		}
-		if _, err := t.tx.ExecContext(ctx, `UPDATE accounts SET credits = credits + ?, updated_at = ? WHERE id = ?`,
-			amount, t.now.Unix(), id); err != nil {
-			return fmt.Errorf("store: add credits: %w", err)
-		}
-		if _, err := t.event(ctx, id, EventCreditsAdded, actor, id, map[string]any{
-			"account_id": id, "amount": amount, "reason": reason, "credits": acc.Credits + amount,
-		}); err != nil {
-			return err
-		}
-		out, err = getAccount(ctx, t.tx, id)
-		return err
-	})
-	return out, err
 }
 
 // AliasUsage is how many alias slots an account uses and may use.

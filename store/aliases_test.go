@@ -58,7 +58,7 @@ func countEvents(t *testing.T, db *DB, typ, target string) int {
 	return n
 }
 
-func checkKey(t *testing.T, db *DB, secret string, now time.Time) error {
+func keyCheckAt(t *testing.T, db *DB, secret string, now time.Time) error {
 	t.Helper()
 	v, ok := db.LookupKey(HashKey(secret))
 	if !ok {
@@ -97,11 +97,11 @@ func TestAliasExpiresToTheSecondAndJobEmitsOnce(t *testing.T) {
 	// One second before expiry it validates; at the second it does not, with
 	// no job run in between.
 	clock.Advance(23*time.Hour - time.Second)
-	if err := checkKey(t, db, alias.Secret, clock.Now()); err != nil {
+	if err := keyCheckAt(t, db, alias.Secret, clock.Now()); err != nil {
 		t.Fatalf("one second before expiry: %v", err)
 	}
 	clock.Advance(time.Second)
-	if err := checkKey(t, db, alias.Secret, clock.Now()); !errors.Is(err, ErrKeyExpired) {
+	if err := keyCheckAt(t, db, alias.Secret, clock.Now()); !errors.Is(err, ErrKeyExpired) {
 		t.Fatalf("at expiry: %v, want ErrKeyExpired", err)
 	}
 	if n := countEvents(t, db, EventAliasExpired, alias.Key.ID); n != 0 {
@@ -125,7 +125,7 @@ func TestAliasExpiresToTheSecondAndJobEmitsOnce(t *testing.T) {
 	if _, err := db.UpdateAlias(ctx, SystemActor, acc.Account.ID, alias.Key.ID, AliasPatch{SetExpiry: true, ExpiresAt: &later}); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkKey(t, db, alias.Secret, clock.Now()); err != nil {
+	if err := keyCheckAt(t, db, alias.Secret, clock.Now()); err != nil {
 		t.Fatalf("after a new expiry: %v", err)
 	}
 	if _, _, err := db.ExpireAliases(ctx, 24*time.Hour); err != nil {
@@ -145,17 +145,17 @@ func TestGraceEndRevokesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour - time.Second)
-	if err := checkKey(t, db, acc.Secret, clock.Now()); err != nil {
+	if err := keyCheckAt(t, db, acc.Secret, clock.Now()); err != nil {
 		t.Fatalf("old key inside grace: %v", err)
 	}
 	if n, err := db.RevokeEndedGrace(ctx); err != nil || n != 0 {
 		t.Fatalf("revoked %d (%v) before grace ended", n, err)
 	}
 	clock.Advance(time.Second)
-	if err := checkKey(t, db, acc.Secret, clock.Now()); !errors.Is(err, ErrKeyRevoked) {
+	if err := keyCheckAt(t, db, acc.Secret, clock.Now()); !errors.Is(err, ErrKeyRevoked) {
 		t.Fatalf("old key after grace: %v, want ErrKeyRevoked", err)
 	}
-	if err := checkKey(t, db, reset.Secret, clock.Now()); err != nil {
+	if err := keyCheckAt(t, db, reset.Secret, clock.Now()); err != nil {
 		t.Fatalf("new key: %v", err)
 	}
 	for i := 0; i < 3; i++ {
@@ -246,7 +246,7 @@ func TestAliasSlotsFreedAndReused(t *testing.T) {
 	if err := db.DeleteAlias(ctx, SystemActor, id, c.Key.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkKey(t, db, c.Secret, clock.Now()); !errors.Is(err, ErrKeyRevoked) {
+	if err := keyCheckAt(t, db, c.Secret, clock.Now()); !errors.Is(err, ErrKeyRevoked) {
 		t.Fatalf("deleted alias: %v, want ErrKeyRevoked", err)
 	}
 	if _, err := db.SetAliasStatus(ctx, SystemActor, id, c.Key.ID, true); !errors.Is(err, ErrAliasGone) {
@@ -351,6 +351,38 @@ func TestAliasEventsNeverCarryKeys(t *testing.T) {
 			if contains(data, secret) || contains(data, string(hash[:])) || contains(data, hexString(hash[:])) {
 				t.Fatalf("event data holds a key or its hash: %s", data)
 			}
+		}
+	}
+}
+
+func TestOverlappingSweepsEmitEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	db, clock, _ := openStoreAt(t)
+	acc := createTestAccount(t, db, "mega")
+	var ids []string
+	for i := 0; i < 10; i++ {
+		at := clock.Now().Add(time.Duration(i+1) * time.Minute)
+		a, err := db.CreateAlias(ctx, SystemActor, acc.Account.ID, NewAlias{Name: "alias " + string(rune('a'+i)), ExpiresAt: &at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Key.ID)
+	}
+	clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := db.ExpireAliases(ctx, 24*time.Hour); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if n := countEvents(t, db, EventAliasExpired, id); n != 1 {
+			t.Errorf("alias %s: alias.expired %d times, want 1", id, n)
 		}
 	}
 }

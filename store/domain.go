@@ -57,19 +57,15 @@ var (
 	ErrNameTaken           = errors.New("name already taken")
 	ErrAliasLimit          = errors.New("alias limit reached")
 	ErrInsufficientCredits = errors.New("insufficient credits")
-	ErrUnknownPlan         = errors.New("unknown plan")
+	ErrSubaccountNesting   = errors.New("subaccounts cannot have subaccounts")
+	ErrScopeExceeds        = errors.New("scopes exceed the primary key's")
+	ErrAliasGone           = errors.New("alias deleted")
 
-	// Outcomes of checking a key for validation or authentication.
-	ErrKeyNotFound       = errors.New("no such key")
-	ErrKeyRevoked        = errors.New("key revoked")
-	ErrKeyExpired        = errors.New("key expired")
-	ErrKeyInactive       = errors.New("key inactive")
-	ErrAccountSuspended  = errors.New("account suspended")
-	ErrKeySuperseded     = errors.New("key replaced by a reset")
-	ErrPrimaryKeyNeeded  = errors.New("primary key required")
-	ErrSubaccountNesting = errors.New("subaccounts cannot have subaccounts")
-	ErrScopeExceeds      = errors.New("scopes exceed the primary key's")
-	ErrAliasGone         = errors.New("alias deleted")
+	// Outcomes of KeyView.Check.
+	ErrKeyRevoked       = errors.New("key revoked")
+	ErrKeyExpired       = errors.New("key expired")
+	ErrKeyInactive      = errors.New("key inactive")
+	ErrAccountSuspended = errors.New("account suspended")
 )
 
 // InvalidError reports input that breaks a domain rule. Fields maps a request

@@ -244,10 +244,14 @@ func (ix *index) setPlans(plans []Plan) {
 	}
 }
 
-func (ix *index) setCredits(accountID uint64, credits int64) {
+func (ix *index) setCredits(accountID string, credits int64) {
+	id, err := parseID(prefixAccount, accountID)
+	if err != nil {
+		return
+	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if pos, ok := ix.accountPos[accountID]; ok {
+	if pos, ok := ix.accountPos[id]; ok {
 		ix.accounts[pos].credits = credits
 	}
 }
@@ -273,6 +277,9 @@ type KeyView struct {
 	ParentSuspended bool
 	Plan            string
 	Credits         int64
+	// RateLimitPerMinute is the plan's limit shared by the account's keys;
+	// 0 is unlimited.
+	RateLimitPerMinute int
 
 	pos uint32 // position in the index, for activity recording
 }
@@ -330,20 +337,21 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	k := &ix.keys[pos]
 	a := &ix.accounts[k.account]
 	v := KeyView{
-		KeyID:         formatID(prefixKey, k.id),
-		Type:          KeyTypePrimary,
-		Name:          ix.str(k.name),
-		Hint:          ix.str(k.hint),
-		Status:        keyStatuses[k.status],
-		ExpiresAt:     k.expiresAt,
-		ValidUntil:    k.validUntil,
-		Scopes:        splitList(ix.str(k.scopes)),
-		Sites:         splitList(ix.str(k.sites)),
-		AccountID:     formatID(prefixAccount, a.id),
-		AccountStatus: accountStatuses[a.status],
-		Plan:          ix.plans[a.plan].Name,
-		Credits:       a.credits,
-		pos:           pos,
+		KeyID:              formatID(prefixKey, k.id),
+		Type:               KeyTypePrimary,
+		Name:               ix.str(k.name),
+		Hint:               ix.str(k.hint),
+		Status:             keyStatuses[k.status],
+		ExpiresAt:          k.expiresAt,
+		ValidUntil:         k.validUntil,
+		Scopes:             splitList(ix.str(k.scopes)),
+		Sites:              splitList(ix.str(k.sites)),
+		AccountID:          formatID(prefixAccount, a.id),
+		AccountStatus:      accountStatuses[a.status],
+		Plan:               ix.plans[a.plan].Name,
+		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
+		Credits:            a.credits,
+		pos:                pos,
 	}
 	if k.alias {
 		v.Type = KeyTypeAlias
@@ -357,6 +365,13 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		v.ParentSuspended = ix.accounts[a.parent].status != statusCode(accountStatuses, AccountActive)
 	}
 	return v, true
+}
+
+func rateLimit(p Plan) int {
+	if p.RateLimitPerMinute == nil {
+		return 0
+	}
+	return *p.RateLimitPerMinute
 }
 
 func (ix *index) keyID(pos uint32) string {

@@ -74,6 +74,13 @@ func (db *DB) ListKeys(ctx context.Context, accountID string) ([]Key, error) {
 // MaxGracePeriod is the longest an old primary key may keep working after a reset.
 const MaxGracePeriod = 168 * time.Hour
 
+func ceilSecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
 // Reset is the outcome of a primary key reset.
 type Reset struct {
 	Key      Key
@@ -95,10 +102,13 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 		if err != nil {
 			return err
 		}
-		validUntil := t.now.Add(grace.Truncate(time.Second))
-		status := KeyActive // it validates until valid_until; a job marks it revoked then
-		if grace < time.Second {
-			status = KeyRevoked
+		// Deadlines are kept in whole seconds; rounding up means a grace
+		// period is never shorter than asked.
+		validUntil := t.now
+		status := KeyRevoked
+		if grace > 0 {
+			validUntil = ceilSecond(t.exact.Add(grace))
+			status = KeyActive // it validates until valid_until; a job marks it revoked then
 		}
 		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = ?, valid_until = ?, updated_at = ? WHERE id = ?`,
 			status, validUntil.Unix(), t.now.Unix(), old.ID); err != nil {

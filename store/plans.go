@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -57,8 +58,17 @@ func (db *DB) GetPlan(ctx context.Context, name string) (Plan, error) {
 	return scanPlan(db.r.QueryRowContext(ctx, `SELECT name, alias_limit, rate_limit_per_minute, updated_at FROM plans WHERE name = ?`, name))
 }
 
+var planNamePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// ValidPlanName reports whether name can name a plan: 1 to 32 lower-case
+// letters, digits, '-' or '_' (it appears in URLs).
+func ValidPlanName(name string) bool { return planNamePattern.MatchString(name) }
+
 // PutPlan creates or replaces a plan's limits.
 func (db *DB) PutPlan(ctx context.Context, actor Actor, p Plan) (Plan, error) {
+	if !ValidPlanName(p.Name) {
+		return Plan{}, invalidField("name", "must be 1 to 32 lower-case letters, digits, '-' or '_'")
+	}
 	if p.AliasLimit != nil && (*p.AliasLimit < 0 || *p.AliasLimit > 1_000_000) {
 		return Plan{}, invalidField("alias_limit", "must be between 0 and 1000000, or null for per-account limits")
 	}

@@ -11,7 +11,20 @@ import (
 // Scope rules: "name" allows one scope, "*" allows every scope, "!name"
 // denies one, and a deny always wins. A key's rules are a small list.
 
-var scopeNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.:-]{0,63}$`)
+// A scope name is 1 to 64 printable ASCII characters other than a comma (the
+// index keeps rules comma-joined) and not starting with '!' or being '*',
+// which are rule syntax.
+func validScopeName(name string) bool {
+	if name == "" || len(name) > 64 || name == "*" || name[0] == '!' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
 
 // Catalogue is the operator's list of scope names. When it is empty any
 // well-formed name is accepted.
@@ -25,8 +38,8 @@ func NewCatalogue(names []string) (Catalogue, error) {
 		if n == "" {
 			continue
 		}
-		if !scopeNamePattern.MatchString(n) {
-			return c, fmt.Errorf("scope name %q: use lower-case letters, digits and _ . : - (at most 64)", n)
+		if !validScopeName(n) {
+			return c, fmt.Errorf("scope name %q: use 1 to 64 printable characters without spaces, commas, a leading ! or a lone *", n)
 		}
 		c.names[n] = true
 	}
@@ -47,7 +60,7 @@ func (c Catalogue) Names() []string {
 // catalogue, only the catalogue's names with one.
 func (c Catalogue) Known(name string) bool {
 	if len(c.names) == 0 {
-		return scopeNamePattern.MatchString(name)
+		return validScopeName(name)
 	}
 	return c.names[name]
 }

@@ -86,12 +86,12 @@ func TestRulesWithinCatalogue(t *testing.T) {
 
 func TestCheckRulesWithoutCatalogue(t *testing.T) {
 	var c Catalogue
-	for _, bad := range []string{"", "!", "Upper", "a,b", "with space", "!!x", string(make([]byte, 70))} {
+	for _, bad := range []string{"", "!", "a,b", "with space", "!!x", "tab\t", "caf\xc3\xa9", string(make([]byte, 70))} {
 		if _, err := c.CheckRules([]string{bad}); err == nil {
 			t.Errorf("rule %q accepted", bad)
 		}
 	}
-	if _, err := c.CheckRules([]string{"optimize", "!convert", "*", "api:read"}); err != nil {
+	if _, err := c.CheckRules([]string{"optimize", "!convert", "*", "api:read", "Images.Resize"}); err != nil {
 		t.Errorf("good rules refused: %v", err)
 	}
 }

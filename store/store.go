@@ -42,6 +42,7 @@ type DB struct {
 
 	index    *index
 	activity *activity
+	spender  *spender
 
 	// followedSeq is the last event whose changes the index reflects, for
 	// FollowChanges; guarded by writeMu.
@@ -105,7 +106,7 @@ func openFile(path string, opts ...Option) (*DB, error) {
 
 	// Pragmas go in the DSN so that every pooled connection gets them.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL"
+		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL"
 	w, err := sql.Open("sqlite3", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -119,15 +120,18 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 
-	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity()}
+	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity(), spender: newSpender()}
 	for _, o := range opts {
 		o(db)
 	}
+	go db.runSpender()
 	return db, nil
 }
 
-// Close closes the database connections. Callers flush activity first.
+// Close lets queued charges commit, then closes the database connections.
+// Callers flush activity first.
 func (db *DB) Close() error {
+	db.stopSpender()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
@@ -196,6 +200,17 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 		applied++
 	}
 	return applied, nil
+}
+
+// LatestSchemaVersion is the highest migration this build knows.
+func LatestSchemaVersion() int {
+	names, _ := fs.Glob(migrationFiles, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		v, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		latest = max(latest, v)
+	}
+	return latest
 }
 
 // SchemaVersion is the highest migration applied.

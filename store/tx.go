@@ -13,13 +13,19 @@ import (
 // account appends an event, and the accounts it touched are re-read into the
 // index right after the commit, in commit order.
 type Tx struct {
-	tx  *sql.Tx
-	now time.Time
+	tx    *sql.Tx
+	now   time.Time // the transaction's time, in whole seconds as stored
+	exact time.Time // the same instant before truncation
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
-	notify       bool // tell Changes() listeners after commit
+	notify       bool             // tell Changes() listeners after commit
+	credits      map[string]int64 // new pool sizes, for accounts not refreshed whole
 }
+
+// setCredits records an account's new pool size for the index, which is
+// cheaper than re-reading the whole account after every charge.
+func (t *Tx) setCredits(accountID string, credits int64) { t.credits[accountID] = credits }
 
 // write runs fn in a write transaction and, once it has committed, brings the
 // index up to date with what it changed. Holding writeMu across both keeps
@@ -31,7 +37,8 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &Tx{tx: sqlTx, now: db.now().UTC().Truncate(time.Second), touched: map[string]bool{}}
+	exact := db.now().UTC()
+	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -45,6 +52,11 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.index.apply(plans, snaps)
+	for id, credits := range t.credits {
+		if !t.touched[id] {
+			db.index.setCredits(id, credits)
+		}
+	}
 	if t.notify {
 		db.notifyChanged()
 	}

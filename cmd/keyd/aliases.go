@@ -10,7 +10,7 @@ import (
 )
 
 func runAliases(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "aliases", "list", "create", "deactivate", "reactivate", "delete")
+	verb, rest, err := subcommand(e, args, "aliases", "list", "create", "deactivate", "reactivate", "delete")
 	if err != nil {
 		return err
 	}

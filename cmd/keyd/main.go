@@ -54,14 +54,15 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":    {"run the keyd daemon", runServe},
-		"migrate":  {"apply database migrations and exit", runMigrate},
-		"version":  {"print the version", runVersion},
-		"accounts": {"create and list accounts (accounts create|list)", runAccounts},
-		"keys":     {"list an account's keys (keys list --account ID)", runKeys},
-		"aliases":  {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
-		"credits":  {"add to or show an account's credits (credits add|show)", runCredits},
-		"plans":    {"list plans or set a plan's limits (plans list|set)", runPlans},
+		"serve":       {"run the keyd daemon", runServe},
+		"migrate":     {"apply database migrations and exit", runMigrate},
+		"version":     {"print the version", runVersion},
+		"accounts":    {"create and list accounts (accounts create|list)", runAccounts},
+		"keys":        {"list an account's keys (keys list --account ID)", runKeys},
+		"aliases":     {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
+		"credits":     {"add to or show an account's credits (credits add|show)", runCredits},
+		"plans":       {"list plans or set a plan's limits (plans list|set)", runPlans},
+		"subaccounts": {"list an account's subaccounts (subaccounts list --account ID)", runSubaccounts},
 	}
 }
 
@@ -135,11 +136,12 @@ func dbFlag(e env, fs *flag.FlagSet) *string {
 }
 
 // subcommand splits "accounts create ..." into its verb and the rest.
-func subcommand(args []string, group string, verbs ...string) (string, []string, error) {
+func subcommand(e env, args []string, group string, verbs ...string) (string, []string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintf(e.stdout, "Usage: keyd %s %s [flags]\nRun 'keyd %s <command> --help' for its flags.\n", group, strings.Join(verbs, "|"), group)
+		return "", nil, flag.ErrHelp
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return "", nil, usagef("usage: keyd %s %s [flags]", group, strings.Join(verbs, "|"))
-		}
 		return "", nil, usagef("keyd %s needs one of: %s", group, strings.Join(verbs, ", "))
 	}
 	for _, v := range verbs {

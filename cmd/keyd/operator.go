@@ -34,7 +34,7 @@ func formatTime(t *time.Time, never string) string {
 }
 
 func runAccounts(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "accounts", "create", "list")
+	verb, rest, err := subcommand(e, args, "accounts", "create", "list")
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 }
 
 func runKeys(ctx context.Context, e env, args []string) error {
-	_, rest, err := subcommand(args, "keys", "list")
+	_, rest, err := subcommand(e, args, "keys", "list")
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func runKeys(ctx context.Context, e env, args []string) error {
 }
 
 func runCredits(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "credits", "add", "show")
+	verb, rest, err := subcommand(e, args, "credits", "add", "show")
 	if err != nil {
 		return err
 	}
@@ -158,21 +158,56 @@ func runCredits(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var acc store.Account
 	if verb == "add" {
-		acc, err = db.AddCredits(ctx, cliActor, *account, *amount, *reason)
-	} else {
-		acc, err = db.GetAccount(ctx, *account)
+		if _, err := db.AddCredits(ctx, cliActor, *account, *amount, *reason); err != nil {
+			return describeStoreError(err)
+		}
 	}
+	info, err := db.GetCreditInfo(ctx, *account)
 	if err != nil {
 		return describeStoreError(err)
 	}
-	fmt.Fprintf(e.stdout, "account %s has %d credits\n", acc.ID, acc.Credits)
+	fmt.Fprintf(e.stdout, "account %s has %d credits (%d spent; credits.low below %d)\n",
+		*account, info.Credits, info.Spent, info.LowCreditThreshold)
 	return nil
 }
 
+func runSubaccounts(ctx context.Context, e env, args []string) error {
+	_, rest, err := subcommand(e, args, "subaccounts", "list")
+	if err != nil {
+		return err
+	}
+	fs := newFlags(e, "subaccounts list", "subaccounts list --account ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "parent account id (required)")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("subaccounts list needs --account")
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.GetAccount(ctx, *account); err != nil {
+		return describeStoreError(err)
+	}
+	subs, err := db.ListSubaccounts(ctx, *account)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tPLAN\tSTATUS\tCREDITS\tSPENT\tCREATED")
+	for _, s := range subs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.Name, s.Email, s.Plan, s.Status, s.Credits, s.CreditsSpent, s.CreatedAt.Format(timeLayout))
+	}
+	return tw.Flush()
+}
+
 func runPlans(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(args, "plans", "list", "set")
+	verb, rest, err := subcommand(e, args, "plans", "list", "set")
 	if err != nil {
 		return err
 	}

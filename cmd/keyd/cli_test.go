@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"keyd/store"
+)
+
+// cli runs keyd's command line in-process against one database file.
+type cli struct {
+	t    *testing.T
+	path string
+	env  map[string]string
+}
+
+func newCLI(t *testing.T) *cli {
+	return &cli{t: t, path: filepath.Join(t.TempDir(), "keyd.db"), env: map[string]string{}}
+}
+
+func (c *cli) getenv(name string) string {
+	if name == "KEYD_DB" {
+		return c.path // never ./keyd.db in the source tree
+	}
+	return c.env[name]
+}
+
+// run runs a command and returns what it printed.
+func (c *cli) run(args ...string) (string, string, error) {
+	c.t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), args, c.getenv, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// mustRun runs a command that must succeed.
+func (c *cli) mustRun(args ...string) string {
+	c.t.Helper()
+	out, errOut, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("keyd %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+var (
+	createdLine = regexp.MustCompile(`(?m)^account (acc_[0-9a-f]{16}) created \(plan (\S+), (\d+) credits\)$`)
+	keyLine     = regexp.MustCompile(`(?m)^primary key \(shown only now, store it safely\): ([A-Za-z0-9]{20})$`)
+	dateTime    = `\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}`
+)
+
+// createAccount runs accounts create and returns the id and key it printed.
+func (c *cli) createAccount(args ...string) (string, string) {
+	c.t.Helper()
+	out := c.mustRun(append([]string{"accounts", "create"}, args...)...)
+	m, k := createdLine.FindStringSubmatch(out), keyLine.FindStringSubmatch(out)
+	if m == nil || k == nil {
+		c.t.Fatalf("accounts create printed:\n%s", out)
+	}
+	return m[1], k[1]
+}
+
+// fields splits a table row on runs of spaces.
+func fields(line string) []string {
+	return regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+}
+
+// tableRows returns a table's lines after its header, which must be header.
+func tableRows(t *testing.T, out string, header ...string) [][]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if got := fields(lines[0]); strings.Join(got, "|") != strings.Join(header, "|") {
+		t.Fatalf("table header = %q, want %q", got, header)
+	}
+	var rows [][]string
+	for _, l := range lines[1:] {
+		rows = append(rows, fields(l))
+	}
+	return rows
+}
+
+func TestCLIAccounts(t *testing.T) {
+	c := newCLI(t)
+	before := time.Now().UTC().Add(-time.Minute)
+	id, key := c.createAccount("--name", "Acme", "--email", "ops@acme.test", "--plan", "pro", "--credits", "50")
+	out := c.mustRun("accounts", "create", "--name", "Second", "--email", "b@example.com")
+	if m := createdLine.FindStringSubmatch(out); m == nil || m[2] != "free" || m[3] != "0" {
+		t.Errorf("accounts create with defaults printed:\n%s", out)
+	}
+	if !store.WellFormedKey(key) {
+		t.Errorf("printed key %q is not a key", key)
+	}
+
+	rows := tableRows(t, c.mustRun("accounts", "list"), "ID", "NAME", "EMAIL", "PLAN", "STATUS", "CREDITS", "PARENT", "CREATED")
+	if len(rows) != 2 {
+		t.Fatalf("accounts list shows %d rows, want 2", len(rows))
+	}
+	r := rows[0]
+	if len(r) != 8 || r[0] != id || r[1] != "Acme" || r[2] != "ops@acme.test" || r[3] != "pro" || r[4] != "active" || r[5] != "50" || r[6] != "-" {
+		t.Errorf("accounts list row = %q", r)
+	}
+	created, err := time.Parse(timeLayout, r[len(r)-1])
+	if err != nil || created.Before(before) || created.After(time.Now().UTC().Add(time.Minute)) {
+		t.Errorf("created %q is not a YYYY-MM-DD HH:MM:SS time of now (%v)", r[len(r)-1], err)
+	}
+	if rows[1][1] != "Second" {
+		t.Errorf("accounts list is not in creation order: %q", rows)
+	}
+	// Paging.
+	rows = tableRows(t, c.mustRun("accounts", "list", "--after", id), "ID", "NAME", "EMAIL", "PLAN", "STATUS", "CREDITS", "PARENT", "CREATED")
+	if len(rows) != 1 || rows[0][1] != "Second" {
+		t.Errorf("accounts list --after: %q", rows)
+	}
+	rows = tableRows(t, c.mustRun("accounts", "list", "--limit", "1"), "ID", "NAME", "EMAIL", "PLAN", "STATUS", "CREDITS", "PARENT", "CREATED")
+	if len(rows) != 1 || rows[0][0] != id {
+		t.Errorf("accounts list --limit 1: %q", rows)
+	}
+
+	// Refused input is reported, not a crash, and creates nothing.
+	if _, _, err := c.run("accounts", "create", "--name", "x", "--email", "x@x.test", "--plan", "platinum"); err == nil || !strings.Contains(err.Error(), "platinum") {
+		t.Errorf("unknown plan: %v", err)
+	}
+	if _, _, err := c.run("accounts", "create", "--name", "x", "--email", "x@x.test", "--credits", "-5"); err == nil {
+		t.Error("negative credits accepted")
+	}
+	if rows := tableRows(t, c.mustRun("accounts", "list"), "ID", "NAME", "EMAIL", "PLAN", "STATUS", "CREDITS", "PARENT", "CREATED"); len(rows) != 2 {
+		t.Errorf("refused creations added accounts: %d rows", len(rows))
+	}
+}
+
+func TestCLIKeysList(t *testing.T) {
+	c := newCLI(t)
+	id, key := c.createAccount("--name", "Acme", "--email", "ops@acme.test")
+	header := []string{"ID", "NAME", "TYPE", "HINT", "CREATED", "LAST USED", "EXPIRES", "STATUS"}
+	out := c.mustRun("keys", "list", "--account", id)
+	if strings.Contains(out, key) {
+		t.Fatal("keys list shows the whole key")
+	}
+	rows := tableRows(t, out, header...)
+	if len(rows) != 1 {
+		t.Fatalf("keys list rows: %q", rows)
+	}
+	r := rows[0]
+	if len(r) != 8 || !strings.HasPrefix(r[0], "key_") || r[1] != "Primary key" || r[2] != "primary" || r[3] != "..."+store.KeyHint(key) ||
+		!regexp.MustCompile(`^`+dateTime+`$`).MatchString(r[4]) || r[5] != "Never" || r[6] != "-" || r[7] != "active" {
+		t.Errorf("keys list row = %q", r)
+	}
+
+	// After a validation is flushed, LAST USED is a time.
+	ctx := context.Background()
+	db, err := store.Open(ctx, c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := db.LookupKey(store.HashKey(key))
+	if !ok {
+		t.Fatal("the key printed by accounts create is not in the database")
+	}
+	used := time.Date(2025, 6, 1, 8, 30, 5, 0, time.UTC)
+	db.RecordValidation(&v, true, store.SiteReport{}, used)
+	if err := db.FlushActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	rows = tableRows(t, c.mustRun("keys", "list", "--account", id), header...)
+	if rows[0][5] != "2025-06-01 08:30:05" {
+		t.Errorf("LAST USED after a validation = %q, want 2025-06-01 08:30:05", rows[0][5])
+	}
+	if _, _, err := c.run("keys", "list", "--account", "acc_0000000000000000"); err == nil || !strings.Contains(err.Error(), "no such account") {
+		t.Errorf("keys list of a missing account: %v", err)
+	}
+}
+
+func TestCLICredits(t *testing.T) {
+	c := newCLI(t)
+	id, _ := c.createAccount("--name", "Acme", "--email", "ops@acme.test", "--credits", "50")
+	if out := c.mustRun("credits", "add", "--account", id, "--amount", "25", "--reason", "purchase"); !strings.HasPrefix(out, "account "+id+" has 75 credits (0 spent") {
+		t.Errorf("credits add printed %q", out)
+	}
+	if out := c.mustRun("credits", "show", "--account", id); !strings.HasPrefix(out, "account "+id+" has 75 credits (0 spent") {
+		t.Errorf("credits show printed %q", out)
+	}
+	_, _, err := c.run("credits", "add", "--account", id, "--amount", "-76")
+	if err == nil || errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "credits") {
+		t.Errorf("taking the pool below zero: %v", err)
+	}
+	if out := c.mustRun("credits", "add", "--account", id, "--amount", "-75"); !strings.HasPrefix(out, "account "+id+" has 0 credits") {
+		t.Errorf("credits add -75 printed %q", out)
+	}
+	for _, args := range [][]string{{"show"}, {"add", "--amount", "5"}} {
+		_, _, err := c.run(append([]string{"credits", args[0], "--account", "acc_0000000000000000"}, args[1:]...)...)
+		if err == nil || !strings.Contains(err.Error(), "no such account") {
+			t.Errorf("credits %s of a missing account: %v", args[0], err)
+		}
+	}
+}
+
+func TestCLIPlans(t *testing.T) {
+	c := newCLI(t)
+	header := []string{"PLAN", "ALIAS LIMIT", "RATE LIMIT / MIN"}
+	rows := tableRows(t, c.mustRun("plans", "list"), header...)
+	want := []string{"free|0|60", "pro|5|600", "mega|25|3000", "enterprise|per-account|unlimited"}
+	if len(rows) != len(want) {
+		t.Fatalf("plans list: %q", rows)
+	}
+	for i, r := range rows {
+		if strings.Join(r, "|") != want[i] {
+			t.Errorf("plans list row %d = %q, want %s", i, r, want[i])
+		}
+	}
+	rows = tableRows(t, c.mustRun("plans", "set", "gold", "--alias-limit", "3", "--rate-limit", "unlimited"), header...)
+	if len(rows) != 5 || strings.Join(rows[4], "|") != "gold|3|unlimited" {
+		t.Errorf("plans set gold: %q", rows)
+	}
+	c.mustRun("plans", "set", "pro", "--alias-limit", "per-account", "--rate-limit", "100")
+	rows = tableRows(t, c.mustRun("plans", "list"), header...)
+	if strings.Join(rows[1], "|") != "pro|per-account|100" {
+		t.Errorf("after plans set pro: %q", rows[1])
+	}
+	// An account can use the new plan.
+	c.createAccount("--name", "Gold", "--email", "g@example.com", "--plan", "gold")
+
+	if _, _, err := c.run("plans", "set", "gold", "--alias-limit", "-1", "--rate-limit", "5"); err == nil {
+		t.Error("a negative alias limit was accepted")
+	}
+	if _, _, err := c.run("plans", "set", "gold", "--alias-limit", "1", "--rate-limit", "0"); err == nil {
+		t.Error("a zero rate limit was accepted")
+	}
+}
+
+func TestCLIMigrateAndVersion(t *testing.T) {
+	c := newCLI(t)
+	latest := fmt.Sprint(store.LatestSchemaVersion())
+	want := "database " + c.path + " is at schema version " + latest + "\n"
+	for i := 0; i < 2; i++ {
+		if out := c.mustRun("migrate"); out != want {
+			t.Errorf("migrate run %d printed %q, want %q", i+1, out, want)
+		}
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	if out := c.mustRun("migrate", "--db", other); out != "database "+other+" is at schema version "+latest+"\n" {
+		t.Errorf("migrate --db printed %q", out)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("migrate --db did not create the file: %v", err)
+	}
+	if out := c.mustRun("version"); out != "keyd "+version+"\n" || version == "" {
+		t.Errorf("version printed %q", out)
+	}
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"--verbose"},
+		{"version", "extra"},
+		{"version", "--short"},
+		{"migrate", "now"},
+		{"accounts"},
+		{"accounts", "delete"},
+		{"accounts", "--name", "x"},
+		{"accounts", "create"},
+		{"accounts", "create", "--name", "x"},
+		{"accounts", "create", "--email", "x@example.com"},
+		{"accounts", "create", "--name", "x", "--email", "x@example.com", "--credits", "lots"},
+		{"accounts", "list", "--limit", "many"},
+		{"keys"},
+		{"keys", "list"},
+		{"keys", "show", "--account", "acc_0000000000000000"},
+		{"credits"},
+		{"credits", "show"},
+		{"credits", "add", "--account", "acc_0000000000000000"},
+		{"credits", "add", "--account", "acc_0000000000000000", "--amount", "0"},
+		{"credits", "show", "--account", "acc_0000000000000000", "--amount", "5"},
+		{"plans", "delete"},
+		{"plans", "set"},
+		{"plans", "set", "--alias-limit", "3"},
+		{"plans", "set", "gold"},
+		{"plans", "set", "gold", "--alias-limit", "3"},
+		{"plans", "set", "gold", "--alias-limit", "three", "--rate-limit", "5"},
+		{"plans", "set", "gold", "--alias-limit", "3", "--rate-limit", "fast"},
+		{"serve", "--bogus"},
+		{"serve", "stray"},
+		{"serve", "--admin-token", "too-short"},
+		{"serve", "--log-level", "loud"},
+		{"serve", "--log-format", "xml"},
+		{"serve", "--flush-schedule", "every now and then", "--addr", "127.0.0.1:0"},
+	} {
+		_, _, err := c.run(args...)
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("keyd %s: error %v, want a usage error (exit status 2)", strings.Join(args, " "), err)
+		}
+	}
+	// None of them touched the database file except those that got that far.
+	if _, err := os.Stat(filepath.Join(".", "keyd.db")); err == nil {
+		t.Error("a test created ./keyd.db in the source tree")
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	c := newCLI(t)
+	for _, h := range []string{"--help", "-h", "help"} {
+		out, _, err := c.run(h)
+		if err != nil || !strings.Contains(out, "Usage: keyd <command>") {
+			t.Errorf("keyd %s: %v\n%s", h, err, out)
+		}
+		for _, cmd := range []string{"serve", "migrate", "version", "accounts", "keys", "credits", "plans"} {
+			if !strings.Contains(out, "  "+cmd+" ") {
+				t.Errorf("keyd %s does not list %s", h, cmd)
+			}
+		}
+	}
+	for _, args := range [][]string{
+		{"serve", "--help"},
+		{"migrate", "-h"},
+		{"accounts", "create", "--help"},
+		{"keys", "list", "--help"},
+		{"credits", "add", "--help"},
+		{"plans", "set", "gold", "--help"},
+	} {
+		_, errOut, err := c.run(args...)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyd "+args[0]) || !strings.Contains(errOut, "-db") {
+			t.Errorf("keyd %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+	}
+	_, errOut, _ := c.run("serve", "--help")
+	for _, f := range []string{"-addr", "-admin-token", "KEYD_ADDR", "KEYD_ADMIN_TOKEN"} {
+		if !strings.Contains(errOut, f) {
+			t.Errorf("keyd serve --help does not mention %s", f)
+		}
+	}
+}
+
+// TestMainExitStatus runs the real main in a child process: usage errors
+// exit with 2, other errors with 1, help and success with 0.
+func TestMainExitStatus(t *testing.T) {
+	if args, ok := os.LookupEnv("KEYD_TEST_MAIN_ARGS"); ok {
+		os.Args = append([]string{"keyd"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	db := filepath.Join(t.TempDir(), "keyd.db")
+	for _, tt := range []struct {
+		args   string
+		status int
+	}{
+		{"", 2},
+		{"frobnicate", 2},
+		{"accounts create --name x", 2},
+		{"serve --admin-token short", 2},
+		{"--help", 0},
+		{"serve --help", 0},
+		{"version", 0},
+		{"migrate", 0},
+		{"credits show --account acc_0000000000000000", 1},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMainExitStatus$")
+		cmd.Env = append(os.Environ(), "KEYD_TEST_MAIN_ARGS="+tt.args, "KEYD_DB="+db, "KEYD_ADMIN_TOKEN=")
+		out, err := cmd.CombinedOutput()
+		status := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			status = exitErr.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if status != tt.status {
+			t.Errorf("keyd %s exited with %d, want %d\n%s", tt.args, status, tt.status, out)
+		}
+		if tt.status != 0 && !strings.Contains(string(out), "keyd: ") {
+			t.Errorf("keyd %s failed without saying why:\n%s", tt.args, out)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package pluginapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"keyd/store"
+)
+
+var adminRoutes = []struct{ method, path, body string }{
+	{"POST", "/admin/v1/accounts", `{"name":"a","email":"a@example.com","plan":"free"}`},
+	{"GET", "/admin/v1/accounts/acc_0000000000000000", ``},
+	{"PATCH", "/admin/v1/accounts/acc_0000000000000000", `{"status":"suspended"}`},
+	{"POST", "/admin/v1/accounts/acc_0000000000000000/credits", `{"amount":5}`},
+	{"GET", "/admin/v1/plans", ``},
+	{"PUT", "/admin/v1/plans/gold", `{"alias_limit":1,"rate_limit_per_minute":1}`},
+}
+
+func TestAdminOffWithoutToken(t *testing.T) {
+	e := newEnv(t, "")
+	for _, r := range adminRoutes {
+		for _, auth := range []string{"", "Bearer ", "Bearer " + testToken} {
+			res := e.do(r.method, r.path, "application/json", r.body, "Authorization", auth)
+			checkError(t, res, http.StatusNotFound, "NOT_FOUND")
+		}
+	}
+	if plans, _ := e.db.ListPlans(t.Context()); len(plans) != 4 {
+		t.Errorf("the disabled admin API changed plans: %d", len(plans))
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	e := newEnv(t, testToken)
+	for _, r := range adminRoutes {
+		for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong-token-wrong-token-wrong-token", "Bearer " + testToken + "x",
+			"Basic " + testToken, testToken, "Bearer" + testToken} {
+			res := e.do(r.method, r.path, "application/json", r.body, "Authorization", auth)
+			checkError(t, res, http.StatusUnauthorized, "UNAUTHORIZED")
+		}
+	}
+	if n := countEvents(t, e, "account.created") + countEvents(t, e, "plan.updated"); n != 0 {
+		t.Errorf("refused admin calls made %d changes", n)
+	}
+	// The scheme name is case-insensitive (RFC 9110), as for owner keys.
+	if res := e.do("GET", "/admin/v1/plans", "", "", "Authorization", "bearer "+testToken); res.status != 200 {
+		t.Errorf("lower-case bearer: %d %s", res.status, res.raw)
+	}
+}
+
+func TestAdminAccounts(t *testing.T) {
+	e := newEnv(t, testToken)
+
+	res := e.admin("POST", "/admin/v1/accounts", `{"name":"Acme Inc","email":"ops@acme.test","plan":"pro","credits":1200}`)
+	if res.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", res.status, res.raw)
+	}
+	checkFields(t, "created", res.body, "account", "key")
+	accountFields := []string{"id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "parent_id", "created_at", "alias_limit_override", "updated_at"}
+	checkFields(t, "account", res.body["account"], accountFields...)
+	a, key := res.body["account"].(map[string]any), str(res.body, "key")
+	id := str(a, "id")
+	if !strings.HasPrefix(id, "acc_") || str(a, "name") != "Acme Inc" || str(a, "email") != "ops@acme.test" || str(a, "status") != "active" ||
+		a["credits"] != float64(1200) || a["parent_id"] != nil || a["alias_limit_override"] != nil ||
+		str(a, "created_at") != t0.Format(time.RFC3339) || str(a, "updated_at") != t0.Format(time.RFC3339) ||
+		str(a, "plan", "name") != "pro" || dig(a, "plan", "alias_limit") != float64(5) || dig(a, "plan", "rate_limit_per_minute") != float64(600) ||
+		dig(a, "aliases", "used") != float64(0) || dig(a, "aliases", "limit") != float64(5) {
+		t.Errorf("created account = %s", res.raw)
+	}
+	if !store.WellFormedKey(key) {
+		t.Fatalf("created key %q is not a key", key)
+	}
+	if r := e.validateJSON(key); r.status != 200 || str(r.body, "account", "id") != id {
+		t.Errorf("the new key does not validate: %d %s", r.status, r.raw)
+	}
+	// The key is shown once: reading the account again does not show it.
+	e.clock.Add(time.Minute)
+	res = e.admin("GET", "/admin/v1/accounts/"+id, "")
+	if res.status != 200 {
+		t.Fatalf("get: %d %s", res.status, res.raw)
+	}
+	checkFields(t, "account", res.body, accountFields...)
+	if strings.Contains(res.raw, key) || str(res.body, "id") != id || res.body["credits"] != float64(1200) {
+		t.Errorf("get = %s", res.raw)
+	}
+	checkError(t, e.admin("GET", "/admin/v1/accounts/acc_0000000000000000", ""), http.StatusNotFound, "NOT_FOUND")
+	checkError(t, e.admin("GET", "/admin/v1/accounts/nonsense", ""), http.StatusNotFound, "NOT_FOUND")
+	checkError(t, e.admin("GET", "/admin/v1/accounts/%27%3B--", ""), http.StatusNotFound, "NOT_FOUND")
+
+	// Patch: plan, status, alias-limit override set and cleared.
+	res = e.admin("PATCH", "/admin/v1/accounts/"+id, `{"plan":"mega","status":"suspended","alias_limit":40}`)
+	if res.status != 200 || str(res.body, "plan", "name") != "mega" || str(res.body, "status") != "suspended" ||
+		res.body["alias_limit_override"] != float64(40) || dig(res.body, "aliases", "limit") != float64(40) ||
+		str(res.body, "updated_at") != t0.Add(time.Minute).Format(time.RFC3339) {
+		t.Errorf("patch: %d %s", res.status, res.raw)
+	}
+	checkFailure(t, e.validateHeader(key), 401, "ACCOUNT_SUSPENDED")
+	res = e.admin("PATCH", "/admin/v1/accounts/"+id, `{}`)
+	if res.status != 200 || str(res.body, "status") != "suspended" || res.body["alias_limit_override"] != float64(40) {
+		t.Errorf("empty patch: %d %s", res.status, res.raw)
+	}
+	res = e.admin("PATCH", "/admin/v1/accounts/"+id, `{"status":"active","alias_limit":null}`)
+	if res.status != 200 || str(res.body, "status") != "active" || res.body["alias_limit_override"] != nil || dig(res.body, "aliases", "limit") != float64(25) {
+		t.Errorf("clearing the override: %d %s", res.status, res.raw)
+	}
+	if r := e.validateHeader(key); r.status != 200 || str(r.body, "account", "plan") != "mega" {
+		t.Errorf("after reactivation: %d %s", r.status, r.raw)
+	}
+	for _, body := range []string{
+		``, `{`, `[]`, `{"status":"deleted"}`, `{"status":"Active"}`, `{"status":1}`, `{"plan":"platinum"}`, `{"plan":"Bad Name"}`,
+		`{"plan":null,"status":"x"}`, `{"alias_limit":-1}`, `{"alias_limit":1000001}`, `{"alias_limit":"5"}`, `{"alias_limit":1.5}`,
+		`{"alias_limit":99999999999999999999}`, `{"name":"renamed"}`, `{"status":"active","status":"suspended"}`,
+	} {
+		res := e.admin("PATCH", "/admin/v1/accounts/"+id, body)
+		checkError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+	}
+	res = e.admin("PATCH", "/admin/v1/accounts/"+id, `{"status":"deleted"}`)
+	if dig(res.body, "error", "fields", "status") == nil {
+		t.Errorf("bad status: the error does not name the field: %s", res.raw)
+	}
+	checkError(t, e.admin("PATCH", "/admin/v1/accounts/acc_0000000000000000", `{"status":"suspended"}`), http.StatusNotFound, "NOT_FOUND")
+	if r := e.admin("GET", "/admin/v1/accounts/"+id, ""); str(r.body, "status") != "active" || str(r.body, "plan", "name") != "mega" {
+		t.Errorf("refused patches changed the account: %s", r.raw)
+	}
+
+	// Refused creations.
+	for _, body := range []string{
+		``, `{`, `null`, `[]`, `{}`,
+		`{"email":"a@example.com","plan":"free"}`,
+		`{"name":"a","plan":"free"}`,
+		`{"name":"a","email":"a@example.com"}`,
+		`{"name":"a","email":"not an email","plan":"free"}`,
+		`{"name":"a","email":"a@example.com","plan":"platinum"}`,
+		`{"name":"a","email":"a@example.com","plan":"Free"}`,
+		`{"name":"a","email":"a@example.com","plan":"free","credits":-1}`,
+		`{"name":"a","email":"a@example.com","plan":"free","credits":1.5}`,
+		`{"name":"a","email":"a@example.com","plan":"free","credits":"10"}`,
+		`{"name":"a","email":"a@example.com","plan":"free","credits":1000000000001}`,
+		`{"name":"a","email":"a@example.com","plan":"free","credits":99999999999999999999}`,
+		`{"name":"a","email":"a@example.com","plan":"free","color":"red"}`,
+		`{"name":"` + strings.Repeat("n", 101) + `","email":"a@example.com","plan":"free"}`,
+		`{"name":"a\u0007b","email":"a@example.com","plan":"free"}`,
+		`{"name":"a","email":"a@example.com","plan":"free"} {}`,
+	} {
+		res := e.admin("POST", "/admin/v1/accounts", body)
+		checkError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+	}
+	res = e.admin("POST", "/admin/v1/accounts", `{"name":"a","email":"a@example.com","plan":"platinum"}`)
+	if dig(res.body, "error", "fields", "plan") == nil {
+		t.Errorf("unknown plan: the error does not name the field: %s", res.raw)
+	}
+	checkError(t, e.do("POST", "/admin/v1/accounts", "text/plain", `{"name":"a","email":"a@example.com","plan":"free"}`, "Authorization", "Bearer "+testToken),
+		http.StatusUnsupportedMediaType, "INVALID_REQUEST")
+	if n := countEvents(t, e, "account.created"); n != 1 {
+		t.Errorf("%d accounts created, want 1", n)
+	}
+}
+
+func TestAdminCredits(t *testing.T) {
+	e := newEnv(t, testToken)
+	id, key := e.createAccount("Acme", "pro", 100)
+	path := "/admin/v1/accounts/" + id + "/credits"
+
+	res := e.admin("POST", path, `{"amount":500,"reason":"purchase #42"}`)
+	if res.status != 200 || res.body["credits"] != float64(600) || str(res.body, "id") != id {
+		t.Errorf("add 500: %d %s", res.status, res.raw)
+	}
+	if r := e.validateJSON(key); dig(r.body, "account", "credits") != float64(600) {
+		t.Errorf("validate right after adding credits: %s", r.raw)
+	}
+	res = e.admin("POST", path, `{"amount":-600}`)
+	if res.status != 200 || res.body["credits"] != float64(0) {
+		t.Errorf("take the pool to zero: %d %s", res.status, res.raw)
+	}
+	checkError(t, e.admin("POST", path, `{"amount":-1}`), http.StatusPaymentRequired, "INSUFFICIENT_CREDITS")
+	for _, body := range []string{``, `{}`, `{"amount":0}`, `{"amount":"5"}`, `{"amount":1.5}`, `{"amount":1000000000001}`,
+		`{"amount":99999999999999999999}`, `{"amount":5,"reason":"` + strings.Repeat("r", 501) + `"}`, `{"amount":5,"note":"x"}`} {
+		checkError(t, e.admin("POST", path, body), http.StatusBadRequest, "INVALID_REQUEST")
+	}
+	checkError(t, e.admin("POST", "/admin/v1/accounts/acc_0000000000000000/credits", `{"amount":5}`), http.StatusNotFound, "NOT_FOUND")
+	if r := e.admin("GET", "/admin/v1/accounts/"+id, ""); r.body["credits"] != float64(0) {
+		t.Errorf("refused credit changes moved the pool: %s", r.raw)
+	}
+}
+
+func TestAdminPlans(t *testing.T) {
+	e := newEnv(t, testToken)
+	res := e.admin("GET", "/admin/v1/plans", "")
+	if res.status != 200 {
+		t.Fatalf("%d %s", res.status, res.raw)
+	}
+	checkFields(t, "plans answer", res.body, "plans")
+	plans, _ := res.body["plans"].([]any)
+	want := []string{"free 0 60", "pro 5 600", "mega 25 3000", "enterprise <nil> <nil>"}
+	if len(plans) != len(want) {
+		t.Fatalf("plans = %s", res.raw)
+	}
+	for i, p := range plans {
+		checkFields(t, "plan", p, "name", "alias_limit", "rate_limit_per_minute", "updated_at")
+		m := p.(map[string]any)
+		if got := fmt.Sprint(m["name"], " ", m["alias_limit"], " ", m["rate_limit_per_minute"]); got != want[i] {
+			t.Errorf("plan %d = %s, want %s", i, got, want[i])
+		}
+	}
+
+	e.clock.Add(time.Hour)
+	res = e.admin("PUT", "/admin/v1/plans/gold", `{"alias_limit":10,"rate_limit_per_minute":null}`)
+	if res.status != 200 {
+		t.Fatalf("put gold: %d %s", res.status, res.raw)
+	}
+	checkFields(t, "plan", res.body, "name", "alias_limit", "rate_limit_per_minute", "updated_at")
+	if str(res.body, "name") != "gold" || res.body["alias_limit"] != float64(10) || res.body["rate_limit_per_minute"] != nil ||
+		str(res.body, "updated_at") != t0.Add(time.Hour).Format(time.RFC3339) {
+		t.Errorf("put gold = %s", res.raw)
+	}
+	res = e.admin("PUT", "/admin/v1/plans/pro", `{"alias_limit":7,"rate_limit_per_minute":700}`)
+	if res.status != 200 || res.body["alias_limit"] != float64(7) || res.body["rate_limit_per_minute"] != float64(700) {
+		t.Errorf("replace pro: %d %s", res.status, res.raw)
+	}
+	if r := e.admin("GET", "/admin/v1/plans", ""); len(r.body["plans"].([]any)) != 5 {
+		t.Errorf("after adding gold: %s", r.raw)
+	}
+	// An account can move to the new plan and validation says so at once.
+	id, key := e.createAccount("Acme", "pro", 0)
+	if r := e.admin("PATCH", "/admin/v1/accounts/"+id, `{"plan":"gold"}`); r.status != 200 || dig(r.body, "aliases", "limit") != float64(10) {
+		t.Errorf("move to gold: %d %s", r.status, r.raw)
+	}
+	if r := e.validateJSON(key); str(r.body, "account", "plan") != "gold" {
+		t.Errorf("validate after the plan change: %s", r.raw)
+	}
+
+	for _, tt := range []struct{ name, body string }{
+		{"Gold", `{"alias_limit":1,"rate_limit_per_minute":1}`},
+		{"gold%20plan", `{"alias_limit":1,"rate_limit_per_minute":1}`},
+		{strings.Repeat("g", 33), `{"alias_limit":1,"rate_limit_per_minute":1}`},
+		{"gold", ``},
+		{"gold", `{`},
+		{"gold", `{"alias_limit":-1,"rate_limit_per_minute":1}`},
+		{"gold", `{"alias_limit":1,"rate_limit_per_minute":0}`},
+		{"gold", `{"alias_limit":"1"}`},
+		{"gold", `{"alias_limit":1,"burst":3}`},
+		{"gold", `{"alias_limit":1000001}`},
+	} {
+		checkError(t, e.admin("PUT", "/admin/v1/plans/"+tt.name, tt.body), http.StatusBadRequest, "INVALID_REQUEST")
+	}
+	if r := e.admin("GET", "/admin/v1/plans", ""); !strings.Contains(r.raw, `"name":"gold","alias_limit":10,`) {
+		t.Errorf("refused plan changes altered gold: %s", r.raw)
+	}
+}

@@ -1,0 +1,118 @@
+package pluginapi
+
+import (
+	"hash/maphash"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// rateLimiter is a token bucket per account, shared by all the account's
+// keys: a plan's rate_limit_per_minute fills it at limit/60 tokens a second
+// up to limit. It lives in memory, which is right for one keyd node.
+type rateLimiter struct {
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [64]limiterShard
+}
+
+type limiterShard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	calls   int
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimiter(now func() time.Time) *rateLimiter {
+	l := &rateLimiter{now: now, seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].buckets = map[string]*bucket{}
+	}
+	return l
+}
+
+// verdict is one decision, with what the headers say.
+type verdict struct {
+	allowed    bool
+	limit      int
+	remaining  int
+	reset      time.Duration // until the bucket is full again
+	retryAfter time.Duration // until one request is allowed, when refused
+}
+
+// take spends one token of the account's bucket (limit per minute; 0 means
+// unlimited, which always allows).
+func (l *rateLimiter) take(account string, limit int) verdict {
+	if limit <= 0 {
+		return verdict{allowed: true}
+	}
+	now := l.now()
+	rate := float64(limit) / 60 // tokens per second
+	sh := &l.shards[maphash.String(l.seed, account)%uint64(len(l.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.calls++
+	if sh.calls%4096 == 0 {
+		sh.forgetFull(now, rate)
+	}
+	b := sh.buckets[account]
+	if b == nil {
+		b = &bucket{tokens: float64(limit), last: now}
+		sh.buckets[account] = b
+	}
+	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
+		b.tokens = math.Min(float64(limit), b.tokens+elapsed*rate)
+		b.last = now
+	}
+	b.tokens = math.Min(b.tokens, float64(limit)) // the plan may have shrunk
+	v := verdict{limit: limit}
+	if b.tokens >= 1 {
+		b.tokens--
+		v.allowed = true
+	} else {
+		v.retryAfter = seconds((1 - b.tokens) / rate)
+	}
+	v.remaining = int(b.tokens)
+	v.reset = seconds((float64(limit) - b.tokens) / rate)
+	return v
+}
+
+// forgetFull drops buckets that have refilled completely: they hold nothing
+// a new bucket would not. Rates differ per plan; a generous idle time is used.
+func (sh *limiterShard) forgetFull(now time.Time, _ float64) {
+	for k, b := range sh.buckets {
+		if now.Sub(b.last) > 2*time.Minute {
+			delete(sh.buckets, k)
+		}
+	}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(math.Ceil(s)) * time.Second }
+
+// setHeaders writes the X-RateLimit-* headers (and Retry-After when refused).
+// Unlimited plans get none.
+func (v verdict) setHeaders(c *gin.Context) {
+	if v.limit == 0 {
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(v.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(int(v.reset/time.Second)))
+	if !v.allowed {
+		h.Set("Retry-After", strconv.Itoa(max(1, int(v.retryAfter/time.Second))))
+	}
+}
+
+func rateLimited(v verdict) *apiError {
+	return newError(http.StatusTooManyRequests, codeRateLimited,
+		"the account's rate limit of %d requests a minute is spent; retry in %d s", v.limit, max(1, int(v.retryAfter/time.Second)))
+}

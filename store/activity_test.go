@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+type siteRow struct {
+	site                             string
+	first, last                      int64
+	plugin, pluginVersion, wpVersion string
+}
+
+func readSites(tb testing.TB, db *DB, keyID string) []siteRow {
+	tb.Helper()
+	rows, err := db.r.Query(`SELECT site, first_seen, last_seen, plugin, plugin_version, wp_version FROM key_sites
+		WHERE key_id = ? ORDER BY site`, keyID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []siteRow
+	for rows.Next() {
+		var s siteRow
+		if err := rows.Scan(&s.site, &s.first, &s.last, &s.plugin, &s.pluginVersion, &s.wpVersion); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func readUsage(tb testing.TB, db *DB, keyID, day string) (validations, failed, units int64) {
+	tb.Helper()
+	err := db.r.QueryRow(`SELECT validations, failed, units FROM key_usage_daily WHERE key_id = ? AND day = ?`, keyID, day).
+		Scan(&validations, &failed, &units)
+	if err != nil {
+		tb.Fatalf("usage of %s on %s: %v", keyID, day, err)
+	}
+	return
+}
+
+func TestFlushActivity(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock(t0)
+	db := mustOpenDB(t, WithClock(clock.Now))
+	c := mustCreate(t, db, "acme", "pro", 1)
+	other := mustCreate(t, db, "other", "free", 1)
+	v := mustLookup(t, db, c.Secret)
+
+	// Nothing pending: a flush is a no-op.
+	if err := db.FlushActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	t1, t2, t3 := t0.Add(10*time.Second), t0.Add(20*time.Second), t0.Add(30*time.Second)
+	db.RecordValidation(&v, true, SiteReport{Site: "https://Example.com/blog/", Plugin: "shortpixel", PluginVersion: "5.1", WPVersion: "6.5"}, t1)
+	db.RecordValidation(&v, true, SiteReport{Site: "example.com/blog", WPVersion: "6.6"}, t3)
+	db.RecordValidation(&v, false, SiteReport{Site: "evil.test"}, t3.Add(time.Second))
+	db.RecordValidation(&v, true, SiteReport{}, t2)
+
+	// Pending last use shows before any flush; the database has none yet.
+	keys, err := db.ListKeys(ctx, c.Account.ID)
+	if err != nil || len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(t2) {
+		t.Errorf("ListKeys before flush: %+v, %v; want pending last use %v", keys, err, t2)
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM keys WHERE last_used_at IS NOT NULL`); n != 0 {
+		t.Errorf("validation wrote to the database before a flush: %d keys with last_used_at", n)
+	}
+
+	if err := db.FlushActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The last recorded use wins in memory (t2 was recorded after t3).
+	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t2.Unix() {
+		t.Errorf("last_used_at = %d, want %d", got, t2.Unix())
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM keys WHERE id = ? AND last_used_at IS NOT NULL`, other.Key.ID); n != 0 {
+		t.Error("an unused key got a last_used_at")
+	}
+	day := t0.Format(time.DateOnly)
+	if val, failed, units := readUsage(t, db, c.Key.ID, day); val != 4 || failed != 1 || units != 0 {
+		t.Errorf("usage = %d validations, %d failed, %d units; want 4, 1, 0", val, failed, units)
+	}
+	sites := readSites(t, db, c.Key.ID)
+	want := siteRow{site: "example.com/blog", first: t1.Unix(), last: t3.Unix(), plugin: "shortpixel", pluginVersion: "5.1", wpVersion: "6.6"}
+	if len(sites) != 1 || sites[0] != want {
+		t.Errorf("key_sites = %+v, want only %+v (a failed validation records no site)", sites, want)
+	}
+
+	// A second batch adds to the counters, keeps first_seen and the newest
+	// last_used_at, and a new day gets its own row.
+	t4 := t0.Add(24 * time.Hour)
+	db.RecordValidation(&v, true, SiteReport{Site: "example.com/blog/", Plugin: "shortpixel-ai"}, t1.Add(time.Second))
+	db.RecordValidation(&v, false, SiteReport{}, t4)
+	if err := db.FlushActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if val, failed, _ := readUsage(t, db, c.Key.ID, day); val != 5 || failed != 1 {
+		t.Errorf("usage after second flush = %d/%d, want 5/1", val, failed)
+	}
+	if val, failed, _ := readUsage(t, db, c.Key.ID, t4.Format(time.DateOnly)); val != 1 || failed != 1 {
+		t.Errorf("usage on the next day = %d/%d, want 1/1", val, failed)
+	}
+	sites = readSites(t, db, c.Key.ID)
+	want = siteRow{site: "example.com/blog", first: t1.Unix(), last: t3.Unix(), plugin: "shortpixel-ai", pluginVersion: "5.1", wpVersion: "6.6"}
+	if len(sites) != 1 || sites[0] != want {
+		t.Errorf("key_sites after second flush = %+v, want %+v", sites, want)
+	}
+	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t2.Unix() {
+		t.Errorf("an older use moved last_used_at back to %d", got)
+	}
+}
+
+func TestFlushActivityKeepsDataWhenItFails(t *testing.T) {
+	clock := newFakeClock(t0)
+	db := mustOpenDB(t, WithClock(clock.Now))
+	c := mustCreate(t, db, "acme", "pro", 1)
+	v := mustLookup(t, db, c.Secret)
+	db.RecordValidation(&v, true, SiteReport{Site: "a.example", Plugin: "p"}, t0.Add(time.Second))
+	db.RecordValidation(&v, false, SiteReport{}, t0.Add(2*time.Second))
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := db.FlushActivity(cancelled); err == nil {
+		t.Fatal("FlushActivity with a cancelled context reported success")
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM key_usage_daily`); n != 0 {
+		t.Fatalf("a failed flush wrote %d usage rows", n)
+	}
+	// More activity arrives before the retry; both batches are written.
+	db.RecordValidation(&v, true, SiteReport{Site: "a.example", WPVersion: "6.5"}, t0.Add(3*time.Second))
+	if err := db.FlushActivity(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if val, failed, _ := readUsage(t, db, c.Key.ID, t0.Format(time.DateOnly)); val != 3 || failed != 1 {
+		t.Errorf("usage after the retry = %d/%d, want 3/1", val, failed)
+	}
+	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t0.Add(3*time.Second).Unix() {
+		t.Errorf("last_used_at after the retry = %d", got)
+	}
+	want := siteRow{site: "a.example", first: t0.Add(time.Second).Unix(), last: t0.Add(3 * time.Second).Unix(), plugin: "p", wpVersion: "6.5"}
+	if sites := readSites(t, db, c.Key.ID); len(sites) != 1 || sites[0] != want {
+		t.Errorf("key_sites after the retry = %+v, want %+v", sites, want)
+	}
+}
+
+func TestNormalizeSite(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://Example.COM/":        "example.com",
+		"http://example.com:8080/wp/": "example.com:8080/wp",
+		"example.com/blog//":          "example.com/blog",
+		"  shop.example.org  ":        "shop.example.org",
+		"":                            "",
+		"https://":                    "",
+		"::::":                        "",
+	} {
+		if got := NormalizeSite(in); got != want {
+			t.Errorf("NormalizeSite(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

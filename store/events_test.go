@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+type eventRow struct {
+	seq                       int64
+	accountID, typ, actorType string
+	actorID, actorIP, target  sql.NullString
+	data                      string
+	createdAt                 int64
+}
+
+func readEvents(tb testing.TB, db *DB, afterSeq int64) []eventRow {
+	tb.Helper()
+	rows, err := db.r.Query(`SELECT seq, coalesce(account_id, ''), type, actor_type, actor_id, actor_ip, target_id, data, created_at
+		FROM events WHERE seq > ? ORDER BY seq`, afterSeq)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []eventRow
+	for rows.Next() {
+		var e eventRow
+		if err := rows.Scan(&e.seq, &e.accountID, &e.typ, &e.actorType, &e.actorID, &e.actorIP, &e.target, &e.data, &e.createdAt); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+func lastSeq(tb testing.TB, db *DB) int64 {
+	return queryInt(tb, db, `SELECT coalesce(max(seq), 0) FROM events`)
+}
+
+// anyAccount tells expectOneEvent not to check the event's account.
+const anyAccount = "(any)"
+
+// expectOneEvent runs change and checks that it appended exactly one event of
+// type typ for accountID, stamped with the store's clock.
+func expectOneEvent(t *testing.T, db *DB, clock *fakeClock, typ, accountID string, actor Actor, change func() error) eventRow {
+	t.Helper()
+	before := lastSeq(t, db)
+	if err := change(); err != nil {
+		t.Fatalf("%s: %v", typ, err)
+	}
+	evs := readEvents(t, db, before)
+	if len(evs) != 1 {
+		t.Fatalf("%s appended %d events, want 1: %+v", typ, len(evs), evs)
+	}
+	e := evs[0]
+	if e.typ != typ || (accountID != anyAccount && e.accountID != accountID) || e.actorType != actor.Type ||
+		e.actorID.String != actor.KeyID || e.actorIP.String != actor.IP || e.createdAt != clock.Now().Unix() {
+		t.Errorf("event = %+v; want type %s account %q actor %+v at %d", e, typ, accountID, actor, clock.Now().Unix())
+	}
+	if !json.Valid([]byte(e.data)) || !strings.HasPrefix(e.data, "{") {
+		t.Errorf("%s data is not a JSON object: %s", typ, e.data)
+	}
+	return e
+}
+
+// expectNoEvent runs a change that must fail and checks that it left no event.
+func expectNoEvent(t *testing.T, db *DB, what string, change func() error) {
+	t.Helper()
+	before := lastSeq(t, db)
+	if err := change(); err == nil {
+		t.Errorf("%s: want an error", what)
+	}
+	if evs := readEvents(t, db, before); len(evs) != 0 {
+		t.Errorf("%s failed but appended %d events: %+v", what, len(evs), evs)
+	}
+}
+
+func TestEventsAppendedWithEachChange(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock(t0)
+	db := mustOpenDB(t, WithClock(clock.Now))
+	op := OperatorActor("203.0.113.5")
+	var secrets []string
+
+	var c Created
+	e := expectOneEvent(t, db, clock, EventAccountCreated, anyAccount, op, func() error {
+		var err error
+		c, err = db.CreateAccount(ctx, op, NewAccount{Name: "acme", Email: "a@acme.test", Plan: "pro", Credits: 9})
+		return err
+	})
+	// The account id is only known afterwards.
+	if e.accountID != c.Account.ID || e.target.String != c.Account.ID {
+		t.Errorf("account.created names account %q target %q, want %q", e.accountID, e.target.String, c.Account.ID)
+	}
+	secrets = append(secrets, c.Secret)
+	id := c.Account.ID
+
+	clock.Add(time.Second)
+	expectOneEvent(t, db, clock, EventAccountUpdated, id, op, func() error {
+		_, err := db.UpdateAccount(ctx, op, id, AccountPatch{Status: ptr(AccountSuspended)})
+		return err
+	})
+	clock.Add(time.Second)
+	e = expectOneEvent(t, db, clock, EventCreditsAdded, id, op, func() error {
+		_, err := db.AddCredits(ctx, op, id, 41, "purchase")
+		return err
+	})
+	var credits struct {
+		Amount  int64  `json:"amount"`
+		Credits int64  `json:"credits"`
+		Reason  string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(e.data), &credits); err != nil || credits.Amount != 41 || credits.Credits != 50 || credits.Reason != "purchase" {
+		t.Errorf("credits.added data = %s", e.data)
+	}
+
+	owner := Actor{Type: ActorPrimary, KeyID: c.Key.ID, IP: "198.51.100.1"}
+	for _, grace := range []time.Duration{0, time.Hour} {
+		clock.Add(time.Second)
+		var r Reset
+		e = expectOneEvent(t, db, clock, EventKeyReset, id, owner, func() error {
+			var err error
+			r, err = db.ResetPrimaryKey(ctx, owner, id, grace)
+			return err
+		})
+		secrets = append(secrets, r.Secret)
+		var reset struct {
+			KeyID    string `json:"key_id"`
+			Hint     string `json:"hint"`
+			Previous struct {
+				ID         string `json:"id"`
+				ValidUntil string `json:"valid_until"`
+			} `json:"previous"`
+		}
+		if err := json.Unmarshal([]byte(e.data), &reset); err != nil || reset.KeyID != r.Key.ID || reset.Hint != r.Key.Hint ||
+			reset.Previous.ID != r.Previous.ID || reset.Previous.ValidUntil != r.Previous.ValidUntil.Format(time.RFC3339) {
+			t.Errorf("key.reset data = %s; want key %s previous %s", e.data, r.Key.ID, r.Previous.ID)
+		}
+		if e.target.String != r.Key.ID {
+			t.Errorf("key.reset target = %q, want the new key %s", e.target.String, r.Key.ID)
+		}
+		owner.KeyID = r.Key.ID
+	}
+
+	clock.Add(time.Second)
+	e = expectOneEvent(t, db, clock, EventPlanUpdated, "", op, func() error {
+		_, err := db.PutPlan(ctx, op, Plan{Name: "gold", AliasLimit: ptr(3)})
+		return err
+	})
+	if e.target.String != "gold" {
+		t.Errorf("plan.updated target = %q, want gold", e.target.String)
+	}
+
+	// Failed changes roll their event back with them, and no-op patches log nothing.
+	expectNoEvent(t, db, "credits below zero", func() error { _, err := db.AddCredits(ctx, op, id, -1000, ""); return err })
+	expectNoEvent(t, db, "unknown plan", func() error {
+		_, err := db.UpdateAccount(ctx, op, id, AccountPatch{Plan: ptr("platinum")})
+		return err
+	})
+	expectNoEvent(t, db, "grace too long", func() error { _, err := db.ResetPrimaryKey(ctx, op, id, 200*time.Hour); return err })
+	expectNoEvent(t, db, "account with unknown plan", func() error {
+		_, err := db.CreateAccount(ctx, op, NewAccount{Name: "x", Email: "x@x.test", Plan: "nope"})
+		return err
+	})
+	before := lastSeq(t, db)
+	if _, err := db.UpdateAccount(ctx, op, id, AccountPatch{Status: ptr(AccountSuspended)}); err != nil {
+		t.Fatal(err)
+	}
+	if evs := readEvents(t, db, before); len(evs) != 0 {
+		t.Errorf("a patch that changed nothing appended %+v", evs)
+	}
+
+	// No event ever holds a key or its hash, in any encoding.
+	all := readEvents(t, db, 0)
+	if len(all) != 6 {
+		t.Errorf("%d events in all, want 6", len(all))
+	}
+	for _, ev := range all {
+		for _, s := range secrets {
+			h := HashKey(s)
+			for _, form := range []string{s, hex.EncodeToString(h[:]), strings.ToUpper(hex.EncodeToString(h[:])),
+				base64.StdEncoding.EncodeToString(h[:]), base64.RawURLEncoding.EncodeToString(h[:])} {
+				if strings.Contains(ev.data, form) {
+					t.Errorf("event %d (%s) data holds a key or its hash: %s", ev.seq, ev.typ, ev.data)
+				}
+			}
+		}
+	}
+}

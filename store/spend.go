@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Spending credits is the one frequent write. Requests queue up and a single
+// goroutine commits them in batches (group commit): while one batch is being
+// made durable the next one gathers, so throughput grows with concurrency
+// while every answer still comes after its own commit.
+
+// MaxSpendUnits bounds one charge.
+const MaxSpendUnits = 1_000_000
+
+// MaxIdempotencyKeyLength bounds an idempotency key.
+const MaxIdempotencyKeyLength = 128
+
+// IdempotencyWindow is how long a charge's answer is kept for replays.
+const IdempotencyWindow = 24 * time.Hour
+
+// maxSpendBatch bounds one group commit.
+const maxSpendBatch = 512
+
+// ErrIdempotencyMismatch is a replayed idempotency key with other units.
+var ErrIdempotencyMismatch = errors.New("idempotency key reused with different units")
+
+// ErrClosed answers charges made while the store closes.
+var ErrClosed = errors.New("store: closed")
+
+// Charge is the answer to a spend.
+type Charge struct {
+	Credits  int64 // the pool after the charge
+	Charged  int64
+	Replayed bool // the answer of an earlier request with the same idempotency key
+}
+
+type spendRequest struct {
+	accountID, keyID string
+	units            int64
+	idemKey          string
+	done             chan spendResult
+}
+
+type spendResult struct {
+	charge Charge
+	err    error
+}
+
+type spender struct {
+	mu     sync.RWMutex // held for reading while enqueueing, for writing to close
+	closed bool
+	queue  chan *spendRequest
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newSpender() *spender {
+	return &spender{queue: make(chan *spendRequest, 4096), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Spend charges units to the pool of v's account on behalf of key v. With an
+// idempotency key, a repeat within 24 hours returns the first answer and
+// charges nothing. The pool never goes below zero: ErrInsufficientCredits.
+func (db *DB) Spend(ctx context.Context, v *KeyView, units int64, idemKey string) (Charge, error) {
+	if units < 1 || units > MaxSpendUnits {
+		return Charge{}, invalidField("units", fmt.Sprintf("must be a whole number from 1 to %d", MaxSpendUnits))
+	}
+	if len(idemKey) > MaxIdempotencyKeyLength {
+		return Charge{}, invalidField("idempotency_key", fmt.Sprintf("at most %d characters", MaxIdempotencyKeyLength))
+	}
+	req := &spendRequest{accountID: v.AccountID, keyID: v.KeyID, units: units, idemKey: idemKey, done: make(chan spendResult, 1)}
+	s := db.spender
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return Charge{}, ErrClosed
+	}
+	select {
+	case s.queue <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return Charge{}, ctx.Err()
+	}
+	// Once queued, the answer is awaited even if the client goes away: the
+	// charge may be committed already and must be reported truthfully.
+	res := <-req.done
+	return res.charge, res.err
+}
+
+// runSpender commits queued charges in batches until stopped, then commits
+// what is still queued and returns.
+func (db *DB) runSpender() {
+	s := db.spender
+	defer close(s.done)
+	for {
+		var first *spendRequest
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			for len(s.queue) > 0 {
+				db.commitSpends(s.gather(<-s.queue))
+			}
+			return
+		}
+		db.commitSpends(s.gather(first))
+	}
+}
+
+// gather takes what else is queued, up to a batch.
+func (s *spender) gather(first *spendRequest) []*spendRequest {
+	batch := []*spendRequest{first}
+	for len(batch) < maxSpendBatch {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// stopSpender refuses new charges, lets the queued ones commit, and waits.
+func (db *DB) stopSpender() {
+	s := db.spender
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+}
+
+// commitSpends runs one batch in one transaction and answers each request.
+func (db *DB) commitSpends(batch []*spendRequest) {
+	results := make([]spendResult, len(batch))
+	err := db.write(context.Background(), func(t *Tx) error {
+		clear(results) // a retried transaction starts from nothing
+		return t.spendBatch(context.Background(), batch, results)
+	})
+	for i, r := range batch {
+		if err != nil {
+			r.done <- spendResult{err: err}
+			continue
+		}
+		r.done <- results[i]
+	}
+}
+
+type keyDay struct{ keyID, day string }
+
+func (t *Tx) spendBatch(ctx context.Context, batch []*spendRequest, results []spendResult) error {
+	pools := map[string]*pool{}
+	spent := map[string]int64{}  // account -> units charged in this batch
+	perKey := map[keyDay]int64{} // units per key per day
+	seen := map[[2]string]int{}  // idempotency keys answered in this batch
+	day := t.now.Format(time.DateOnly)
+	for i, r := range batch {
+		if r.idemKey != "" {
+			if j, ok := seen[[2]string{r.accountID, r.idemKey}]; ok {
+				results[i] = replay(results[j], batch[j].units, r.units)
+				continue
+			}
+			prior, found, err := t.priorCharge(ctx, r.accountID, r.idemKey)
+			if err != nil {
+				return err
+			}
+			if found {
+				results[i] = replay(spendResult{charge: prior}, prior.Charged, r.units)
+				continue
+			}
+		}
+		p := pools[r.accountID]
+		if p == nil {
+			loaded, err := t.loadPool(ctx, r.accountID)
+			if err != nil {
+				return err
+			}
+			p = &loaded
+			pools[r.accountID] = p
+		}
+		if p.credits-spent[r.accountID] < r.units {
+			results[i] = spendResult{err: ErrInsufficientCredits}
+			continue
+		}
+		spent[r.accountID] += r.units
+		perKey[keyDay{r.keyID, day}] += r.units
+		results[i] = spendResult{charge: Charge{Credits: p.credits - spent[r.accountID], Charged: r.units}}
+		if r.idemKey != "" {
+			seen[[2]string{r.accountID, r.idemKey}] = i
+			if _, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO usage_idempotency
+				(account_id, idem_key, units, credits_after, created_at) VALUES (?, ?, ?, ?, ?)`,
+				r.accountID, r.idemKey, r.units, results[i].charge.Credits, t.now.Unix()); err != nil {
+				return fmt.Errorf("store: record idempotency key: %w", err)
+			}
+		}
+	}
+	for id, units := range spent {
+		if err := t.moveCredits(ctx, pools[id], creditChange{delta: -units, spent: units}); err != nil {
+			return err
+		}
+	}
+	for k, units := range perKey {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO key_usage_daily (key_id, day, units) VALUES (?, ?, ?)
+			ON CONFLICT (key_id, day) DO UPDATE SET units = units + excluded.units`, k.keyID, k.day, units); err != nil {
+			return fmt.Errorf("store: count units: %w", err)
+		}
+	}
+	return nil
+}
+
+// replay answers a repeated idempotency key: the first answer, or a mismatch.
+func replay(first spendResult, firstUnits, units int64) spendResult {
+	if first.err != nil {
+		return first
+	}
+	if firstUnits != units {
+		return spendResult{err: ErrIdempotencyMismatch}
+	}
+	first.charge.Replayed = true
+	return first
+}
+
+func (t *Tx) priorCharge(ctx context.Context, accountID, idemKey string) (Charge, bool, error) {
+	var c Charge
+	err := t.tx.QueryRowContext(ctx, `SELECT units, credits_after FROM usage_idempotency
+		WHERE account_id = ? AND idem_key = ? AND created_at > ?`,
+		accountID, idemKey, t.now.Add(-IdempotencyWindow).Unix()).Scan(&c.Charged, &c.Credits)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
+
+// PruneIdempotencyKeys deletes answers older than the replay window.
+func (db *DB) PruneIdempotencyKeys(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(t *Tx) error {
+		res, err := t.tx.ExecContext(ctx, `DELETE FROM usage_idempotency WHERE created_at <= ?`, t.now.Add(-IdempotencyWindow).Unix())
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,312 @@
+<?php
+/**
+ * The "Save settings & validate" call: POST /v1/validate to keyd, and what
+ * each answer means for the site owner.
+ *
+ * @package KeydStub
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/** Seconds to wait for keyd before telling the owner it could not be reached. */
+const KEYD_STUB_HTTP_TIMEOUT = 10;
+
+/**
+ * Asks keyd whether a key is valid.
+ *
+ * The body is form-encoded (what wp_remote_post() does with an array), which
+ * keyd accepts as well as JSON.
+ *
+ * @param string $key The API key, already checked against KEYD_STUB_KEY_PATTERN.
+ * @return array {
+ *     @type string $outcome 'verdict' (keyd judged the key), 'unreachable'
+ *                           (no HTTP answer) or 'error' (an answer that says
+ *                           nothing about the key: 5xx, 429, 400, not JSON).
+ *     @type int    $status  HTTP status, 0 when unreachable.
+ *     @type array  $body    The decoded JSON body (empty when none).
+ *     @type string $error   Transport error text when unreachable.
+ *     @type int    $retry_after Seconds from Retry-After, 0 when absent.
+ * }
+ */
+function keyd_stub_call_validate( $key ) {
+	$response = wp_remote_post(
+		keyd_stub_get_url() . '/v1/validate',
+		array(
+			'timeout'     => KEYD_STUB_HTTP_TIMEOUT,
+			// A redirect would re-send the key somewhere we did not choose.
+			'redirection' => 0,
+			'headers'     => array( 'Accept' => 'application/json' ),
+			'body'        => array(
+				'key'            => $key,
+				'site'           => home_url(),
+				'plugin'         => KEYD_STUB_SLUG,
+				'plugin_version' => KEYD_STUB_VERSION,
+				'wp_version'     => get_bloginfo( 'version' ),
+			),
+		)
+	);
+
+	if ( is_wp_error( $response ) ) {
+		return array(
+			'outcome'     => 'unreachable',
+			'status'      => 0,
+			'body'        => array(),
+			'error'       => $response->get_error_message(),
+			'retry_after' => 0,
+		);
+	}
+
+	$status = (int) wp_remote_retrieve_response_code( $response );
+	$body   = json_decode( (string) wp_remote_retrieve_body( $response ), true );
+	if ( ! is_array( $body ) ) {
+		$body = array();
+	}
+
+	// keyd judged the key when it answered 200, 401 or 403 with its usual
+	// body. Anything else (rate limit, a bad request, a server error, a proxy
+	// page) is not a verdict on the key, so the last known state is kept.
+	$is_verdict = in_array( $status, array( 200, 401, 403 ), true )
+		&& isset( $body['valid'], $body['code'] ) && is_string( $body['code'] );
+
+	return array(
+		'outcome'     => $is_verdict ? 'verdict' : 'error',
+		'status'      => $status,
+		'body'        => $body,
+		'error'       => '',
+		'retry_after' => (int) wp_remote_retrieve_header( $response, 'retry-after' ),
+	);
+}
+
+/**
+ * Formats an RFC 3339 time from keyd in the site's date and time format.
+ *
+ * @param string $rfc3339 E.g. "2025-03-01T12:00:00Z".
+ * @return string The formatted date, or '' when it cannot be read.
+ */
+function keyd_stub_format_time( $rfc3339 ) {
+	$ts = is_string( $rfc3339 ) && '' !== $rfc3339 ? strtotime( $rfc3339 ) : false;
+	if ( false === $ts ) {
+		return '';
+	}
+	return wp_date( get_option( 'date_format' ) . ' ' . get_option( 'time_format' ), $ts );
+}
+
+/**
+ * The sentence shown to the site owner for a validate answer code.
+ *
+ * Every code of the contract has its own sentence; a code this plugin does not
+ * know yet falls back to keyd's own message, as API.md asks clients to
+ * tolerate new codes.
+ *
+ * @param string $code    The `code` field of keyd's answer.
+ * @param array  $context Optional: message (keyd's sentence), expires_at,
+ *                        retry_after, status.
+ * @return string A plain sentence, not yet escaped.
+ */
+function keyd_stub_code_message( $code, array $context = array() ) {
+	$expired_on = isset( $context['expires_at'] ) ? keyd_stub_format_time( $context['expires_at'] ) : '';
+	switch ( $code ) {
+		case 'VALID':
+			return __( 'Your API key is valid.', 'keyd-stub' );
+		case 'INVALID_REQUEST':
+			return __( 'keyd could not understand the request from this site. This is a problem in the plugin, not in your key: please report it to the plugin author.', 'keyd-stub' );
+		case 'MALFORMED':
+			return __( 'This is not an API key: a key is exactly 20 letters and digits. Check that you copied all of it.', 'keyd-stub' );
+		case 'NOT_FOUND':
+			return __( 'This key does not exist. Check that you copied all of it, or ask the account owner for a key.', 'keyd-stub' );
+		case 'REVOKED':
+			return __( 'This key no longer works: it was reset or deleted. Paste the current key from your account.', 'keyd-stub' );
+		case 'EXPIRED':
+			if ( '' !== $expired_on ) {
+				/* translators: %s: date and time the key expired. */
+				return sprintf( __( 'This key expired on %s. Ask the account owner for a new one.', 'keyd-stub' ), $expired_on );
+			}
+			return __( 'This key has expired. Ask the account owner for a new one.', 'keyd-stub' );
+		case 'INACTIVE':
+			return __( 'This key was deactivated by the account owner. Ask them to reactivate it or to give you a new one.', 'keyd-stub' );
+		case 'ACCOUNT_SUSPENDED':
+			return __( 'The account this key belongs to is suspended. The account owner needs to contact the service to lift the suspension.', 'keyd-stub' );
+		case 'SCOPE_DENIED':
+			return __( 'This key is not allowed to use the features of this plugin. Ask the account owner to allow them for this key.', 'keyd-stub' );
+		case 'SITE_NOT_ALLOWED':
+			/* translators: %s: this site's address. */
+			return sprintf( __( 'This key may only be used on other sites, not on %s. Ask the account owner to add this site to the key.', 'keyd-stub' ), home_url() );
+		case 'RATE_LIMITED':
+			$wait = isset( $context['retry_after'] ) ? (int) $context['retry_after'] : 0;
+			if ( $wait > 0 ) {
+				/* translators: %d: number of seconds. */
+				return sprintf( _n( 'Too many checks for this account right now. Try again in %d second.', 'Too many checks for this account right now. Try again in %d seconds.', $wait, 'keyd-stub' ), $wait );
+			}
+			return __( 'Too many checks for this account right now. Try again in a minute.', 'keyd-stub' );
+	}
+
+	$message = isset( $context['message'] ) && is_string( $context['message'] ) ? trim( $context['message'] ) : '';
+	if ( '' !== $code && '' !== $message ) {
+		/* translators: 1: answer code, 2: the service's explanation. */
+		return sprintf( __( 'The key was not accepted (%1$s): %2$s', 'keyd-stub' ), $code, $message );
+	}
+	if ( '' !== $code ) {
+		/* translators: %s: answer code. */
+		return sprintf( __( 'The key was not accepted (%s).', 'keyd-stub' ), $code );
+	}
+	$http = isset( $context['status'] ) ? (int) $context['status'] : 0;
+	/* translators: %d: HTTP status code. */
+	return sprintf( __( 'keyd gave an unexpected answer (HTTP %d). Try again later.', 'keyd-stub' ), $http );
+}
+
+/**
+ * Validates a key with keyd and records the outcome.
+ *
+ * A key that is not 20 letters and digits is refused here, before any network
+ * call. When keyd cannot be reached, or answers without judging the key, the
+ * stored key and its last known state stay as they were.
+ *
+ * @param string $key       The key to check.
+ * @param bool   $store_key Whether a verdict from keyd should also make this
+ *                          the stored key (false when it comes from KEYD_API_KEY).
+ * @return array { @type string $level 'success', 'error', 'warning'; @type string $message; @type array $details }
+ */
+function keyd_stub_validate_key( $key, $store_key ) {
+	if ( ! preg_match( KEYD_STUB_KEY_PATTERN, $key ) ) {
+		return array(
+			'level'   => 'error',
+			'message' => __( 'This is not an API key: a key is exactly 20 letters and digits. Check that you copied all of it. The key was not saved.', 'keyd-stub' ),
+			'details' => array(),
+		);
+	}
+
+	$result = keyd_stub_call_validate( $key );
+
+	if ( 'unreachable' === $result['outcome'] ) {
+		return array(
+			'level'   => 'error',
+			'message' => sprintf(
+				/* translators: 1: keyd URL, 2: error text from the HTTP client. */
+				__( 'Could not reach keyd at %1$s (%2$s). The key was not checked: the previous key and its status are kept. Try again later.', 'keyd-stub' ),
+				keyd_stub_get_url(),
+				$result['error']
+			),
+			'details' => array(),
+		);
+	}
+
+	$body = $result['body'];
+	$code = isset( $body['code'] ) && is_string( $body['code'] ) ? $body['code'] : '';
+
+	if ( 'error' === $result['outcome'] ) {
+		$message = keyd_stub_code_message(
+			$code,
+			array(
+				'message'     => isset( $body['message'] ) ? $body['message'] : '',
+				'retry_after' => $result['retry_after'],
+				'status'      => $result['status'],
+			)
+		);
+		return array(
+			'level'   => 'RATE_LIMITED' === $code ? 'warning' : 'error',
+			'message' => $message . ' ' . __( 'The previous key and its status are kept.', 'keyd-stub' ),
+			'details' => array(),
+		);
+	}
+
+	// A verdict: from now on this is the key in use.
+	if ( $store_key ) {
+		$settings            = keyd_stub_get_settings();
+		$settings['api_key'] = $key;
+		update_option( KEYD_STUB_OPTION_SETTINGS, $settings );
+	}
+
+	if ( true === $body['valid'] && 'VALID' === $code ) {
+		$k       = isset( $body['key'] ) && is_array( $body['key'] ) ? $body['key'] : array();
+		$account = isset( $body['account'] ) && is_array( $body['account'] ) ? $body['account'] : array();
+		$status  = array(
+			'state'      => 'valid',
+			'code'       => 'VALID',
+			'message'    => '',
+			'key_id'     => isset( $k['id'] ) ? (string) $k['id'] : '',
+			// keyd's hint is the key's last 4 characters; fall back to
+			// computing it so events can always be matched.
+			'hint'       => isset( $k['hint'] ) ? (string) $k['hint'] : substr( $key, -4 ),
+			'type'       => isset( $k['type'] ) ? (string) $k['type'] : '',
+			'name'       => isset( $k['name'] ) ? (string) $k['name'] : '',
+			'expires_at' => isset( $k['expires_at'] ) ? (string) $k['expires_at'] : '',
+			'plan'       => isset( $account['plan'] ) && is_string( $account['plan'] ) ? $account['plan'] : '',
+			'credits'    => isset( $account['credits'] ) && is_numeric( $account['credits'] ) ? (int) $account['credits'] : null,
+			'checked_at' => time(),
+			'event'      => null,
+		);
+		keyd_stub_set_status( $status );
+		return array(
+			'level'   => 'success',
+			'message' => keyd_stub_code_message( 'VALID' ),
+			'details' => keyd_stub_status_details( $status ),
+		);
+	}
+
+	$previous = keyd_stub_get_status();
+	$message  = keyd_stub_code_message(
+		$code,
+		array(
+			'message'    => isset( $body['message'] ) ? $body['message'] : '',
+			// keyd's failure body has no date; use one it sent anyway, or the
+			// expiry we learnt when this same key was last valid.
+			'expires_at' => isset( $body['expires_at'] ) && is_string( $body['expires_at'] ) ? $body['expires_at'] : $previous['expires_at'],
+			'status'     => $result['status'],
+		)
+	);
+	keyd_stub_set_status(
+		array(
+			'state'      => 'invalid',
+			'code'       => $code,
+			'message'    => $message,
+			// Keep what identifies the key, so later events still match it.
+			'key_id'     => $previous['key_id'],
+			'hint'       => substr( $key, -4 ),
+			'type'       => $previous['type'],
+			'name'       => $previous['name'],
+			'expires_at' => $previous['expires_at'],
+			'checked_at' => time(),
+			'event'      => null,
+		)
+	);
+	return array(
+		'level'   => 'error',
+		'message' => $message,
+		'details' => array(),
+	);
+}
+
+/**
+ * Plain-words lines about a valid key: type, alias name, expiry, credits.
+ *
+ * @param array $status See keyd_stub_get_status().
+ * @return string[] Label => value pairs, not yet escaped.
+ */
+function keyd_stub_status_details( array $status ) {
+	$details = array();
+	if ( 'alias' === $status['type'] ) {
+		$details[ __( 'Key type', 'keyd-stub' ) ] = '' !== $status['name']
+			/* translators: %s: alias name. */
+			? sprintf( __( 'Alias "%s"', 'keyd-stub' ), $status['name'] )
+			: __( 'Alias', 'keyd-stub' );
+	} elseif ( 'primary' === $status['type'] ) {
+		$details[ __( 'Key type', 'keyd-stub' ) ] = __( 'Primary key of the account', 'keyd-stub' );
+	} elseif ( '' !== $status['type'] ) {
+		$details[ __( 'Key type', 'keyd-stub' ) ] = $status['type'];
+	}
+	if ( '' !== $status['hint'] ) {
+		/* translators: %s: last 4 characters of the key. */
+		$details[ __( 'Key', 'keyd-stub' ) ] = sprintf( __( 'ending in %s', 'keyd-stub' ), $status['hint'] );
+	}
+	$expires                                 = keyd_stub_format_time( $status['expires_at'] );
+	$details[ __( 'Expires', 'keyd-stub' ) ] = '' !== $expires ? $expires : __( 'Never (permanent key)', 'keyd-stub' );
+	if ( '' !== $status['plan'] ) {
+		$details[ __( 'Plan', 'keyd-stub' ) ] = $status['plan'];
+	}
+	if ( null !== $status['credits'] ) {
+		$details[ __( 'Credits left', 'keyd-stub' ) ] = number_format_i18n( (int) $status['credits'] );
+	}
+	return $details;
+}

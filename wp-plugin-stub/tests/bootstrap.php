@@ -1,0 +1,58 @@
+<?php
+/**
+ * PHPUnit bootstrap: loads the plugin's pure-PHP parts with the handful of
+ * WordPress functions they call replaced by small in-memory versions, so the
+ * tests run without a WordPress install or a database.
+ *
+ * @package KeydStub
+ */
+
+define( 'ABSPATH', __DIR__ . '/' );
+define( 'MINUTE_IN_SECONDS', 60 );
+define( 'HOUR_IN_SECONDS', 3600 );
+define( 'DAY_IN_SECONDS', 86400 );
+
+/** Options "table" of those versions; tests reset it in setUp(). */
+$GLOBALS['keyd_stub_test_options'] = array();
+/** Actions fired through do_action(), newest last. */
+$GLOBALS['keyd_stub_test_actions'] = array();
+
+function add_action( ...$args ) {}
+function add_filter( ...$args ) {}
+function do_action( $hook, ...$args ) {
+	$GLOBALS['keyd_stub_test_actions'][] = array( $hook, $args );
+}
+function __( $text, $domain = 'default' ) {
+	return $text;
+}
+function _n( $single, $plural, $number, $domain = 'default' ) {
+	return 1 === (int) $number ? $single : $plural;
+}
+function get_option( $name, $default = false ) {
+	if ( array_key_exists( $name, $GLOBALS['keyd_stub_test_options'] ) ) {
+		return $GLOBALS['keyd_stub_test_options'][ $name ];
+	}
+	return 'date_format' === $name ? 'Y-m-d' : ( 'time_format' === $name ? 'H:i' : $default );
+}
+function update_option( $name, $value, $autoload = null ) {
+	$GLOBALS['keyd_stub_test_options'][ $name ] = $value;
+	return true;
+}
+function delete_option( $name ) {
+	unset( $GLOBALS['keyd_stub_test_options'][ $name ] );
+	return true;
+}
+function wp_date( $format, $timestamp = null ) {
+	return gmdate( $format, null === $timestamp ? time() : $timestamp );
+}
+function untrailingslashit( $value ) {
+	return rtrim( $value, '/\\' );
+}
+function home_url( $path = '' ) {
+	return 'http://127.0.0.1' . $path;
+}
+
+require_once dirname( __DIR__ ) . '/includes/signature.php';
+require_once dirname( __DIR__ ) . '/includes/settings.php';
+require_once dirname( __DIR__ ) . '/includes/validate.php';
+require_once dirname( __DIR__ ) . '/includes/webhook.php';
