@@ -97,13 +97,25 @@ func (e *workerEnv) alias(name string) store.Created {
 	return c
 }
 
-// sweep runs one sweep and waits for the deliveries it started.
+// sweep sweeps and waits for the deliveries, again while messages are due
+// (a sweep starts at most PerEndpoint messages to one endpoint), as the
+// running worker would.
 func (e *workerEnv) sweep() {
 	e.t.Helper()
-	if err := e.w.Sweep(e.ctx()); err != nil {
-		e.t.Fatal(err)
+	for range 100 {
+		if err := e.w.Sweep(e.ctx()); err != nil {
+			e.t.Fatal(err)
+		}
+		e.w.wg.Wait()
+		due, err := e.db.DueMessages(e.ctx(), e.w.cfg.Now(), 1, 1)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(due) == 0 {
+			return
+		}
 	}
-	e.w.wg.Wait()
+	e.t.Fatal("messages stay due sweep after sweep")
 }
 
 // messages lists an endpoint's messages, oldest first.
@@ -724,5 +736,37 @@ func TestSweepPicksUpChangesFromAnotherProcess(t *testing.T) {
 	e.sweep() // what the scheduled sweep does every second
 	if m := e.oneMessage(hook.ID); m.Status != store.MessageDelivered || len(rc.requests()) != 1 {
 		t.Fatalf("after a sweep: %+v, %d requests", m, len(rc.requests()))
+	}
+}
+
+func TestSubaccountAndCreditEventsAreDelivered(t *testing.T) {
+	e := newWorkerEnv(t, false, WorkerConfig{})
+	rc := newReceiver(t, answer(200, nil, ""))
+	hook, _ := e.endpoint(rc.URL, "subaccount.*", "credits.*")
+	parent := e.account.Account.ID
+	if _, err := e.db.AddCredits(e.ctx(), store.SystemActor, parent, 1000, "purchase"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.db.CreateSubaccount(e.ctx(), store.SystemActor, parent, store.NewAccount{Name: "Client", Email: "c@client.test", Credits: 950})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sweep()
+	got := map[string]map[string]any{}
+	for _, r := range rc.requests() {
+		typ, data := payloadOf(t, r.body)
+		got[typ] = data
+	}
+	if len(got) != 3 || got[EventSubaccountCreated] == nil || got[EventCreditsAllocated] == nil || got[EventCreditsLow] == nil {
+		t.Fatalf("received %v; want subaccount.created, credits.allocated and credits.low (and not the audit-only credits.added)", got)
+	}
+	if d := got[EventSubaccountCreated]; d["subaccount_id"] != sub.Account.ID || d["account_id"] != parent {
+		t.Fatalf("subaccount.created data %v", d)
+	}
+	if d := got[EventCreditsLow]; d["account_id"] != parent || d["credits"] != 60.0 {
+		t.Fatalf("credits.low data %v", d)
+	}
+	if n := len(e.messages(hook.ID)); n != 3 {
+		t.Fatalf("%d messages stored, want 3", n)
 	}
 }
