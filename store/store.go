@@ -40,6 +40,7 @@ type DB struct {
 	skipIndex bool
 
 	index    *index
+	loaded   LoadStats
 	activity *activity
 
 	// followedSeq is the last event whose changes the index reflects, for
@@ -117,9 +118,12 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the database connections. Callers flush activity first.
+// Close closes the database connections and frees the key index. Callers
+// flush activity first, and make no more lookups.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	err := errors.Join(db.r.Close(), db.w.Close())
+	db.index.release()
+	return err
 }
 
 // Path is the database file.

@@ -61,6 +61,7 @@ func commands() map[string]command {
 		"keys":     {"list an account's keys (keys list --account ID)", runKeys},
 		"credits":  {"add to or show an account's credits (credits add|show)", runCredits},
 		"plans":    {"list plans or set a plan's limits (plans list|set)", runPlans},
+		"seed":     {"create synthetic keys for load tests (seed --keys N --sample FILE)", runSeed},
 	}
 }
 
