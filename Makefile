@@ -6,7 +6,7 @@ BUILD   := build
 
 export CGO_ENABLED := 1
 
-.PHONY: build run test lint vet fmt-check fmt clean e2e
+.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -40,3 +40,13 @@ fmt:
 
 clean:
 	rm -rf $(BUILD)
+
+## bench: seed 1M keys, start keyd, load it over loopback; table and build/bench/bench.json
+bench: build
+	$(GO) build -trimpath -o $(BUILD)/keyd-load ./cmd/keyd-load
+	./$(BUILD)/keyd-load bench --keyd $(BUILD)/keyd --out $(BUILD)/bench --keys 1000000 $(BENCH_FLAGS)
+
+## bench-large: the same at 10M keys against 10k (seeding takes minutes); build/bench/bench-large.json
+bench-large: build
+	$(GO) build -trimpath -o $(BUILD)/keyd-load ./cmd/keyd-load
+	./$(BUILD)/keyd-load bench --keyd $(BUILD)/keyd --out $(BUILD)/bench --keys 10000000 --name bench-large $(BENCH_FLAGS)

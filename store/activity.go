@@ -158,30 +158,46 @@ func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, dail
 		return fmt.Errorf("store: flush activity: %w", err)
 	}
 	defer tx.Rollback()
+	// One prepared statement per kind of row: a flush writes up to one row
+	// per key used since the last flush, and parsing the SQL again for each
+	// row would cost as much as the write itself.
+	lastUsedStmt, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("store: flush last used: %w", err)
+	}
+	defer lastUsedStmt.Close()
+	dailyStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_usage_daily (key_id, day, validations, failed, units)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET
+		validations = validations + excluded.validations, failed = failed + excluded.failed,
+		units = units + excluded.units`)
+	if err != nil {
+		return fmt.Errorf("store: flush counters: %w", err)
+	}
+	defer dailyStmt.Close()
+	siteStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_sites (key_id, site, first_seen, last_seen, plugin, plugin_version, wp_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, site) DO UPDATE SET
+		first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),
+		plugin = CASE WHEN excluded.plugin <> '' THEN excluded.plugin ELSE plugin END,
+		plugin_version = CASE WHEN excluded.plugin_version <> '' THEN excluded.plugin_version ELSE plugin_version END,
+		wp_version = CASE WHEN excluded.wp_version <> '' THEN excluded.wp_version ELSE wp_version END`)
+	if err != nil {
+		return fmt.Errorf("store: flush sites: %w", err)
+	}
+	defer siteStmt.Close()
+
 	for pos, t := range lastUsed {
-		if _, err := tx.ExecContext(ctx, `UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`,
-			t, db.index.keyID(pos)); err != nil {
+		if _, err := lastUsedStmt.ExecContext(ctx, t, db.index.keyID(pos)); err != nil {
 			return fmt.Errorf("store: flush last used: %w", err)
 		}
 	}
 	for k, c := range daily {
 		day := time.Unix(int64(k.day)*86400, 0).UTC().Format(time.DateOnly)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_usage_daily (key_id, day, validations, failed, units)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET
-			validations = validations + excluded.validations, failed = failed + excluded.failed,
-			units = units + excluded.units`,
-			db.index.keyID(k.pos), day, c.validations, c.failed, c.units); err != nil {
+		if _, err := dailyStmt.ExecContext(ctx, db.index.keyID(k.pos), day, c.validations, c.failed, c.units); err != nil {
 			return fmt.Errorf("store: flush counters: %w", err)
 		}
 	}
 	for k, s := range sites {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_sites (key_id, site, first_seen, last_seen, plugin, plugin_version, wp_version)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, site) DO UPDATE SET
-			first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),
-			plugin = CASE WHEN excluded.plugin <> '' THEN excluded.plugin ELSE plugin END,
-			plugin_version = CASE WHEN excluded.plugin_version <> '' THEN excluded.plugin_version ELSE plugin_version END,
-			wp_version = CASE WHEN excluded.wp_version <> '' THEN excluded.wp_version ELSE wp_version END`,
-			db.index.keyID(k.pos), k.site, s.first, s.last, s.plugin, s.pluginVersion, s.wpVersion); err != nil {
+		if _, err := siteStmt.ExecContext(ctx, db.index.keyID(k.pos), k.site, s.first, s.last, s.plugin, s.pluginVersion, s.wpVersion); err != nil {
 			return fmt.Errorf("store: flush sites: %w", err)
 		}
 	}

@@ -18,8 +18,10 @@ type index struct {
 
 	// slots is an open-addressing table over the first 8 bytes of a key's
 	// SHA-256 (uniformly distributed): 0 is empty, otherwise position+1 in keys.
-	slots []uint32
-	keys  []keyRecord
+	// Both, and the text arena, are bigArrays: see bigarray.go for the rule
+	// that comes with them.
+	slots bigArray[uint32]
+	keys  bigArray[keyRecord]
 
 	accounts   []accountRecord
 	accountPos map[uint64]uint32
@@ -27,8 +29,18 @@ type index struct {
 	plans   []Plan
 	planPos map[string]uint16
 
-	text []byte // arena for names, hints, scopes and sites
+	text bigArray[byte] // arena for names, hints, scopes and sites
+	// common remembers where short, often repeated texts (the primary key's
+	// name, "*" scopes, alias names reused across accounts) already are in
+	// the arena, so that a million keys do not store them a million times.
+	common map[string]textRef
 }
+
+// Bounds of the common-text table: only short texts, and not without limit.
+const (
+	maxCommonText  = 32
+	maxCommonTexts = 1 << 14
+)
 
 type textRef struct{ off, n uint32 }
 
@@ -72,25 +84,49 @@ func statusCode(list []string, s string) uint8 {
 
 func newIndex() *index {
 	return &index{
-		slots:      make([]uint32, 1024),
+		slots:      makeBigArray[uint32](1024, 0),
 		accountPos: make(map[uint64]uint32),
 		planPos:    make(map[string]uint16),
+		common:     make(map[string]textRef),
 	}
 }
 
-func (ix *index) str(r textRef) string { return string(ix.text[r.off : r.off+r.n]) }
+// release gives the index's large arrays back and leaves it empty: for
+// DB.Close, after which lookups find nothing.
+func (ix *index) release() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.keys.release()
+	ix.text.release()
+	ix.slots.release()
+	ix.slots = makeBigArray[uint32](1024, 0)
+	ix.common = make(map[string]textRef)
+}
+
+func (ix *index) str(r textRef) string { return string(ix.text.s[r.off : r.off+r.n]) }
 
 // putText stores s in the arena, reusing old when it already holds s so that
-// reloading an unchanged record does not grow the arena.
-func (ix *index) putText(old textRef, s string) textRef {
-	if old.n == uint32(len(s)) && string(ix.text[old.off:old.off+old.n]) == s {
+// reloading an unchanged record does not grow the arena. Texts that are
+// likely to repeat (names, scopes, sites: not hints) are shared.
+func (ix *index) putText(old textRef, s string, share bool) textRef {
+	if old.n == uint32(len(s)) && string(ix.text.s[old.off:old.off+old.n]) == s {
 		return old
 	}
 	if s == "" {
 		return textRef{}
 	}
-	r := textRef{off: uint32(len(ix.text)), n: uint32(len(s))}
-	ix.text = append(ix.text, s...)
+	share = share && len(s) <= maxCommonText
+	if share {
+		if r, ok := ix.common[s]; ok {
+			return r
+		}
+	}
+	r := textRef{off: uint32(len(ix.text.s)), n: uint32(len(s))}
+	ix.text.reserve(len(s))
+	ix.text.s = append(ix.text.s, s...) // within capacity: reserve made room
+	if share && len(ix.common) < maxCommonTexts {
+		ix.common[s] = r
+	}
 	return r
 }
 
@@ -100,48 +136,53 @@ func slotOf(hash *[32]byte, mask uint64) uint64 {
 
 // find returns the position of the key with this hash.
 func (ix *index) find(hash *[32]byte) (uint32, bool) {
-	mask := uint64(len(ix.slots) - 1)
+	slots, keys := ix.slots.s, ix.keys.s
+	mask := uint64(len(slots) - 1)
 	for i := slotOf(hash, mask); ; i = (i + 1) & mask {
-		s := ix.slots[i]
+		s := slots[i]
 		if s == 0 {
 			return 0, false
 		}
-		if ix.keys[s-1].hash == *hash {
+		if keys[s-1].hash == *hash {
 			return s - 1, true
 		}
 	}
 }
 
-// reserve grows the table so that n keys keep the load factor under 0.7.
+// reserve grows the table so that n keys keep the load factor under 0.7,
+// and the records' array so that n keys fit without growing it again.
 func (ix *index) reserve(n int) {
-	size := len(ix.slots)
+	ix.keys.reserve(n - len(ix.keys.s))
+	size := len(ix.slots.s)
 	for n*10 > size*7 {
 		size *= 2
 	}
-	if size == len(ix.slots) {
+	if size == len(ix.slots.s) {
 		return
 	}
-	ix.slots = make([]uint32, size)
-	mask := uint64(size - 1)
-	for pos := range ix.keys {
-		i := slotOf(&ix.keys[pos].hash, mask)
-		for ix.slots[i] != 0 {
+	ix.slots.release()
+	ix.slots = makeBigArray[uint32](size, 0)
+	slots, mask := ix.slots.s, uint64(size-1)
+	for pos := range ix.keys.s {
+		i := slotOf(&ix.keys.s[pos].hash, mask)
+		for slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		ix.slots[i] = uint32(pos) + 1
+		slots[i] = uint32(pos) + 1
 	}
 }
 
 func (ix *index) insert(rec keyRecord) uint32 {
-	ix.reserve(len(ix.keys) + 1)
-	pos := uint32(len(ix.keys))
-	ix.keys = append(ix.keys, rec)
-	mask := uint64(len(ix.slots) - 1)
+	ix.reserve(len(ix.keys.s) + 1)
+	pos := uint32(len(ix.keys.s))
+	ix.keys.s = append(ix.keys.s, rec) // within capacity: reserve made room
+	slots := ix.slots.s
+	mask := uint64(len(slots) - 1)
 	i := slotOf(&rec.hash, mask)
-	for ix.slots[i] != 0 {
+	for slots[i] != 0 {
 		i = (i + 1) & mask
 	}
-	ix.slots[i] = pos + 1
+	slots[i] = pos + 1
 	return pos
 }
 
@@ -201,17 +242,27 @@ func (ix *index) upsertKey(k keyRow, accountPos uint32) {
 	if !ok {
 		pos = ix.insert(keyRecord{hash: k.hash})
 	}
-	rec := &ix.keys[pos]
+	ix.setKey(pos, &k, accountPos)
+}
+
+// add inserts a key known not to be in the index yet (a fresh index filled
+// from a table whose hash column is unique), skipping the lookup.
+func (ix *index) add(k *keyRow, accountPos uint32) {
+	ix.setKey(ix.insert(keyRecord{hash: k.hash}), k, accountPos)
+}
+
+func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
+	rec := &ix.keys.s[pos]
 	rec.id = k.id
 	rec.account = accountPos
 	rec.alias = k.alias
 	rec.status = statusCode(keyStatuses, k.status)
 	rec.expiresAt = k.expiresAt
 	rec.validUntil = k.validUntil
-	rec.name = ix.putText(rec.name, k.name)
-	rec.hint = ix.putText(rec.hint, k.hint)
-	rec.scopes = ix.putText(rec.scopes, k.scopes)
-	rec.sites = ix.putText(rec.sites, k.sites)
+	rec.name = ix.putText(rec.name, k.name, true)
+	rec.hint = ix.putText(rec.hint, k.hint, false)
+	rec.scopes = ix.putText(rec.scopes, k.scopes, true)
+	rec.sites = ix.putText(rec.sites, k.sites, true)
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
 		ix.accounts[accountPos].primary = int32(pos)
 	}
@@ -334,7 +385,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	if !ok {
 		return KeyView{}, false
 	}
-	k := &ix.keys[pos]
+	k := &ix.keys.s[pos]
 	a := &ix.accounts[k.account]
 	v := KeyView{
 		KeyID:              formatID(prefixKey, k.id),
@@ -356,7 +407,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	if k.alias {
 		v.Type = KeyTypeAlias
 		if a.primary >= 0 {
-			v.PrimaryScopes = splitList(ix.str(ix.keys[a.primary].scopes))
+			v.PrimaryScopes = splitList(ix.str(ix.keys.s[a.primary].scopes))
 		} else {
 			v.PrimaryScopes = []string{}
 		}
@@ -377,18 +428,30 @@ func rateLimit(p Plan) int {
 func (ix *index) keyID(pos uint32) string {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return formatID(prefixKey, ix.keys[pos].id)
+	return formatID(prefixKey, ix.keys.s[pos].id)
 }
 
 // counts returns how many keys and accounts the index holds.
 func (ix *index) counts() (keys, accounts int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.keys), len(ix.accounts)
+	return len(ix.keys.s), len(ix.accounts)
 }
 
 // LookupKey finds a key by its SHA-256 in memory. It never touches SQLite.
 func (db *DB) LookupKey(hash [32]byte) (KeyView, bool) { return db.index.lookup(&hash) }
+
+// LoadStats describes the last full load of the index at start-up.
+type LoadStats struct {
+	DatabaseKeys int // rows in the keys table, in the snapshot that was loaded
+	IndexKeys    int // entries in the in-memory index right after loading
+	Accounts     int
+	Took         time.Duration
+}
+
+// LoadStats reports how the index was loaded; the key counts always agree
+// (Open fails otherwise). It is zero when the index was not loaded.
+func (db *DB) LoadStats() LoadStats { return db.loaded }
 
 // IndexCounts reports how many keys and accounts are held in memory.
 func (db *DB) IndexCounts() (keys, accounts int) { return db.index.counts() }

@@ -41,6 +41,7 @@ type DB struct {
 	scopes    Catalogue
 
 	index    *index
+	loaded   LoadStats
 	activity *activity
 	spender  *spender
 
@@ -129,7 +130,8 @@ func openFile(path string, opts ...Option) (*DB, error) {
 }
 
 // Close lets queued charges commit, then closes the database connections.
-// Callers flush activity first.
+// Callers flush activity first. The key index stays readable (its memory is
+// not unmapped), so a lookup racing with shutdown never reads freed memory.
 func (db *DB) Close() error {
 	db.stopSpender()
 	return errors.Join(db.r.Close(), db.w.Close())

@@ -224,10 +224,13 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 }
 
 // loadIndex fills the index from one consistent snapshot of the database and
-// remembers the last event it reflects, for FollowChanges.
+// remembers the last event it reflects, for FollowChanges. It counts the keys
+// both ways, rows in SQLite and entries in memory, and refuses to start when
+// they differ.
 func (db *DB) loadIndex(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	started := time.Now()
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
@@ -247,9 +250,14 @@ func (db *DB) loadIndex(ctx context.Context) error {
 	}
 
 	ix := newIndex()
+	loaded := false
+	defer func() {
+		if !loaded {
+			ix.release()
+		}
+	}()
 	ix.setPlans(plans)
 	ix.reserve(nKeys)
-	ix.keys = make([]keyRecord, 0, nKeys)
 
 	// Parents come before their subaccounts when ordered by rowid.
 	rows, err := tx.QueryContext(ctx, `SELECT id, plan, status, credits, coalesce(parent_id, '') FROM accounts ORDER BY rowid`)
@@ -282,29 +290,128 @@ func (db *DB) loadIndex(ctx context.Context) error {
 		return err
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT `+keyRowColumns+` FROM keys`)
+	// Reading rows (mostly SQLite and the driver) and filling the index run
+	// side by side; batches go back and forth so the reader allocates little.
+	full := make(chan []keyRow, 4)
+	free := make(chan []keyRow, 4)
+	for range cap(free) {
+		free <- make([]keyRow, 0, loadBatch)
+	}
+	readErr := make(chan error, 1)
+	readCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(full)
+		readErr <- readAllKeys(readCtx, tx, free, full)
+	}()
+	var addErr error
+	for batch := range full {
+		for i := range batch {
+			k := &batch[i]
+			pos, ok := ix.accountPos[k.accountID]
+			if !ok && addErr == nil {
+				addErr = fmt.Errorf("store: key %s belongs to a missing account", formatID(prefixKey, k.id))
+				cancel()
+			}
+			if addErr == nil {
+				ix.add(k, pos)
+			}
+		}
+		free <- batch[:0]
+	}
+	if err := <-readErr; addErr == nil && err != nil {
+		return err
+	}
+	if addErr != nil {
+		return addErr
+	}
+	if n := len(ix.keys.s); n != nKeys {
+		return fmt.Errorf("store: index holds %d keys but the database %d", n, nKeys)
+	}
+	db.index.release()
+	db.index, loaded = ix, true
+	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts), Took: time.Since(started)}
+	return nil
+}
+
+// loadBatch is how many rows travel together from the reader to the index.
+const loadBatch = 4096
+
+// bulkKeyQuery reads every key in the cheapest form for the driver: the
+// common values (status, type, the default scopes and sites, no expiry) come
+// as small integers, NULL or empty strings, which need no allocation, and the
+// two ids come as one string.
+var bulkKeyQuery = func() string {
+	var b strings.Builder
+	b.WriteString(`SELECT hash, id || account_id, type = 'alias', CASE status`)
+	for i, st := range keyStatuses {
+		fmt.Fprintf(&b, ` WHEN '%s' THEN %d`, st, i)
+	}
+	b.WriteString(` END, name, hint,
+		CASE scopes WHEN '["*"]' THEN NULL WHEN '[]' THEN '' ELSE scopes END,
+		CASE allowed_sites WHEN '[]' THEN '' ELSE allowed_sites END,
+		coalesce(expires_at, 0), coalesce(valid_until, 0)
+		FROM keys`)
+	return b.String()
+}()
+
+// readAllKeys sends every key row, in batches taken from free, to full.
+func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan<- []keyRow) error {
+	rows, err := q.QueryContext(ctx, bulkKeyQuery)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	var (
+		hash, ids      sql.RawBytes
+		status         int
+		scopes         sql.NullString
+		sites          string
+		prefixLen      = len(prefixKey) + 16
+		batch          = <-free
+		sendBatch      = func() { full <- batch; batch = <-free }
+		errMalformedID = func() error { return fmt.Errorf("store: malformed key or account id %q", ids) }
+	)
 	for rows.Next() {
-		k, err := scanKeyRow(rows)
-		if err != nil {
+		batch = append(batch, keyRow{})
+		k := &batch[len(batch)-1]
+		if err := rows.Scan(&hash, &ids, &k.alias, &status, &k.name, &k.hint, &scopes, &sites,
+			&k.expiresAt, &k.validUntil); err != nil {
 			return err
 		}
-		pos, ok := ix.accountPos[k.accountID]
-		if !ok {
-			return fmt.Errorf("store: key %s belongs to a missing account", formatID(prefixKey, k.id))
+		if len(hash) != len(k.hash) || status < 0 || status >= len(keyStatuses) {
+			return fmt.Errorf("store: malformed key row (hash of %d bytes, status %d)", len(hash), status)
 		}
-		ix.upsertKey(k, pos)
+		copy(k.hash[:], hash)
+		if len(ids) < prefixLen {
+			return errMalformedID()
+		}
+		if k.id, err = parseID(prefixKey, string(ids[:prefixLen])); err != nil {
+			return errMalformedID()
+		}
+		if k.accountID, err = parseID(prefixAccount, string(ids[prefixLen:])); err != nil {
+			return errMalformedID()
+		}
+		k.status = keyStatuses[status]
+		k.scopes = "*"
+		if scopes.Valid {
+			if k.scopes, err = joinJSONList(scopes.String); err != nil {
+				return err
+			}
+		}
+		if k.sites, err = joinJSONList(sites); err != nil {
+			return err
+		}
+		if len(batch) == cap(batch) {
+			sendBatch()
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if len(ix.keys) != nKeys {
-		return fmt.Errorf("store: index holds %d keys but the database %d", len(ix.keys), nKeys)
+	if len(batch) > 0 {
+		full <- batch
 	}
-	db.index = ix
 	return nil
 }
 

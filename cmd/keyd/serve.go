@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -27,6 +29,7 @@ type serveConfig struct {
 	flushEvery, expireEvery    string
 	expiringLead               time.Duration
 	scopes                     string
+	pprofAddr                  string
 	shutdownTimeout            time.Duration
 	webhooks                   webhookConfig
 }
@@ -44,12 +47,16 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.expireEvery, "expire-schedule", envOr(e, "KEYD_EXPIRE_SCHEDULE", "@every 1m"), "when to expire aliases and retire reset keys (env KEYD_EXPIRE_SCHEDULE)")
 	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
+	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	addWebhookFlags(e, fs, &cfg.webhooks)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.db = *dbPath
+	if cfg.pprofAddr != "" && !isLoopbackAddr(cfg.pprofAddr) {
+		return usagef("--pprof must be a loopback address such as 127.0.0.1:6060, not %q: profiles reveal memory contents", cfg.pprofAddr)
+	}
 
 	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
@@ -118,8 +125,13 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return err
 	}
-	keys, accounts := db.IndexCounts()
-	log.Info("database open", "path", cfg.db, "keys", keys, "accounts", accounts, "took", time.Since(started).Round(time.Millisecond))
+	// Loading the index leaves garbage behind (rows as the driver returned
+	// them); hand it back to the OS now rather than carry it as resident
+	// memory until the heap happens to shrink.
+	debug.FreeOSMemory()
+	loaded := db.LoadStats()
+	log.Info("database open", "path", cfg.db, "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
+		"accounts", loaded.Accounts, "index_load", loaded.Took.Round(time.Millisecond), "took", time.Since(started).Round(time.Millisecond))
 
 	sched, err := jobs.New(log, append(hooks.jobs,
 		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
@@ -151,6 +163,16 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.pprofAddr != "" {
+		stopProfiles, err := serveProfiles(cfg.pprofAddr, log)
+		if err != nil {
+			db.Close()
+			ln.Close()
+			return err
+		}
+		defer stopProfiles()
 	}
 
 	followCtx, stopFollowing := context.WithCancel(context.Background())
@@ -215,4 +237,36 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", *path, v)
 	return nil
+}
+
+// isLoopbackAddr reports whether host:port names a loopback host.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveProfiles serves net/http/pprof on its own listener, apart from the
+// API, so profiles are never reachable through keyd's public address.
+func serveProfiles(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving profiles", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
 }

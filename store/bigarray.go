@@ -1,0 +1,85 @@
+package store
+
+import (
+	"reflect"
+	"unsafe"
+)
+
+// The index's large arrays (key records, the slot table, the text arena)
+// hold no pointers and live as long as the process. Kept on the Go heap they
+// would count towards the garbage collector's heap goal, which lets the heap
+// grow to about twice their size before each collection: with a million keys
+// that alone is some 120 MB of resident memory that holds nothing. So arrays
+// above bigArrayMin are mapped from the operating system instead (see
+// bigarray_unix.go), where the collector neither scans nor counts them.
+//
+// Rule that makes this safe: memory of these arrays is only read or written
+// with index.mu held, and nothing that points into it (a slice, a string made
+// with unsafe, a pointer to a record) is kept after the lock is released.
+// Everything handed out is copied. An array is unmapped only under the write
+// lock, after its contents were copied to its replacement.
+const bigArrayMin = 1 << 20 // bytes
+
+// bigArray is a growable array of pointer-free T.
+type bigArray[T any] struct {
+	s      []T
+	mapped bool // s is mapped memory, to be unmapped when replaced
+}
+
+// makeBigArray returns an array of length n and capacity at least capacity.
+func makeBigArray[T any](n, capacity int) bigArray[T] {
+	capacity = max(n, capacity)
+	var zero T
+	if bytes := int(unsafe.Sizeof(zero)) * capacity; bytes >= bigArrayMin {
+		if hasPointers(reflect.TypeFor[T]()) {
+			panic("store: bigArray of a type with pointers")
+		}
+		if p := mapMemory(bytes); p != nil {
+			return bigArray[T]{s: unsafe.Slice((*T)(p), capacity)[:n], mapped: true}
+		}
+	}
+	return bigArray[T]{s: make([]T, n, capacity)}
+}
+
+// reserve makes room for at least extra more elements, doubling the
+// capacity so that appends stay cheap.
+func (a *bigArray[T]) reserve(extra int) {
+	need := len(a.s) + extra
+	if need <= cap(a.s) {
+		return
+	}
+	grown := makeBigArray[T](len(a.s), max(need, 2*cap(a.s), 64))
+	copy(grown.s, a.s)
+	a.release()
+	*a = grown
+}
+
+// release unmaps the array's memory if it was mapped and empties it.
+func (a *bigArray[T]) release() {
+	if a.mapped && cap(a.s) > 0 {
+		var zero T
+		unmapMemory(unsafe.Pointer(unsafe.SliceData(a.s)), int(unsafe.Sizeof(zero))*cap(a.s))
+	}
+	*a = bigArray[T]{}
+}
+
+// hasPointers reports whether values of t contain pointers the garbage
+// collector would need to see.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	}
+	return true
+}

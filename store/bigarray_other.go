@@ -1,0 +1,10 @@
+//go:build !unix
+
+package store
+
+import "unsafe"
+
+// Without mmap the index's arrays stay on the Go heap.
+func mapMemory(int) unsafe.Pointer { return nil }
+
+func unmapMemory(unsafe.Pointer, int) {}

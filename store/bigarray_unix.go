@@ -1,0 +1,21 @@
+//go:build unix
+
+package store
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// mapMemory maps n bytes of zeroed, private memory, or returns nil.
+func mapMemory(n int) unsafe.Pointer {
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil // the caller falls back to the Go heap
+	}
+	return unsafe.Pointer(unsafe.SliceData(b))
+}
+
+func unmapMemory(p unsafe.Pointer, n int) {
+	syscall.Munmap(unsafe.Slice((*byte)(p), n))
+}

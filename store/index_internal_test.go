@@ -1,0 +1,102 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"testing"
+)
+
+// testIndex builds an index of n keys with one account, without SQLite.
+func testIndex(tb testing.TB, n int) (*index, [][32]byte) {
+	tb.Helper()
+	ix := newIndex()
+	ix.setPlans([]Plan{{Name: "pro"}})
+	acc := ix.upsertAccount(accountRow{id: 1, plan: "pro", status: AccountActive})
+	ix.reserve(n)
+	hashes := make([][32]byte, n)
+	for i := range hashes {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(i))
+		hashes[i] = sha256.Sum256(b[:])
+		name := primaryKeyName
+		if i%5 != 0 {
+			name = fmt.Sprintf("Alias %d", i%5)
+		}
+		ix.add(&keyRow{hash: hashes[i], id: uint64(i) + 1, alias: i%5 != 0, status: KeyActive,
+			name: name, hint: fmt.Sprintf("%04d", i%10000), scopes: "*"}, acc)
+	}
+	return ix, hashes
+}
+
+func TestIndexGrowsAndFinds(t *testing.T) {
+	// Past bigArrayMin, so the arrays are mapped and regrown at least once.
+	ix, hashes := testIndex(t, 40_000)
+	defer ix.release()
+	if !ix.keys.mapped {
+		t.Log("key records are on the Go heap (no mmap here)")
+	}
+	for i, h := range hashes {
+		v, ok := ix.lookup(&h)
+		if !ok || v.KeyID != formatID(prefixKey, uint64(i)+1) || v.Hint != fmt.Sprintf("%04d", i%10000) || v.AccountStatus != AccountActive {
+			t.Fatalf("key %d: %+v, %v", i, v, ok)
+		}
+	}
+	if _, ok := ix.lookup(&[32]byte{1}); ok {
+		t.Fatal("found a key that was never added")
+	}
+	// Updating a key in place keeps one record and changes what is seen.
+	ix.apply(nil, []accountSnapshot{{account: accountRow{id: 1, plan: "pro", status: AccountActive},
+		keys: []keyRow{{hash: hashes[7], id: 8, alias: true, status: KeyInactive, name: "Renamed", hint: "0007"}}}})
+	if v, _ := ix.lookup(&hashes[7]); v.Status != KeyInactive || v.Name != "Renamed" || len(v.Scopes) != 0 {
+		t.Fatalf("after update: %+v", v)
+	}
+	if keys, _ := ix.counts(); keys != len(hashes) {
+		t.Fatalf("index holds %d keys, want %d", keys, len(hashes))
+	}
+	ix.release()
+	if _, ok := ix.lookup(&hashes[0]); ok {
+		t.Fatal("a released index still finds keys")
+	}
+}
+
+func TestCommonTextIsStoredOnce(t *testing.T) {
+	ix, _ := testIndex(t, 1000)
+	defer ix.release()
+	// 1000 hints of 4 bytes, each name and the "*" scope once.
+	if n := len(ix.text.s); n > 1000*4+100 {
+		t.Fatalf("arena holds %d bytes", n)
+	}
+	if len(ix.common) > 10 {
+		t.Fatalf("%d shared texts: hints should not be shared", len(ix.common))
+	}
+}
+
+func BenchmarkIndexLookup(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		ix, hashes := testIndex(b, n)
+		b.Run(fmt.Sprintf("keys=%d/known", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok := ix.lookup(&hashes[i]); !ok {
+					b.Fatal("not found")
+				}
+				i = (i + 7919) % len(hashes)
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/unknown", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var h [32]byte
+			i := uint64(0)
+			for b.Loop() {
+				binary.LittleEndian.PutUint64(h[:], i*0x9E3779B97F4A7C15)
+				if _, ok := ix.lookup(&h); ok {
+					b.Fatal("found")
+				}
+				i++
+			}
+		})
+		ix.release()
+	}
+}
