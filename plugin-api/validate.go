@@ -1,7 +1,12 @@
 package pluginapi
 
 import (
+	"bytes"
 	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"net/http"
@@ -34,24 +39,117 @@ type validateRequest struct {
 
 var validateFormFields = []string{"key", "site", "plugin", "plugin_version", "wp_version", "scope"}
 
+// field is the request field named validateFormFields[i].
+func (r *validateRequest) field(i int) *string {
+	return [...]*string{&r.Key, &r.Site, &r.Plugin, &r.PluginVersion, &r.WPVersion, &r.Scope}[i]
+}
+
+// readValidateForm fills req from a form body. It picks out the six fields
+// validate knows without building url.Values: this is the path every
+// WordPress site takes (wp_remote_post sends forms), so it is kept lean.
+// Other fields are ignored; a known field twice is refused.
+func readValidateForm(r *http.Request, req *validateRequest) error {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer bodyBuffers.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return decodeFormError(err)
+	}
+	body := buf.Bytes() // only copies of it outlive this function
+	seen := 0
+	for len(body) > 0 {
+		var pair []byte
+		pair, body, _ = bytes.Cut(body, []byte{'&'})
+		rawName, rawValue, _ := bytes.Cut(pair, []byte{'='})
+		name, err := formUnescape(rawName)
+		if err != nil {
+			return badRequest("request body is not a valid form")
+		}
+		i := slices.Index(validateFormFields, name)
+		if i < 0 {
+			continue
+		}
+		if seen&(1<<i) != 0 {
+			return fieldError(name, "appears more than once")
+		}
+		seen |= 1 << i
+		if *req.field(i), err = formUnescape(rawValue); err != nil {
+			return badRequest("request body is not a valid form")
+		}
+	}
+	return nil
+}
+
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+var errBadEscape = errors.New("bad escape")
+
+// formUnescape decodes one form-encoded name or value ('+' is a space, %XX
+// a byte) into a new string.
+func formUnescape(b []byte) (string, error) {
+	if !bytes.ContainsAny(b, "%+") {
+		return string(b), nil
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '+':
+			out = append(out, ' ')
+		case '%':
+			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+				return "", errBadEscape
+			}
+			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out), nil
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// plainValid reports whether req certainly passes the validator: a
+// well-formed key and short, printable ASCII fields. It lets the common case
+// skip the reflective validation pass; anything else goes to the validator,
+// which has the last word and words the errors. TestPlainValidImpliesValid
+// keeps the two in agreement.
+func plainValid(r *validateRequest) bool {
+	return store.WellFormedKey(r.Key) && plainText(r.Site, 2048) && plainText(r.Plugin, 100) &&
+		plainText(r.PluginVersion, 50) && plainText(r.WPVersion, 50) && plainText(r.Scope, 64)
+}
+
+func plainText(s string, max int) bool {
+	if len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // parseValidateRequest reads the request from a JSON or form body and the
 // X-API-Key header and validates it. A key that is present but not 20
 // letters and digits is 401 MALFORMED; every other problem is 400.
 func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	var req validateRequest
 	if mediaType(c.Request) == "application/x-www-form-urlencoded" {
-		if err := c.Request.ParseForm(); err != nil {
-			return req, decodeFormError(err)
-		}
-		fields := []*string{&req.Key, &req.Site, &req.Plugin, &req.PluginVersion, &req.WPVersion, &req.Scope}
-		for i, name := range validateFormFields {
-			switch vals := c.Request.PostForm[name]; len(vals) {
-			case 0:
-			case 1:
-				*fields[i] = vals[0]
-			default:
-				return req, fieldError(name, "appears more than once")
-			}
+		if err := readValidateForm(c.Request, &req); err != nil {
+			return req, err
 		}
 	} else if err := decodeJSON(c.Request, &req, true); err != nil {
 		if err == errUnsupportedMedia {
@@ -65,6 +163,9 @@ func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 			return req, fieldError("key", "differs from the X-API-Key header; send one key")
 		}
 		req.Key = header
+	}
+	if plainValid(&req) {
+		return req, nil // certainly valid: skip the reflective pass
 	}
 	err := s.validate.Struct(&req)
 	var verr validator.ValidationErrors
@@ -80,29 +181,6 @@ func decodeFormError(err error) error {
 		return err
 	}
 	return badRequest("request body is not a valid form")
-}
-
-type validKeyBody struct {
-	ID        string     `json:"id"`
-	Type      string     `json:"type"`
-	Name      string     `json:"name"`
-	Hint      string     `json:"hint"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	Scopes    []string   `json:"scopes"`
-}
-
-type validAccountBody struct {
-	ID      string `json:"id"`
-	Plan    string `json:"plan"`
-	Status  string `json:"status"`
-	Credits int64  `json:"credits"`
-}
-
-type validBody struct {
-	Valid   bool             `json:"valid"`
-	Code    string           `json:"code"`
-	Key     validKeyBody     `json:"key"`
-	Account validAccountBody `json:"account"`
 }
 
 type invalidBody struct {
@@ -165,13 +243,93 @@ func (s *server) handleValidate(c *gin.Context) {
 		return
 	}
 	s.store.RecordValidation(&v, true, report, now)
-	c.JSON(http.StatusOK, validBody{
-		Valid: true,
-		Code:  codeValid,
-		Key: validKeyBody{ID: v.KeyID, Type: v.Type, Name: v.Name, Hint: v.Hint,
-			ExpiresAt: unixPtr(v.ExpiresAt), Scopes: v.Scopes},
-		Account: validAccountBody{ID: v.AccountID, Plan: v.Plan, Status: v.AccountStatus, Credits: v.Credits},
-	})
+	buf := encodeBuffers.Get().(*[]byte)
+	*buf = appendValidBody((*buf)[:0], &v)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+	encodeBuffers.Put(buf)
+}
+
+var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendValidBody writes validate's 200 answer by hand: it is the answer
+// sent most often, and reflection-based encoding costs more than all the
+// rest of validation. TestValidBodyEncoding checks it against encoding/json.
+//
+//	{"valid": true, "code": "VALID",
+//	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
+//	 "account": {"id", "plan", "status", "credits"}}
+func appendValidBody(b []byte, v *store.KeyView) []byte {
+	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
+	b = appendJSONString(b, v.KeyID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, v.Type)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, v.Name)
+	b = append(b, `,"hint":`...)
+	b = appendJSONString(b, v.Hint)
+	b = append(b, `,"expires_at":`...)
+	if v.ExpiresAt == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = time.Unix(v.ExpiresAt, 0).UTC().AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
+	}
+	b = append(b, `,"scopes":[`...)
+	for i, scope := range v.Scopes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, scope)
+	}
+	b = append(b, `]},"account":{"id":`...)
+	b = appendJSONString(b, v.AccountID)
+	b = append(b, `,"plan":`...)
+	b = appendJSONString(b, v.Plan)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, v.AccountStatus)
+	b = append(b, `,"credits":`...)
+	b = strconv.AppendInt(b, v.Credits, 10)
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// does (HTML-safe, U+2028 and U+2029 escaped, invalid UTF-8 replaced).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+				b = append(b, c)
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func unixPtr(sec int64) *time.Time {

@@ -98,12 +98,20 @@ func firstNonEmpty(a, b string) string {
 
 // NormalizeSite turns a site's home URL into the form keyd records and
 // matches: lower-case host, optional port, and path without trailing slash,
-// e.g. "Example.com/blog/" -> "example.com/blog". It returns "" when s names
-// no host.
+// e.g. "https://Example.com/blog/" -> "example.com/blog". It returns "" when
+// s names no host. Plain http(s) URLs, what plugins send, are read without
+// net/url, which is the costly part of recording a validation.
 func NormalizeSite(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
+	}
+	if rest, ok := plainSiteURL(s); ok {
+		host, path, _ := strings.Cut(rest, "/")
+		if host == "" {
+			return ""
+		}
+		return strings.ToLower(host) + strings.TrimRight("/"+path, "/")
 	}
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
@@ -113,6 +121,24 @@ func NormalizeSite(s string) string {
 		return ""
 	}
 	return strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+}
+
+// plainSiteURL returns what follows the scheme of an http(s) URL made only of
+// characters that need no decoding and carry no user, query or fragment.
+func plainSiteURL(s string) (string, bool) {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return "", false
+		}
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '/' || c == '_' || c == ':' || c == '~') {
+			return "", false
+		}
+	}
+	return rest, true
 }
 
 // pendingLastUsed is the last use, not yet flushed, of the key with this hash.

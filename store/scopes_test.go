@@ -1,6 +1,10 @@
 package store
 
-import "testing"
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
 
 func TestScopeAllowed(t *testing.T) {
 	cases := []struct {
@@ -164,6 +168,26 @@ func TestCheckSitePatterns(t *testing.T) {
 	for _, bad := range []string{"", "*", "*.com", "http://x.com", "a b.com", "x.com/path", "-x.com", "ex*ample.com"} {
 		if _, err := CheckSitePatterns([]string{bad}); err == nil {
 			t.Errorf("pattern %q accepted", bad)
+		}
+	}
+}
+
+// TestNormalizeSiteFastPathAgrees checks the hand-read http(s) form against
+// net/url on the same inputs.
+func TestNormalizeSiteFastPathAgrees(t *testing.T) {
+	for _, s := range []string{"https://Example.com", "https://example.com/", "http://example.com:8080/blog/", "https://a.b-c.example/x/y//",
+		"https://example.com/wp_1/~me", "http://[::1]:8080/", "https://user@example.com/", "https://example.com/a%20b", "https://example.com/?q=1",
+		"example.com/blog", "https://", "http:///path", "https://EXAMPLE.com:443/Path/"} {
+		viaURL := ""
+		in := s
+		if !strings.Contains(in, "://") {
+			in = "http://" + in
+		}
+		if u, err := url.Parse(in); err == nil && u.Host != "" {
+			viaURL = strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+		}
+		if got := NormalizeSite(s); got != viaURL {
+			t.Errorf("NormalizeSite(%q) = %q, net/url gives %q", s, got, viaURL)
 		}
 	}
 }

@@ -406,13 +406,20 @@ async function partB() {
     await screenshot('alias-valid');
   });
 
-  await step('an alias bound to another site is refused', async () => {
+  await step('an alias bound to another site works on a local copy only', async () => {
     const r = await keydOk('POST', '/v1/aliases', 201, {
       key: primary,
       body: { name: 'other site', allowed_sites: ['example.com'] },
     });
+    // keyd always allows local development hosts such as 127.0.0.1, so a
+    // developer can try a client's key on a local copy of the site...
     const out = await save({ key: r.key });
-    assertIncludes(out, 'This key may only be used on other sites', 'SITE_NOT_ALLOWED sentence');
+    assertIncludes(out, 'Your API key is valid.', 'bound alias on a local host');
+    // ...while from any other site it is refused, and the plugin words it.
+    const refused = await keyd('POST', '/v1/validate', { body: { key: r.key, site: 'https://shop.example.org/' } });
+    assert(refused.status === 403 && refused.json && refused.json.code === 'SITE_NOT_ALLOWED',
+      `validate from another site: ${refused.status} ${refused.text}`);
+    await keydOk('DELETE', `/v1/aliases/${r.alias.id}`, 204, { key: primary });
   });
 
   let oldPrimary;

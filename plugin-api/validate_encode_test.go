@@ -1,0 +1,108 @@
+package pluginapi
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"keyd/store"
+)
+
+// validBody is validate's 200 answer as encoding/json would write it: the
+// reference appendValidBody is checked against.
+type validBody struct {
+	Valid bool   `json:"valid"`
+	Code  string `json:"code"`
+	Key   struct {
+		ID        string     `json:"id"`
+		Type      string     `json:"type"`
+		Name      string     `json:"name"`
+		Hint      string     `json:"hint"`
+		ExpiresAt *time.Time `json:"expires_at"`
+		Scopes    []string   `json:"scopes"`
+	} `json:"key"`
+	Account struct {
+		ID      string `json:"id"`
+		Plan    string `json:"plan"`
+		Status  string `json:"status"`
+		Credits int64  `json:"credits"`
+	} `json:"account"`
+}
+
+func validBodyOf(v *store.KeyView) validBody {
+	var b validBody
+	b.Valid, b.Code = true, codeValid
+	b.Key.ID, b.Key.Type, b.Key.Name, b.Key.Hint, b.Key.ExpiresAt, b.Key.Scopes = v.KeyID, v.Type, v.Name, v.Hint, unixPtr(v.ExpiresAt), v.Scopes
+	b.Account.ID, b.Account.Plan, b.Account.Status, b.Account.Credits = v.AccountID, v.Plan, v.AccountStatus, v.Credits
+	return b
+}
+
+func TestValidBodyEncoding(t *testing.T) {
+	names := []string{"Primary key", "Café Müller", `quote " and \ backslash`, "<script>&amp;", "tab\tnew\nline\r\x01\x1f",
+		"line\u2028sep\u2029", "bad \xff utf8", "", "emoji 🙂", strings.Repeat("x", 50)}
+	for i, name := range names {
+		v := store.KeyView{KeyID: "key_0123456789abcdef", Type: store.KeyTypeAlias, Name: name, Hint: "QrSt",
+			Scopes: []string{"*", "!billing", "api:read"}, AccountID: "acc_0123456789abcdef",
+			AccountStatus: store.AccountActive, Plan: "pro", Credits: int64(i) * 1_000_000_007}
+		if i%2 == 1 {
+			v.ExpiresAt = time.Date(2026, 12, 1, 10, 30, 0, 0, time.UTC).Unix() + int64(i)
+		}
+		if i == 3 {
+			v.Scopes = []string{}
+		}
+		got := appendValidBody(nil, &v)
+		want, err := json.Marshal(validBodyOf(&v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			// Both must at least mean the same.
+			var g, w any
+			if err := json.Unmarshal(got, &g); err != nil {
+				t.Fatalf("name %q: hand-written body is not JSON: %v\n%s", name, err, got)
+			}
+			json.Unmarshal(want, &w)
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("name %q:\n got %s\nwant %s", name, got, want)
+			}
+		}
+	}
+}
+
+// TestPlainValidImpliesValid checks that the fast pre-check never lets through
+// a request the validator would refuse.
+func TestPlainValidImpliesValid(t *testing.T) {
+	s := &server{validate: newValidator()}
+	key := "AbCdEfGhIjKlMnOpQrSt"
+	cases := []validateRequest{
+		{Key: key},
+		{Key: key, Site: "https://example.com/", Plugin: "p", PluginVersion: "1", WPVersion: "6.1", Scope: "optimize"},
+		{Key: key, Site: strings.Repeat("s", 2048), Plugin: strings.Repeat("p", 100), PluginVersion: strings.Repeat("v", 50),
+			WPVersion: strings.Repeat("w", 50), Scope: strings.Repeat("c", 64)},
+		{Key: key, Site: strings.Repeat("s", 2049)},
+		{Key: key, Plugin: "é"},
+		{Key: key, Scope: "a\x00b"},
+		{Key: "short"},
+		{Key: strings.Repeat("k", 200)},
+		{},
+	}
+	for _, r := range cases {
+		if plainValid(&r) && s.validate.Struct(&r) != nil {
+			t.Errorf("plainValid accepted %+v, the validator refuses it: %v", r, s.validate.Struct(&r))
+		}
+	}
+}
+
+func FuzzPlainValidImpliesValid(f *testing.F) {
+	s := &server{validate: newValidator()}
+	f.Add("AbCdEfGhIjKlMnOpQrSt", "https://example.com", "plugin", "1.0", "6.1", "scope")
+	f.Add("AbCdEfGhIjKlMnOpQrS\x00", "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, key, site, plugin, pv, wv, scope string) {
+		r := validateRequest{Key: key, Site: site, Plugin: plugin, PluginVersion: pv, WPVersion: wv, Scope: scope}
+		if plainValid(&r) && s.validate.Struct(&r) != nil {
+			t.Fatalf("plainValid accepted %+v, the validator refuses it", r)
+		}
+	})
+}
