@@ -13,12 +13,26 @@ import (
 // sites that use a key) in memory, so that validation writes nothing; Flush
 // writes it to SQLite in one transaction.
 type activity struct {
-	mu       sync.Mutex
+	mu       sync.Mutex         // guards the pending maps, taken on every validation
+	flushMu  sync.Mutex         // one flush at a time; guards written
 	lastUsed map[uint32]int64   // key position -> unix seconds
 	daily    map[dayKey]*counts // per key and UTC day
 	sites    map[siteKey]siteSeen
 	dropped  int // site reports dropped because too many were pending
+
+	// written is what the last flushes wrote of each (key, site), used only
+	// by FlushActivity. A site that keeps validating is written again only
+	// when its report changes or an hour has passed: last_seen is kept to the
+	// hour, which the sites list needs, at a fraction of the writes.
+	written map[siteKey]siteSeen
 }
+
+// siteRewriteAfter is how stale a site's stored last_seen may get.
+const siteRewriteAfter = 3600
+
+// maxWrittenSites bounds the memory of what was written; past it the memory
+// starts afresh, which only costs some rewrites.
+const maxWrittenSites = 200_000
 
 type dayKey struct {
 	pos uint32
@@ -42,7 +56,8 @@ type siteSeen struct {
 const maxPendingSites = 100_000
 
 func newActivity() *activity {
-	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]*counts{}, sites: map[siteKey]siteSeen{}}
+	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]*counts{}, sites: map[siteKey]siteSeen{},
+		written: map[siteKey]siteSeen{}}
 }
 
 // SiteReport is what a plugin tells about itself when it validates a key.
@@ -169,11 +184,30 @@ func (db *DB) FlushActivity(ctx context.Context) error {
 	if len(lastUsed)+len(daily)+len(sites) == 0 {
 		return nil
 	}
-	err := db.flushActivity(ctx, lastUsed, daily, sites)
-	if err != nil {
-		a.restore(lastUsed, daily, sites)
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	toWrite := make(map[siteKey]siteSeen, len(sites))
+	for k, s := range sites {
+		if w, ok := a.written[k]; ok && s.last-w.last < siteRewriteAfter && s.sameReport(w) {
+			continue
+		}
+		toWrite[k] = s
 	}
-	return err
+	if err := db.flushActivity(ctx, lastUsed, daily, toWrite); err != nil {
+		a.restore(lastUsed, daily, sites)
+		return err
+	}
+	if len(a.written)+len(toWrite) > maxWrittenSites {
+		clear(a.written)
+	}
+	for k, s := range toWrite {
+		a.written[k] = s
+	}
+	return nil
+}
+
+func (s siteSeen) sameReport(o siteSeen) bool {
+	return s.plugin == o.plugin && s.pluginVersion == o.pluginVersion && s.wpVersion == o.wpVersion
 }
 
 func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) error {

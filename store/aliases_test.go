@@ -386,3 +386,40 @@ func TestOverlappingSweepsEmitEachEventOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestSitesAreRewrittenHourlyOrWhenTheReportChanges(t *testing.T) {
+	ctx := context.Background()
+	db, clock, _ := openStoreAt(t)
+	acc := createTestAccount(t, db, "pro")
+	v, _ := db.LookupKey(HashKey(acc.Secret))
+	lastSeen := func() (int64, string) {
+		var last int64
+		var version string
+		if err := db.r.QueryRow(`SELECT last_seen, plugin_version FROM key_sites WHERE key_id = ?`, acc.Key.ID).Scan(&last, &version); err != nil {
+			t.Fatal(err)
+		}
+		return last, version
+	}
+	seen := func(version string) {
+		db.RecordValidation(&v, true, SiteReport{Site: "https://shop.example/", Plugin: "shop", PluginVersion: version}, clock.Now())
+		if err := db.FlushActivity(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen("1.0")
+	first, _ := lastSeen()
+	clock.Advance(10 * time.Minute)
+	seen("1.0")
+	if last, _ := lastSeen(); last != first {
+		t.Fatalf("the same report 10 minutes later was rewritten: last_seen %d, want %d", last, first)
+	}
+	seen("1.1") // a new plugin version is written at once
+	if last, version := lastSeen(); version != "1.1" || last != clock.Now().Unix() {
+		t.Fatalf("new version: %q at %d, want 1.1 at %d", version, last, clock.Now().Unix())
+	}
+	clock.Advance(61 * time.Minute)
+	seen("1.1")
+	if last, _ := lastSeen(); last != clock.Now().Unix() {
+		t.Fatalf("an hour later last_seen is %d, want %d", last, clock.Now().Unix())
+	}
+}

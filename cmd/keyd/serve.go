@@ -43,7 +43,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", e.getenv("KEYD_ADMIN_TOKEN_FILE"), "file holding the operator token (env KEYD_ADMIN_TOKEN_FILE)")
 	fs.StringVar(&cfg.logFormat, "log-format", envOr(e, "KEYD_LOG_FORMAT", "text"), "log format: text or json (env KEYD_LOG_FORMAT)")
 	fs.StringVar(&cfg.logLevel, "log-level", envOr(e, "KEYD_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env KEYD_LOG_LEVEL)")
-	fs.StringVar(&cfg.flushEvery, "flush-schedule", envOr(e, "KEYD_FLUSH_SCHEDULE", "@every 10s"), "when to write last-used times and counters (env KEYD_FLUSH_SCHEDULE)")
+	fs.StringVar(&cfg.flushEvery, "flush-schedule", envOr(e, "KEYD_FLUSH_SCHEDULE", "@every 1m"), "when to write last-used times and counters (env KEYD_FLUSH_SCHEDULE)")
 	fs.StringVar(&cfg.expireEvery, "expire-schedule", envOr(e, "KEYD_EXPIRE_SCHEDULE", "@every 1m"), "when to expire aliases and retire reset keys (env KEYD_EXPIRE_SCHEDULE)")
 	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
