@@ -172,12 +172,16 @@ type Target struct {
 
 // Case names.
 const (
-	caseHealthz = "healthz"
-	caseKnown   = "validate known keys"
-	caseMixed   = "validate 50% unknown"
-	caseSmall   = "validate known, small db"
-	caseUsage   = "usage (POST /v1/usage)"
+	caseHealthz   = "healthz"
+	caseKnown     = "validate known keys"
+	caseMixed     = "validate 50% unknown"
+	caseSmall     = "validate known, small db"
+	caseHealthz64 = "healthz, 64 connections"
+	caseUsage     = "usage (POST /v1/usage), 64 connections"
 )
+
+// usageConns is the concurrency the issue sets for the usage target.
+const usageConns = 64
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.log, "bench: "+format+"\n", args...)
@@ -250,16 +254,19 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		body    string
 		sample  string
 		unknown float64
+		conns   int // 0: --c
 	}
 	cases := []loadCase{
-		{caseHealthz, big, "/healthz", "none", "", 0},
-		{caseKnown, big, "/v1/validate", "form", bigSample, 0},
-		{caseMixed, big, "/v1/validate", "form", bigSample, 0.5},
-		{caseSmall, small, "/v1/validate", "form", smallSample, 0},
+		{caseHealthz, big, "/healthz", "none", "", 0, 0},
+		{caseKnown, big, "/v1/validate", "form", bigSample, 0, 0},
+		{caseMixed, big, "/v1/validate", "form", bigSample, 0.5, 0},
+		{caseSmall, small, "/v1/validate", "form", smallSample, 0, 0},
+		{caseHealthz64, big, "/healthz", "none", "", 0, usageConns},
+		{caseUsage, big, "/v1/usage", "usage", bigSample, 0, usageConns},
 	}
 	// Warm both servers (and the index's pages) once before measuring.
 	for _, c := range []loadCase{cases[1], cases[3]} {
-		if _, err := b.load(ctx, c.target, "warm-up", c.path, c.body, c.sample, c.unknown, cfg.warmup+time.Second, 0); err != nil {
+		if _, err := b.load(ctx, c.target, "warm-up", c.path, c.body, c.sample, c.unknown, c.conns, cfg.warmup+time.Second, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -275,7 +282,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 			if profile != "" {
 				stopProfile = c.target.captureProfile(profile, cfg.warmup, cfg.duration)
 			}
-			res, err := b.load(ctx, c.target, c.name, c.path, c.body, c.sample, c.unknown, cfg.duration, cfg.warmup)
+			res, err := b.load(ctx, c.target, c.name, c.path, c.body, c.sample, c.unknown, c.conns, cfg.duration, cfg.warmup)
 			if err != nil {
 				return nil, err
 			}
@@ -297,11 +304,6 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	for _, c := range cases {
 		rep.Cases = append(rep.Cases, summarize(c.name, perCase[c.name]))
 	}
-	// The usage endpoint is not built yet. When it is, add a case here:
-	// POST /v1/usage with X-API-Key and {"units": 1, "scope": "...",
-	// "idempotency_key": "<unique>"}, on the large database, and its target
-	// from the issue next to the validate targets below.
-	rep.Cases = append(rep.Cases, Case{Name: caseUsage, Note: "slot: endpoint not built yet"})
 	for i := range rep.Cases {
 		rep.byName[rep.Cases[i].Name] = &rep.Cases[i]
 	}
@@ -362,6 +364,7 @@ func median(v []float64) float64 {
 // a database size other than the one measured are shown as INFO.
 func targets(rep *Report) []Target {
 	h, known, mixed, small := rep.byName[caseHealthz], rep.byName[caseKnown], rep.byName[caseMixed], rep.byName[caseSmall]
+	h64, usage := rep.byName[caseHealthz64], rep.byName[caseUsage]
 	at1M := rep.Keys == 1_000_000
 	atLeast := func(name string, v, limit float64, applies bool) Target {
 		return grade(name, v, fmt.Sprintf(">= %.2f", limit), v >= limit, applies, "")
@@ -378,7 +381,7 @@ func targets(rep *Report) []Target {
 			rep.Keys >= 10_000_000 && rep.SmallKeys <= 10_000),
 		atMost("resident memory after load @"+size, rep.RSSLoadedMB, 300, at1M, "MB"),
 		atMost("start-up to ready @"+size, rep.StartupSec, 3, at1M, "s"),
-		{Name: "usage req/s and p99 (POST /v1/usage)", Limit: "from the issue", Result: "SLOT"},
+		atLeast("usage req/s / healthz req/s, 64 connections", ratio(usage.RPS, h64.RPS), 0.50, true),
 	}
 }
 
@@ -612,9 +615,12 @@ func (p *keydProc) captureProfile(path string, delay, d time.Duration) func() er
 
 // load runs one load case in a separate keyd-load process (pinned to CPU 0
 // when pinning) and returns what it measured.
-func (b *bench) load(ctx context.Context, p *keydProc, name, path, body, sample string, unknown float64, d, warmup time.Duration) (Result, error) {
+func (b *bench) load(ctx context.Context, p *keydProc, name, path, body, sample string, unknown float64, conns int, d, warmup time.Duration) (Result, error) {
+	if conns == 0 {
+		conns = b.cfg.conns
+	}
 	args := []string{b.cfg.self, "run", "--json", "--name", name, "--target", p.url, "--path", path, "--body", body,
-		"-c", strconv.Itoa(b.cfg.conns), "-d", d.String(), "--warmup", warmup.String(),
+		"-c", strconv.Itoa(conns), "-d", d.String(), "--warmup", warmup.String(),
 		"--unknown", strconv.FormatFloat(unknown, 'f', -1, 64)}
 	if sample != "" {
 		args = append(args, "--keys", sample)

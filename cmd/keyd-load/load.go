@@ -25,7 +25,7 @@ type loadConfig struct {
 	Target      string        // base URL, e.g. http://127.0.0.1:8080
 	Path        string        // /healthz, /v1/validate, ...
 	Method      string        // GET or POST
-	Body        string        // "form", "json" or "" (no body)
+	Body        string        // "form", "json", "usage" or "" (no body)
 	Keys        []string      // known keys to send
 	Unknown     float64       // share of requests with a random unknown key
 	Connections int           // concurrency
@@ -194,13 +194,14 @@ const (
 )
 
 func (w *worker) build() {
-	var body string
-	var ctype string
+	var body, ctype, apiKey string
 	switch w.cfg.Body {
 	case "form":
 		body, ctype = "key="+w.nextKey()+formTail, "application/x-www-form-urlencoded"
 	case "json":
 		body, ctype = `{"key":"`+w.nextKey()+`"`+jsonTail, "application/json"
+	case "usage":
+		body, ctype, apiKey = `{"units":1}`, "application/json", w.nextKey()
 	}
 	b := w.req[:0]
 	b = append(b, w.cfg.Method...)
@@ -209,6 +210,11 @@ func (w *worker) build() {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, w.host...)
 	b = append(b, "\r\nUser-Agent: keyd-load\r\n"...)
+	if apiKey != "" {
+		b = append(b, "X-API-Key: "...)
+		b = append(b, apiKey...)
+		b = append(b, "\r\n"...)
+	}
 	if ctype != "" {
 		b = append(b, "Content-Type: "...)
 		b = append(b, ctype...)

@@ -56,7 +56,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var cfg loadConfig
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "keyd's base URL (loopback)")
 	fs.StringVar(&cfg.Path, "path", "/v1/validate", "path to request")
-	fs.StringVar(&cfg.Body, "body", "form", "request body: form (what WordPress sends), json, or none for GET")
+	fs.StringVar(&cfg.Body, "body", "form", "request body: form (what WordPress sends), json, usage (POST /v1/usage: the key in X-API-Key, {\"units\":1}), or none for GET")
 	keysFile := fs.String("keys", "", "file of known keys, one a line (keyd seed --sample)")
 	fs.Float64Var(&cfg.Unknown, "unknown", 0, "share of requests (0 to 1) that carry a random unknown key")
 	fs.IntVar(&cfg.Connections, "c", 32, "keep-alive connections (fixed concurrency)")
@@ -70,10 +70,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch cfg.Body {
 	case "none":
 		cfg.Body, cfg.Method = "", "GET"
-	case "form", "json":
+	case "form", "json", "usage":
 		cfg.Method = "POST"
 	default:
-		return fmt.Errorf("--body must be form, json or none")
+		return fmt.Errorf("--body must be form, json, usage or none")
 	}
 	if cfg.Connections < 1 || cfg.Duration <= 0 || cfg.Unknown < 0 || cfg.Unknown > 1 {
 		return fmt.Errorf("need -c >= 1, -d > 0 and 0 <= --unknown <= 1")
