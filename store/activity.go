@@ -20,6 +20,10 @@ type activity struct {
 	sites    map[siteKey]siteSeen
 	dropped  int // site reports dropped because too many were pending
 
+	// flushing holds the daily counters a flush is writing, so reports still
+	// see them until they are committed.
+	flushing map[dayKey]*counts
+
 	// written is what the last flushes wrote of each (key, site), used only
 	// by FlushActivity. A site that keeps validating is written again only
 	// when its report changes or an hour has passed: last_seen is kept to the
@@ -111,6 +115,38 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
+type pendingCounts struct {
+	dayKey
+	c counts
+}
+
+// pendingDaily copies the daily counters not yet flushed.
+func (a *activity) pendingDaily() []pendingCounts {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]pendingCounts, 0, len(a.daily)+len(a.flushing))
+	for _, m := range []map[dayKey]*counts{a.daily, a.flushing} {
+		for k, c := range m {
+			out = append(out, pendingCounts{k, *c})
+		}
+	}
+	return out
+}
+
+// addUnits counts units charged to the key at position pos, for the daily
+// usage report.
+func (a *activity) addUnits(pos uint32, units int64, t time.Time) {
+	k := dayKey{pos, int32(t.Unix() / 86400)}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.daily[k]
+	if c == nil {
+		c = &counts{}
+		a.daily[k] = c
+	}
+	c.units += units
+}
+
 // NormalizeSite turns a site's home URL into the form keyd records and
 // matches: lower-case host, optional port, and path without trailing slash,
 // e.g. "https://Example.com/blog/" -> "example.com/blog". It returns "" when
@@ -180,7 +216,13 @@ func (db *DB) FlushActivity(ctx context.Context) error {
 	a.mu.Lock()
 	lastUsed, daily, sites := a.lastUsed, a.daily, a.sites
 	a.lastUsed, a.daily, a.sites = map[uint32]int64{}, map[dayKey]*counts{}, map[siteKey]siteSeen{}
+	a.flushing = daily
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.flushing = nil
+		a.mu.Unlock()
+	}()
 	if len(lastUsed)+len(daily)+len(sites) == 0 {
 		return nil
 	}
@@ -268,6 +310,7 @@ func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, dail
 func (a *activity) restore(lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.flushing = nil // merged back below, so not counted twice
 	for pos, t := range lastUsed {
 		if t > a.lastUsed[pos] {
 			a.lastUsed[pos] = t

@@ -30,8 +30,11 @@ func (p *pool) lowThreshold() int64 {
 
 func (t *Tx) loadPool(ctx context.Context, accountID string) (pool, error) {
 	p := pool{accountID: accountID}
-	err := t.tx.QueryRowContext(ctx, `SELECT credits, low_credit_threshold, last_topup, low_credit_armed
-		FROM accounts WHERE id = ?`, accountID).Scan(&p.credits, &p.threshold, &p.lastTopup, &p.armed)
+	st, err := t.prepared(ctx, `SELECT credits, low_credit_threshold, last_topup, low_credit_armed FROM accounts WHERE id = ?`)
+	if err != nil {
+		return p, err
+	}
+	err = st.QueryRowContext(ctx, accountID).Scan(&p.credits, &p.threshold, &p.lastTopup, &p.armed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -60,27 +63,72 @@ func (t *Tx) moveCredits(ctx context.Context, p *pool, c creditChange) error {
 		p.lastTopup = c.delta
 	}
 	p.credits = after
-	sendLow := false
-	switch threshold := p.lowThreshold(); {
-	case after >= threshold && c.delta > 0:
-		p.armed = true
-	case after < threshold && p.armed:
-		p.armed, sendLow = false, true
+	sendLow := p.rearmOrWarn(c.delta > 0)
+	st, err := t.prepared(ctx, `UPDATE accounts SET credits = ?, credits_spent = credits_spent + ?,
+		last_topup = ?, low_credit_armed = ?, updated_at = ? WHERE id = ?`)
+	if err != nil {
+		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, `UPDATE accounts SET credits = ?, credits_spent = credits_spent + ?,
-		last_topup = ?, low_credit_armed = ?, updated_at = ? WHERE id = ?`,
-		p.credits, c.spent, p.lastTopup, p.armed, t.now.Unix(), p.accountID); err != nil {
+	if _, err := st.ExecContext(ctx, p.credits, c.spent, p.lastTopup, p.armed, t.now.Unix(), p.accountID); err != nil {
 		return fmt.Errorf("store: move credits: %w", err)
 	}
 	t.setCredits(p.accountID, p.credits)
 	if sendLow {
-		if _, err := t.event(ctx, p.accountID, EventCreditsLow, SystemActor, p.accountID, map[string]any{
-			"account_id": p.accountID, "credits": p.credits, "threshold": p.lowThreshold(),
-		}); err != nil {
-			return err
-		}
+		return t.creditsLow(ctx, p)
 	}
 	return nil
+}
+
+// rearmOrWarn decides credits.low for a pool that just moved (up when
+// increased): a pool back at or above its threshold is armed again; an armed
+// pool below it is disarmed, and the caller sends credits.low (true).
+func (p *pool) rearmOrWarn(increased bool) bool {
+	switch threshold := p.lowThreshold(); {
+	case p.credits >= threshold && increased:
+		p.armed = true
+	case p.credits < threshold && p.armed:
+		p.armed = false
+		return true
+	}
+	return false
+}
+
+func (t *Tx) creditsLow(ctx context.Context, p *pool) error {
+	_, err := t.event(ctx, p.accountID, EventCreditsLow, SystemActor, p.accountID, map[string]any{
+		"account_id": p.accountID, "credits": p.credits, "threshold": p.lowThreshold(),
+	})
+	return err
+}
+
+// spendCredits takes units from an account's pool in one statement, which
+// checks and charges atomically in the database. found is false when the
+// pool is short (nothing is charged).
+func (t *Tx) spendCredits(ctx context.Context, accountID string, units int64) (p pool, found bool, err error) {
+	st, err := t.prepared(ctx, `UPDATE accounts SET credits = credits - ?1, credits_spent = credits_spent + ?1, updated_at = ?2
+		WHERE id = ?3 AND credits >= ?1 RETURNING credits, low_credit_threshold, last_topup, low_credit_armed`)
+	if err != nil {
+		return p, false, err
+	}
+	p.accountID = accountID
+	err = st.QueryRowContext(ctx, units, t.now.Unix(), accountID).Scan(&p.credits, &p.threshold, &p.lastTopup, &p.armed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("store: spend credits: %w", err)
+	}
+	t.setCredits(accountID, p.credits)
+	if p.rearmOrWarn(false) {
+		st, err := t.prepared(ctx, `UPDATE accounts SET low_credit_armed = 0 WHERE id = ?`)
+		if err != nil {
+			return p, false, err
+		}
+		if _, err := st.ExecContext(ctx, accountID); err != nil {
+			return p, false, fmt.Errorf("store: disarm credits.low: %w", err)
+		}
+		return p, true, t.creditsLow(ctx, &p)
+	}
+	return p, true, nil
 }
 
 // AddCredits adds amount (negative for a correction) to an account's pool on

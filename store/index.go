@@ -425,6 +425,14 @@ func rateLimit(p Plan) int {
 	return *p.RateLimitPerMinute
 }
 
+// keyOwner is the account id and key id of the key at pos.
+func (ix *index) keyOwner(pos uint32) (accountID, keyID string) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	k := &ix.keys.s[pos]
+	return formatID(prefixAccount, ix.accounts[k.account].id), formatID(prefixKey, k.id)
+}
+
 func (ix *index) keyID(pos uint32) string {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"sort"
 	"time"
 )
 
@@ -138,5 +139,42 @@ func (db *DB) ListUsage(ctx context.Context, accountID, from, to, keyID string) 
 		}
 		out = append(out, u)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return db.withPendingUsage(out, accountID, from, to, keyID), nil
+}
+
+// withPendingUsage adds the counters not yet flushed to rows, so the report
+// is current to the request.
+func (db *DB) withPendingUsage(rows []UsageRow, accountID, from, to, keyID string) []UsageRow {
+	type rowKey struct{ keyID, day string }
+	at := map[rowKey]int{}
+	for i, r := range rows {
+		at[rowKey{r.KeyID, r.Day}] = i
+	}
+	for _, p := range db.activity.pendingDaily() {
+		acc, id := db.index.keyOwner(p.pos)
+		day := time.Unix(int64(p.day)*86400, 0).UTC().Format(time.DateOnly)
+		if acc != accountID || day < from || day > to || (keyID != "" && id != keyID) {
+			continue
+		}
+		k := rowKey{id, day}
+		i, ok := at[k]
+		if !ok {
+			i = len(rows)
+			at[k] = i
+			rows = append(rows, UsageRow{KeyID: id, Day: day})
+		}
+		rows[i].Validations += p.c.validations
+		rows[i].FailedValidations += p.c.failed
+		rows[i].Units += p.c.units
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Day != rows[j].Day {
+			return rows[i].Day < rows[j].Day
+		}
+		return rows[i].KeyID < rows[j].KeyID
+	})
+	return rows
 }

@@ -12,7 +12,10 @@ import (
 // Spending credits is the one frequent write. Requests queue up and a single
 // goroutine commits them in batches (group commit): while one batch is being
 // made durable the next one gathers, so throughput grows with concurrency
-// while every answer still comes after its own commit.
+// while every answer still comes after its own commit. The credits are what
+// must be durable; the per-key daily unit counts for GET /v1/usage are
+// statistics, collected in memory with the validation counters and written
+// by the activity flush.
 
 // MaxSpendUnits bounds one charge.
 const MaxSpendUnits = 1_000_000
@@ -41,6 +44,7 @@ type Charge struct {
 
 type spendRequest struct {
 	accountID, keyID string
+	keyPos           uint32 // in the index, for counting units per key
 	units            int64
 	idemKey          string
 	done             chan spendResult
@@ -73,7 +77,7 @@ func (db *DB) Spend(ctx context.Context, v *KeyView, units int64, idemKey string
 	if len(idemKey) > MaxIdempotencyKeyLength {
 		return Charge{}, invalidField("idempotency_key", fmt.Sprintf("at most %d characters", MaxIdempotencyKeyLength))
 	}
-	req := &spendRequest{accountID: v.AccountID, keyID: v.KeyID, units: units, idemKey: idemKey, done: make(chan spendResult, 1)}
+	req := &spendRequest{accountID: v.AccountID, keyID: v.KeyID, keyPos: v.pos, units: units, idemKey: idemKey, done: make(chan spendResult, 1)}
 	s := db.spender
 	s.mu.RLock()
 	if s.closed {
@@ -152,18 +156,15 @@ func (db *DB) commitSpends(batch []*spendRequest) {
 			r.done <- spendResult{err: err}
 			continue
 		}
+		if res := results[i]; res.err == nil && !res.charge.Replayed {
+			db.activity.addUnits(r.keyPos, r.units, db.now())
+		}
 		r.done <- results[i]
 	}
 }
 
-type keyDay struct{ keyID, day string }
-
 func (t *Tx) spendBatch(ctx context.Context, batch []*spendRequest, results []spendResult) error {
-	pools := map[string]*pool{}
-	spent := map[string]int64{}  // account -> units charged in this batch
-	perKey := map[keyDay]int64{} // units per key per day
-	seen := map[[2]string]int{}  // idempotency keys answered in this batch
-	day := t.now.Format(time.DateOnly)
+	seen := map[[2]string]int{} // idempotency keys answered in this batch
 	for i, r := range batch {
 		if r.idemKey != "" {
 			if j, ok := seen[[2]string{r.accountID, r.idemKey}]; ok {
@@ -179,40 +180,25 @@ func (t *Tx) spendBatch(ctx context.Context, batch []*spendRequest, results []sp
 				continue
 			}
 		}
-		p := pools[r.accountID]
-		if p == nil {
-			loaded, err := t.loadPool(ctx, r.accountID)
-			if err != nil {
-				return err
-			}
-			p = &loaded
-			pools[r.accountID] = p
+		p, charged, err := t.spendCredits(ctx, r.accountID, r.units)
+		if err != nil {
+			return err
 		}
-		if p.credits-spent[r.accountID] < r.units {
+		if !charged {
 			results[i] = spendResult{err: ErrInsufficientCredits}
 			continue
 		}
-		spent[r.accountID] += r.units
-		perKey[keyDay{r.keyID, day}] += r.units
-		results[i] = spendResult{charge: Charge{Credits: p.credits - spent[r.accountID], Charged: r.units}}
+		results[i] = spendResult{charge: Charge{Credits: p.credits, Charged: r.units}}
 		if r.idemKey != "" {
 			seen[[2]string{r.accountID, r.idemKey}] = i
-			if _, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO usage_idempotency
-				(account_id, idem_key, units, credits_after, created_at) VALUES (?, ?, ?, ?, ?)`,
-				r.accountID, r.idemKey, r.units, results[i].charge.Credits, t.now.Unix()); err != nil {
+			st, err := t.prepared(ctx, `INSERT OR REPLACE INTO usage_idempotency
+				(account_id, idem_key, units, credits_after, created_at) VALUES (?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(ctx, r.accountID, r.idemKey, r.units, p.credits, t.now.Unix()); err != nil {
 				return fmt.Errorf("store: record idempotency key: %w", err)
 			}
-		}
-	}
-	for id, units := range spent {
-		if err := t.moveCredits(ctx, pools[id], creditChange{delta: -units, spent: units}); err != nil {
-			return err
-		}
-	}
-	for k, units := range perKey {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO key_usage_daily (key_id, day, units) VALUES (?, ?, ?)
-			ON CONFLICT (key_id, day) DO UPDATE SET units = units + excluded.units`, k.keyID, k.day, units); err != nil {
-			return fmt.Errorf("store: count units: %w", err)
 		}
 	}
 	return nil
@@ -232,9 +218,12 @@ func replay(first spendResult, firstUnits, units int64) spendResult {
 
 func (t *Tx) priorCharge(ctx context.Context, accountID, idemKey string) (Charge, bool, error) {
 	var c Charge
-	err := t.tx.QueryRowContext(ctx, `SELECT units, credits_after FROM usage_idempotency
-		WHERE account_id = ? AND idem_key = ? AND created_at > ?`,
-		accountID, idemKey, t.now.Add(-IdempotencyWindow).Unix()).Scan(&c.Charged, &c.Credits)
+	st, err := t.prepared(ctx, `SELECT units, credits_after FROM usage_idempotency
+		WHERE account_id = ? AND idem_key = ? AND created_at > ?`)
+	if err != nil {
+		return c, false, err
+	}
+	err = st.QueryRowContext(ctx, accountID, idemKey, t.now.Add(-IdempotencyWindow).Unix()).Scan(&c.Charged, &c.Credits)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
 	}

@@ -21,6 +21,24 @@ type Tx struct {
 	plansChanged bool
 	notify       bool             // tell Changes() listeners after commit
 	credits      map[string]int64 // new pool sizes, for accounts not refreshed whole
+	stmts        map[string]*sql.Stmt
+}
+
+// prepared returns query prepared once for this transaction: statements
+// that run once per item of a batch are parsed once per batch.
+func (t *Tx) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
 }
 
 // setCredits records an account's new pool size for the index, which is
