@@ -48,16 +48,19 @@ func (s *server) adminCreateAccount(c *gin.Context) {
 // adminGetAccount is GET /admin/v1/accounts/{id}.
 func (s *server) adminGetAccount(c *gin.Context) {
 	acc, err := s.store.GetAccount(c.Request.Context(), c.Param("id"))
-	if err != nil {
-		writeError(c, err)
-		return
+	s.answerAccount(c, acc, err)
+}
+
+// answerAccount answers with the operator's view of acc, or with err.
+func (s *server) answerAccount(c *gin.Context, acc store.Account, err error) {
+	if err == nil {
+		var body adminAccountBody
+		if body, err = s.describeAccountForAdmin(c.Request.Context(), acc); err == nil {
+			c.JSON(http.StatusOK, body)
+			return
+		}
 	}
-	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, body)
+	writeError(c, err)
 }
 
 type updateAccountRequest struct {
@@ -75,16 +78,7 @@ func (s *server) adminUpdateAccount(c *gin.Context) {
 	}
 	acc, err := s.store.UpdateAccount(c.Request.Context(), operator(c), c.Param("id"), store.AccountPatch{
 		Plan: req.Plan, Status: req.Status, SetAliasLimit: req.AliasLimit.Set, AliasLimitOverride: req.AliasLimit.Value})
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, body)
+	s.answerAccount(c, acc, err)
 }
 
 type addCreditsRequest struct {
@@ -100,16 +94,7 @@ func (s *server) adminAddCredits(c *gin.Context) {
 		return
 	}
 	acc, err := s.store.AddCredits(c.Request.Context(), operator(c), c.Param("id"), req.Amount, req.Reason)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	body, err := s.describeAccountForAdmin(c.Request.Context(), acc)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, body)
+	s.answerAccount(c, acc, err)
 }
 
 // adminListPlans is GET /admin/v1/plans.

@@ -4,35 +4,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"keyd/store"
 )
 
-// Event types sent to endpoints. The first twelve are the contract's
-// (API.md, "Webhooks"); the last two concern the endpoint itself.
-const (
-	EventKeyReset          = "key.reset"
-	EventKeyRevoked        = "key.revoked"
-	EventAliasCreated      = "alias.created"
-	EventAliasUpdated      = "alias.updated"
-	EventAliasDeactivated  = "alias.deactivated"
-	EventAliasReactivated  = "alias.reactivated"
-	EventAliasDeleted      = "alias.deleted"
-	EventAliasExpiring     = "alias.expiring"
-	EventAliasExpired      = "alias.expired"
-	EventSubaccountCreated = "subaccount.created"
-	EventCreditsAllocated  = "credits.allocated"
-	EventCreditsLow        = "credits.low"
-	EventWebhookTest       = "webhook.test"     // sent by POST /v1/webhooks/{id}/test
-	EventWebhookDisabled   = "webhook.disabled" // an endpoint was disabled
-)
-
+// eventTypes are the event types sent to endpoints: the contract's twelve
+// (API.md, "Webhooks") and the two about the endpoint itself. The names are
+// the store's, which writes the events; the store also writes audit-only
+// types (account.created, ...) that are never sent.
 var eventTypes = []string{
-	EventKeyReset, EventKeyRevoked,
-	EventAliasCreated, EventAliasUpdated, EventAliasDeactivated,
-	EventAliasReactivated, EventAliasDeleted, EventAliasExpiring,
-	EventAliasExpired,
-	EventSubaccountCreated,
-	EventCreditsAllocated, EventCreditsLow,
-	EventWebhookTest, EventWebhookDisabled,
+	store.EventKeyReset, store.EventKeyRevoked,
+	store.EventAliasCreated, store.EventAliasUpdated, store.EventAliasDeactivated,
+	store.EventAliasReactivated, store.EventAliasDeleted, store.EventAliasExpiring,
+	store.EventAliasExpired,
+	store.EventSubaccountCreated,
+	store.EventCreditsAllocated, store.EventCreditsLow,
+	store.EventWebhookTest, store.EventWebhookDisabled,
 }
 
 // MaxPatterns is the most event patterns one endpoint may list. There are

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"keyd/webhooks"
+
+	"keyd/store"
 )
 
 // The test vector published with the Standard Webhooks spec.
@@ -24,7 +26,7 @@ func ExampleSign() {
 func ExampleVerify() {
 	secret := webhooks.NewSecret()
 	now := time.Unix(1735689600, 0)
-	body, _ := webhooks.NewBody(webhooks.EventAliasCreated, now, map[string]string{"alias_id": "key_7Hq2", "hint": "x9Qa"})
+	body, _ := webhooks.NewBody(store.EventAliasCreated, now, map[string]string{"alias_id": "key_7Hq2", "hint": "x9Qa"})
 	sig, _ := webhooks.SignatureHeader([]string{secret}, "msg_1", now, body)
 
 	h := http.Header{}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"keyd/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the WordPress plugin's signed-message fixture")
@@ -53,7 +55,7 @@ func buildWPFixture(t *testing.T) []byte {
 		Hint     string `json:"hint"`
 		Previous keyRef `json:"previous"`
 	}{"key_2Jc8nQ", "Qw3r", keyRef{"key_9xTz1a", "Zx8v", at.Format(time.RFC3339)}}
-	body, err := NewBody(EventKeyReset, at, data)
+	body, err := NewBody(store.EventKeyReset, at, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestWordPressFixture(t *testing.T) {
 	}
 
 	p, err := ParseBody([]byte(f.Body))
-	if err != nil || p.Type != EventKeyReset {
+	if err != nil || p.Type != store.EventKeyReset {
 		t.Fatalf("body: %+v, %v; want a key.reset payload", p, err)
 	}
 	if m := keyLike.FindString(f.Body); m != "" {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"keyd/store"
 )
 
 func TestNewBody(t *testing.T) {
@@ -22,20 +24,20 @@ func TestNewBody(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{"struct data", EventAliasCreated, aliasData{ID: "key_1", Hint: "x9Qa"},
+		{"struct data", store.EventAliasCreated, aliasData{ID: "key_1", Hint: "x9Qa"},
 			`{"type":"alias.created","timestamp":"2026-03-04T04:06:07Z","data":{"id":"key_1","hint":"x9Qa"}}`, ""},
-		{"nil data", EventWebhookTest, nil,
+		{"nil data", store.EventWebhookTest, nil,
 			`{"type":"webhook.test","timestamp":"2026-03-04T04:06:07Z","data":{}}`, ""},
-		{"map data, html characters kept", EventKeyReset, map[string]any{"site": "https://a.example/?x=1&y=<2>"},
+		{"map data, html characters kept", store.EventKeyReset, map[string]any{"site": "https://a.example/?x=1&y=<2>"},
 			`{"type":"key.reset","timestamp":"2026-03-04T04:06:07Z","data":{"site":"https://a.example/?x=1&y=<2>"}}`, ""},
-		{"raw data compacted", EventCreditsLow, json.RawMessage("{ \"credits\" : 10 }"),
+		{"raw data compacted", store.EventCreditsLow, json.RawMessage("{ \"credits\" : 10 }"),
 			`{"type":"credits.low","timestamp":"2026-03-04T04:06:07Z","data":{"credits":10}}`, ""},
 		{"unknown type", "alias.renamed", nil, "", "unknown event type"},
 		{"pattern as type", "alias.*", nil, "", "unknown event type"},
-		{"array data", EventAliasDeleted, []string{"a"}, "", "not a JSON object"},
-		{"string data", EventAliasDeleted, "a", "", "not a JSON object"},
-		{"null raw data", EventAliasDeleted, json.RawMessage("null"), "", "not a JSON object"},
-		{"unencodable data", EventAliasDeleted, map[string]any{"f": func() {}}, "", "encode"},
+		{"array data", store.EventAliasDeleted, []string{"a"}, "", "not a JSON object"},
+		{"string data", store.EventAliasDeleted, "a", "", "not a JSON object"},
+		{"null raw data", store.EventAliasDeleted, json.RawMessage("null"), "", "not a JSON object"},
+		{"unencodable data", store.EventAliasDeleted, map[string]any{"f": func() {}}, "", "encode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,11 +70,11 @@ func TestNewBodyIsStable(t *testing.T) {
 	// twice gives the same bytes; the outbox stores them once anyway.
 	data := map[string]any{"b": 1, "a": 2, "c": map[string]any{"z": 1, "y": 2}}
 	at := time.Unix(1_700_000_000, 0)
-	a, err := NewBody(EventAliasUpdated, at, data)
+	a, err := NewBody(store.EventAliasUpdated, at, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := NewBody(EventAliasUpdated, at, data)
+	b, _ := NewBody(store.EventAliasUpdated, at, data)
 	if !bytes.Equal(a, b) {
 		t.Fatalf("two builds differ:\n%s\n%s", a, b)
 	}

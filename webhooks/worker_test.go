@@ -253,7 +253,7 @@ func TestWorkerDeliversOnCommitToAnIndependentVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := []string{EventAliasCreated, EventAliasDeactivated, EventAliasReactivated, EventKeyReset, EventAliasDeleted}
+	want := []string{store.EventAliasCreated, store.EventAliasDeactivated, store.EventAliasReactivated, store.EventKeyReset, store.EventAliasDeleted}
 	waitFor(t, "five verified messages", func() bool {
 		good, _ := rc.received()
 		return len(good) >= len(want)
@@ -284,7 +284,7 @@ func TestWorkerDeliversOnCommitToAnIndependentVerifier(t *testing.T) {
 		if data["account_id"] != e.account.Account.ID || data["key_id"] == nil || data["hint"] == nil {
 			t.Errorf("%s data %v lacks account_id, key_id or hint", typ, data)
 		}
-		if typ == EventKeyReset {
+		if typ == store.EventKeyReset {
 			prev, _ := data["previous"].(map[string]any)
 			if prev["id"] != e.account.Key.ID || prev["valid_until"] == nil {
 				t.Errorf("key.reset previous = %v", data["previous"])
@@ -441,7 +441,7 @@ func TestGoneDisablesTheEndpointAndTellsTheOthers(t *testing.T) {
 		t.Fatalf("watcher got %d requests, want the webhook.disabled", len(reqs))
 	}
 	typ, data := payloadOf(t, reqs[0].body)
-	if typ != EventWebhookDisabled || data["webhook_id"] != goneHook.ID || data["reason"] != store.DisabledGone {
+	if typ != store.EventWebhookDisabled || data["webhook_id"] != goneHook.ID || data["reason"] != store.DisabledGone {
 		t.Fatalf("watcher got %s %v", typ, data)
 	}
 	if got := e.messages(watchHook.ID); len(got) != 1 || got[0].Status != store.MessageDelivered {
@@ -553,7 +553,7 @@ func TestEndpointFailingForFiveDaysIsDisabled(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("watcher got %d requests", len(reqs))
 	}
-	if typ, data := payloadOf(t, reqs[0].body); typ != EventWebhookDisabled || data["reason"] != store.DisabledFailing || data["webhook_id"] != hook.ID {
+	if typ, data := payloadOf(t, reqs[0].body); typ != store.EventWebhookDisabled || data["reason"] != store.DisabledFailing || data["webhook_id"] != hook.ID {
 		t.Fatalf("watcher got %s %v", typ, data)
 	}
 }
@@ -691,7 +691,7 @@ func TestStoppedAttemptIsNotRecorded(t *testing.T) {
 
 func TestRulesMatchTheStore(t *testing.T) {
 	// The store names the two endpoint events itself; the names must agree.
-	if store.EventWebhookTest != EventWebhookTest || store.EventWebhookDisabled != EventWebhookDisabled {
+	if store.EventWebhookTest != store.EventWebhookTest || store.EventWebhookDisabled != store.EventWebhookDisabled {
 		t.Fatal("event names differ between store and webhooks")
 	}
 	r := Rules()
@@ -706,7 +706,7 @@ func TestRulesMatchTheStore(t *testing.T) {
 			t.Errorf("event %s is not delivered", typ)
 		}
 	}
-	body, err := r.Body(store.Event{Type: EventAliasCreated, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	body, err := r.Body(store.Event{Type: store.EventAliasCreated, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Data: json.RawMessage(`{"key_id": "key_1"}`)})
 	if err != nil || string(body) != `{"type":"alias.created","timestamp":"2026-01-02T03:04:05Z","data":{"key_id":"key_1"}}` {
 		t.Fatalf("body %s, %v", body, err)
@@ -757,13 +757,13 @@ func TestSubaccountAndCreditEventsAreDelivered(t *testing.T) {
 		typ, data := payloadOf(t, r.body)
 		got[typ] = data
 	}
-	if len(got) != 3 || got[EventSubaccountCreated] == nil || got[EventCreditsAllocated] == nil || got[EventCreditsLow] == nil {
+	if len(got) != 3 || got[store.EventSubaccountCreated] == nil || got[store.EventCreditsAllocated] == nil || got[store.EventCreditsLow] == nil {
 		t.Fatalf("received %v; want subaccount.created, credits.allocated and credits.low (and not the audit-only credits.added)", got)
 	}
-	if d := got[EventSubaccountCreated]; d["subaccount_id"] != sub.Account.ID || d["account_id"] != parent {
+	if d := got[store.EventSubaccountCreated]; d["subaccount_id"] != sub.Account.ID || d["account_id"] != parent {
 		t.Fatalf("subaccount.created data %v", d)
 	}
-	if d := got[EventCreditsLow]; d["account_id"] != parent || d["credits"] != 60.0 {
+	if d := got[store.EventCreditsLow]; d["account_id"] != parent || d["credits"] != 60.0 {
 		t.Fatalf("credits.low data %v", d)
 	}
 	if n := len(e.messages(hook.ID)); n != 3 {

@@ -94,29 +94,40 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 	}
 }
 
-func runKeys(ctx context.Context, e env, args []string) error {
-	_, rest, err := subcommand(e, args, "keys", "list")
+// openAccount parses "--db" and "--account ID" for a read-only listing of
+// one account's things, opens the database and checks the account exists.
+func openAccount(ctx context.Context, e env, args []string, group, verb, what string) (*store.DB, string, error) {
+	_, rest, err := subcommand(e, args, group, verb)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	fs := newFlags(e, "keys list", "keys list --account ID")
+	fs := newFlags(e, group+" "+verb, group+" "+verb+" --account ID")
 	path := dbFlag(e, fs)
-	account := fs.String("account", "", "account id (required)")
+	account := fs.String("account", "", what+" (required)")
 	if err := parseFlags(fs, rest); err != nil {
-		return err
+		return nil, "", err
 	}
 	if *account == "" {
-		return usagef("keys list needs --account")
+		return nil, "", usagef("%s %s needs --account", group, verb)
 	}
 	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := db.GetAccount(ctx, *account); err != nil {
+		db.Close()
+		return nil, "", describeStoreError(err)
+	}
+	return db, *account, nil
+}
+
+func runKeys(ctx context.Context, e env, args []string) error {
+	db, account, err := openAccount(ctx, e, args, "keys", "list", "account id")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.GetAccount(ctx, *account); err != nil {
-		return describeStoreError(err)
-	}
-	keys, err := db.ListKeys(ctx, *account)
+	keys, err := db.ListKeys(ctx, account)
 	if err != nil {
 		return err
 	}
@@ -173,28 +184,12 @@ func runCredits(ctx context.Context, e env, args []string) error {
 }
 
 func runSubaccounts(ctx context.Context, e env, args []string) error {
-	_, rest, err := subcommand(e, args, "subaccounts", "list")
-	if err != nil {
-		return err
-	}
-	fs := newFlags(e, "subaccounts list", "subaccounts list --account ID")
-	path := dbFlag(e, fs)
-	account := fs.String("account", "", "parent account id (required)")
-	if err := parseFlags(fs, rest); err != nil {
-		return err
-	}
-	if *account == "" {
-		return usagef("subaccounts list needs --account")
-	}
-	db, err := openForCommand(ctx, e, *path)
+	db, account, err := openAccount(ctx, e, args, "subaccounts", "list", "parent account id")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.GetAccount(ctx, *account); err != nil {
-		return describeStoreError(err)
-	}
-	subs, err := db.ListSubaccounts(ctx, *account)
+	subs, err := db.ListSubaccounts(ctx, account)
 	if err != nil {
 		return err
 	}
