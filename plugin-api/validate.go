@@ -3,16 +3,15 @@ package pluginapi
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
-	"github.com/go-playground/validator/v10"
-	"net/http"
-	"time"
-
 	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
 
 	"keyd/store"
 )

@@ -2,6 +2,8 @@ package pluginapi
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -103,6 +105,40 @@ func FuzzPlainValidImpliesValid(f *testing.F) {
 		r := validateRequest{Key: key, Site: site, Plugin: plugin, PluginVersion: pv, WPVersion: wv, Scope: scope}
 		if plainValid(&r) && s.validate.Struct(&r) != nil {
 			t.Fatalf("plainValid accepted %+v, the validator refuses it", r)
+		}
+	})
+}
+
+// FuzzValidateFormAgreesWithParseQuery checks the hand-written form reader
+// against net/url on every body net/url accepts.
+func FuzzValidateFormAgreesWithParseQuery(f *testing.F) {
+	for _, seed := range []string{
+		"key=AbCdEfGhIjKlMnOpQrSt&site=https%3A%2F%2Fshop.example%2F&plugin=p+q",
+		"key=a&key=b", "k%65y=x", "site=%zz", "=&&=&x", "scope=a%2Cb&extra=1", "",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		want, err := url.ParseQuery(body)
+		if err != nil {
+			return
+		}
+		r, _ := http.NewRequest("POST", "/v1/validate", strings.NewReader(body))
+		var got validateRequest
+		gotErr := readValidateForm(r, &got)
+		dup := false
+		for i, name := range validateFormFields {
+			vals := want[name]
+			if len(vals) > 1 {
+				dup = true
+				continue
+			}
+			if len(vals) == 1 && gotErr == nil && *got.field(i) != vals[0] {
+				t.Fatalf("body %q: %s = %q, net/url says %q", body, name, *got.field(i), vals[0])
+			}
+		}
+		if dup != (gotErr != nil) {
+			t.Fatalf("body %q: error %v, but a field appears more than once: %v", body, gotErr, dup)
 		}
 	})
 }
