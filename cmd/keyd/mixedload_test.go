@@ -458,7 +458,11 @@ func (w *loadWorker) validate(ctx context.Context) bool {
 	case len(w.a.revoked) > 0 && w.rnd.IntN(10) == 0:
 		key, want, name = w.a.revoked[w.rnd.IntN(len(w.a.revoked))], stRevoked, "replaced primary"
 	case n > 0 && w.rnd.IntN(4) != 0:
+		// Mostly aliases that are not deleted, as sites would present.
 		al := w.a.aliases[w.rnd.IntN(n)]
+		if live := w.liveAliases(); len(live) > 0 && w.rnd.IntN(4) != 0 {
+			al = live[w.rnd.IntN(len(live))]
+		}
 		key, want, name = al.secret, al.status, "alias "+al.id
 	}
 	a, err := w.ml.lc.validate(ctx, key, "https://site.load.test/")
@@ -503,6 +507,9 @@ func (w *loadWorker) spend(ctx context.Context) bool {
 		w.unexpected("usage", a, fmt.Sprintf("credits %d, charged %d", want, units))
 	}
 	w.a.charges = append(w.a.charges, charge{idem, units, c.Credits})
+	if len(w.a.charges) > 1000 {
+		w.a.charges = slices.Delete(w.a.charges, 0, 500)
+	}
 	return true
 }
 
