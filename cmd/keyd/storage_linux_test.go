@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -279,4 +280,44 @@ func TestWritesAnswer503OnAFullFilesystem(t *testing.T) {
 	}
 	s.expectRecovered(t)
 	s.stopAndCheck(t, dbPath)
+}
+
+// TestWritesAnswer503WhileTheDatabaseIsImmutable makes the database file and
+// its WAL immutable (chattr +i) while keyd has them open: writes through the
+// open descriptors then fail with EPERM, which SQLite reports as
+// SQLITE_IOERR_WRITE, as for a database that has become read-only under a
+// running keyd. (A filesystem cannot be remounted read-only while a file on
+// it is open for writing, so this is the closest the OS allows.) It needs
+// CAP_LINUX_IMMUTABLE and a filesystem with the attribute, and is skipped
+// elsewhere.
+func TestWritesAnswer503WhileTheDatabaseIsImmutable(t *testing.T) {
+	bin := buildKeyd(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "keyd.db")
+	k := startKeyd(t, bin, dbPath)
+	s := newStorageScenario(t, k, "")
+
+	files := []string{dbPath, dbPath + "-wal"}
+	chattr := func(flag string) error {
+		out, err := exec.Command("chattr", append([]string{flag}, files...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("chattr %s: %v: %s", flag, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := chattr("+i"); err != nil {
+		t.Skipf("cannot make files immutable here (%v)", err)
+	}
+	t.Cleanup(func() { chattr("-i") }) // so the temp dir can be removed
+	s.expectUnavailable(t)
+	if err := chattr("-i"); err != nil {
+		t.Fatal(err)
+	}
+	s.expectRecovered(t)
+	s.stopAndCheck(t, dbPath)
+	log := k.stderr.String()
+	if !strings.Contains(log, "storage unavailable") {
+		t.Fatalf("the log does not say why writes failed:\n%s", log)
+	}
+	t.Logf("as logged: %s", strings.SplitN(log, "\n", 2)[0])
 }
