@@ -6,7 +6,7 @@ BUILD   := build
 
 export CGO_ENABLED := 1
 
-.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large
+.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large soak
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -24,6 +24,13 @@ test: lint
 ## against a real keyd; installs what is missing (Debian packages, npm)
 e2e: build
 	bash wp-plugin-stub/e2e/run.sh
+
+## soak: mixed load against the real binary for SOAK_DURATION (default 10m);
+## keyd's memory, goroutines, threads and open files must stay level and no
+## request may fail other than by design
+SOAK_DURATION ?= 10m
+soak:
+	KEYD_SOAK=$(SOAK_DURATION) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/keyd
 
 ## lint: go vet and a gofmt check
 lint: vet fmt-check

@@ -35,6 +35,7 @@ const (
 	codeIdempotency        = "IDEMPOTENCY_MISMATCH"
 	codeUnavailable        = "UNAVAILABLE"
 	codeWebhookLimit       = "WEBHOOK_LIMIT_REACHED"
+	codeStorage            = "STORAGE_UNAVAILABLE"
 )
 
 // apiError is an error with what the client is told: status, code, message
@@ -96,6 +97,9 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		return &apiError{Status: http.StatusConflict, Code: codeIdempotency,
 			Message: "this idempotency_key was used with different units", Fields: map[string]string{"idempotency_key": "used with different units"}}
+	case errors.Is(err, store.ErrStorageUnavailable):
+		return newError(http.StatusServiceUnavailable, codeStorage,
+			"keyd cannot write to its database just now (disk full or read-only); nothing was changed, retry later")
 	case errors.Is(err, store.ErrClosed):
 		return newError(http.StatusServiceUnavailable, codeUnavailable, "keyd is shutting down; retry")
 	case errors.Is(err, store.ErrInsufficientCredits):

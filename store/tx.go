@@ -48,7 +48,14 @@ func (t *Tx) setCredits(accountID string, credits int64) { t.credits[accountID] 
 // write runs fn in a write transaction and, once it has committed, brings the
 // index up to date with what it changed. Holding writeMu across both keeps
 // index updates in commit order.
+//
+// A write that fails because of the disk or the file (full, read-only, I/O)
+// returns an error matching ErrStorageUnavailable.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
+	return storageError(db.writeTx(ctx, fn))
+}
+
+func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	sqlTx, err := db.w.BeginTx(ctx, nil)

@@ -42,6 +42,10 @@ type WorkerConfig struct {
 	Logger    *slog.Logger
 }
 
+// unrecordedRetry is how long a message whose attempt could not be recorded
+// waits before it is sent again.
+const unrecordedRetry = 5 * time.Second
+
 // Worker delivers the outbox. Each sweep fans new events out into messages
 // and starts every due message that a free slot allows; Run sweeps whenever
 // the store reports a commit, a delivery ends, or Wake is called (the
@@ -65,7 +69,8 @@ type Worker struct {
 
 	mu          sync.Mutex
 	closed      bool
-	inFlight    map[string]bool // message ids
+	inFlight    map[string]bool      // message ids
+	held        map[string]time.Time // message id -> not before: attempts that could not be recorded
 	perEndpoint map[string]int
 	wg          sync.WaitGroup
 }
@@ -92,6 +97,7 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 		rules:       Rules(),
 		wake:        make(chan struct{}, 1),
 		inFlight:    map[string]bool{},
+		held:        map[string]time.Time{},
 		perEndpoint: map[string]int{},
 	}
 	if w.client == nil {
@@ -168,11 +174,17 @@ func (w *Worker) Sweep(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := w.cfg.Now()
+	for id, until := range w.held {
+		if !now.Before(until) {
+			delete(w.held, id)
+		}
+	}
 	for _, m := range due {
 		if w.closed || len(w.inFlight) >= w.cfg.Workers {
 			break
 		}
-		if w.inFlight[m.ID] || w.perEndpoint[m.EndpointID] >= w.cfg.PerEndpoint {
+		if _, held := w.held[m.ID]; held || w.inFlight[m.ID] || w.perEndpoint[m.EndpointID] >= w.cfg.PerEndpoint {
 			continue
 		}
 		w.inFlight[m.ID] = true
@@ -209,8 +221,15 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.st.RecordAttempt(ctx, rec); err != nil {
-		// The message stays pending as it was and is sent again.
-		w.log.Error("webhook attempt not recorded", "message_id", m.ID, "webhook_id", m.EndpointID, "error", err)
+		// The message stays pending as it was and is sent again, but not
+		// before unrecordedRetry: while the database cannot be written (a
+		// full disk) it would otherwise be re-sent as fast as the receiver
+		// answers.
+		w.mu.Lock()
+		w.held[m.ID] = w.cfg.Now().Add(unrecordedRetry)
+		w.mu.Unlock()
+		w.log.Error("webhook attempt not recorded; sending again later", "message_id", m.ID, "webhook_id", m.EndpointID,
+			"retry_in", unrecordedRetry, "error", err)
 		return
 	}
 	switch {

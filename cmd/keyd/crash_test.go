@@ -50,7 +50,13 @@ const crashTestAdminToken = "crash-test-admin-token-0123456789abcdef"
 
 func startKeyd(t *testing.T, bin, db string) *keydProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db)
+	return startKeydWith(t, bin, db, nil)
+}
+
+// startKeydWith starts keyd with more arguments for serve.
+func startKeydWith(t *testing.T, bin, db string, args []string) *keydProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
 	cmd.Env = append(os.Environ(), "KEYD_ADMIN_TOKEN="+crashTestAdminToken, "KEYD_WEBHOOK_ALLOW_PRIVATE=1", "KEYD_LOG_LEVEL=warn")
 	p := &keydProcess{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = &syncWriter{w: p.stderr}
