@@ -48,9 +48,9 @@ type keydProcess struct {
 
 const crashTestAdminToken = "crash-test-admin-token-0123456789abcdef"
 
-func startKeyd(t *testing.T, bin, db string) *keydProcess {
+func startKeyd(t *testing.T, bin, db string, flags ...string) *keydProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, flags...)...)
 	cmd.Env = append(os.Environ(), "KEYD_ADMIN_TOKEN="+crashTestAdminToken, "KEYD_WEBHOOK_ALLOW_PRIVATE=1", "KEYD_LOG_LEVEL=warn")
 	p := &keydProcess{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = &syncWriter{w: p.stderr}

@@ -58,11 +58,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", e.getenv("KEYD_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, apart from the API, e.g. 127.0.0.1:9090; off when empty (env KEYD_METRICS_ADDR)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
-	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send a request's headers")
-	fs.DurationVar(&cfg.limits.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request")
-	fs.DurationVar(&cfg.limits.writeTimeout, "write-timeout", 30*time.Second, "how long answering a request may take, from the end of its headers")
-	fs.DurationVar(&cfg.limits.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept open")
-	fs.IntVar(&cfg.limits.maxHeaderBytes, "max-header-bytes", 16<<10, "largest request header accepted (larger ones are answered 431)")
+	def := defaultLimits()
+	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&cfg.limits.readTimeout, "read-timeout", def.readTimeout, "how long a client may take to send a whole request")
+	fs.DurationVar(&cfg.limits.writeTimeout, "write-timeout", def.writeTimeout, "how long answering a request may take, from the end of its headers")
+	fs.DurationVar(&cfg.limits.idleTimeout, "idle-timeout", def.idleTimeout, "how long an idle keep-alive connection is kept open")
+	fs.IntVar(&cfg.limits.maxHeaderBytes, "max-header-bytes", def.maxHeaderBytes, "largest request header accepted in bytes (larger ones are answered 431)")
 	addWebhookFlags(e, fs, &cfg.webhooks)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -180,15 +181,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.limits.readHeaderTimeout,
-		ReadTimeout:       cfg.limits.readTimeout,
-		WriteTimeout:      cfg.limits.writeTimeout,
-		IdleTimeout:       cfg.limits.idleTimeout,
-		MaxHeaderBytes:    cfg.limits.maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(handler, cfg.limits, log)
 
 	if cfg.pprofAddr != "" {
 		stopProfiles, err := serveProfiles(cfg.pprofAddr, log)
@@ -244,6 +237,29 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		log.Error("final flush failed", "error", flushErr)
 	}
 	return errors.Join(shutdownErr, flushErr, db.Close())
+}
+
+// defaultLimits are the server limits unless flags say otherwise: a slow
+// client (slowloris) is cut off after 5s without complete headers, a
+// request has 30s to arrive whole and its answer 30s to be written, an idle
+// keep-alive connection is closed after 2 minutes, and headers over 16 KiB
+// are refused.
+func defaultLimits() serverLimits {
+	return serverLimits{readHeaderTimeout: 5 * time.Second, readTimeout: 30 * time.Second,
+		writeTimeout: 30 * time.Second, idleTimeout: 120 * time.Second, maxHeaderBytes: 16 << 10}
+}
+
+// newHTTPServer is the API's server with its limits.
+func newHTTPServer(h http.Handler, l serverLimits, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.readHeaderTimeout,
+		ReadTimeout:       l.readTimeout,
+		WriteTimeout:      l.writeTimeout,
+		IdleTimeout:       l.idleTimeout,
+		MaxHeaderBytes:    l.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // parseScopes builds the scope catalogue from a comma-separated list.
