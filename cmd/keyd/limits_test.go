@@ -27,6 +27,11 @@ func TestServerHasLimitsByDefault(t *testing.T) {
 	if err := run(t.Context(), []string{"serve", "--read-header-timeout", "0s"}, func(string) string { return "" }, io.Discard, io.Discard); !errors.As(err, new(usageError)) {
 		t.Fatalf("a zero timeout: %v, want a usage error", err)
 	}
+	db := filepath.Join(t.TempDir(), "keyd.db")
+	if err := run(t.Context(), []string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--trusted-proxies", "not an address"},
+		func(string) string { return "" }, io.Discard, io.Discard); !errors.As(err, new(usageError)) {
+		t.Fatalf("a bad trusted proxy: %v, want a usage error", err)
+	}
 }
 
 // hostPort is the host:port of a keyd URL.

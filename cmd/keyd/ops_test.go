@@ -124,12 +124,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		`keyd_http_requests_total{method="POST",route="/v1/validate",status="200"}`:       2,
 		`keyd_http_requests_total{method="POST",route="/v1/validate",status="401"}`:       1,
 		`keyd_http_requests_total{method="GET",route="unmatched",status="404"}`:           1,
-		`keyd_validations_total{code="VALID"}`:                                           2,
-		`keyd_validations_total{code="NOT_FOUND"}`:                                       1,
-		`keyd_validate_duration_seconds_count`:                                           3,
-		`keyd_credits_spent_total`:                                                       7,
-		`keyd_webhook_outbox_pending`:                                                    0,
-		`keyd_job_failures_total{job="flush-activity"}`:                                  0,
+		`keyd_validations_total{code="VALID"}`:                                            2,
+		`keyd_validations_total{code="NOT_FOUND"}`:                                        1,
+		`keyd_validate_duration_seconds_count`:                                            3,
+		`keyd_credits_spent_total`:                                                        7,
+		`keyd_webhook_outbox_pending`:                                                     0,
+		`keyd_job_failures_total{job="flush-activity"}`:                                   0,
 	} {
 		if v, ok := got[series]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)

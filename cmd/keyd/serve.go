@@ -31,6 +31,7 @@ type serveConfig struct {
 	scopes                     string
 	pprofAddr                  string
 	metricsAddr                string
+	trustedProxies             string
 	shutdownTimeout            time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
@@ -57,6 +58,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
 	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", e.getenv("KEYD_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, apart from the API, e.g. 127.0.0.1:9090; off when empty (env KEYD_METRICS_ADDR)")
+	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", e.getenv("KEYD_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default (env KEYD_TRUSTED_PROXIES)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	def := defaultLimits()
 	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
@@ -170,10 +172,10 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		metrics.WatchOutbox(db.PendingMessages)
 	}
 	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
-		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics})
+		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies)})
 	if err != nil {
 		db.Close()
-		return err
+		return usagef("--trusted-proxies: %v", err)
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -260,6 +262,17 @@ func newHTTPServer(h http.Handler, l serverLimits, log *slog.Logger) *http.Serve
 		MaxHeaderBytes:    l.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(list string) []string {
+	var out []string
+	for _, item := range strings.Split(list, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // parseScopes builds the scope catalogue from a comma-separated list.
