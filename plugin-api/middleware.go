@@ -22,6 +22,8 @@ const (
 	ctxOwner       = "keyd.owner" // store.KeyView of the authenticated primary key
 	ctxKeyHint     = "keyd.hint"  // hint of the key a request used, for the log
 	ctxErrorDetail = "keyd.err"   // internal error detail, for the log only
+	// ctxValidateCode is the code of a failed validation, for the metrics.
+	ctxValidateCode = "keyd.validate_code"
 )
 
 // requestLog gives each request an id and logs one line when it ends. It
@@ -37,6 +39,9 @@ func (s *server) requestLog(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	c.Next()
 
+	if s.requestMetrics != nil {
+		s.requestMetrics.observe(c, start)
+	}
 	status := c.Writer.Status()
 	level := slog.LevelInfo
 	if status >= 500 {

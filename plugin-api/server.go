@@ -75,6 +75,8 @@ type Config struct {
 	// AllowPrivateWebhooks accepts webhook URLs on loopback and private
 	// addresses (--webhook-allow-private, for development and tests).
 	AllowPrivateWebhooks bool
+	// Metrics, when set, counts requests, validations and credits spent.
+	Metrics *Metrics
 }
 
 type server struct {
@@ -88,6 +90,9 @@ type server struct {
 	limiter  *rateLimiter
 
 	allowPrivateWebhooks bool
+
+	metrics        *Metrics
+	requestMetrics *requestMetrics // nil without metrics
 
 	adminEnabled   bool
 	adminTokenHash [32]byte
@@ -105,6 +110,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		jobs:     cfg.Jobs,
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		metrics:              cfg.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -129,5 +135,8 @@ func New(st Store, cfg Config) (http.Handler, error) {
 	}
 	r.Use(s.requestLog, s.recoverPanic, s.limitBody)
 	s.routes(r)
+	if s.metrics != nil {
+		s.requestMetrics = newRequestMetrics(s.metrics, r.Routes())
+	}
 	return r, nil
 }

@@ -72,6 +72,8 @@ func (s *server) postUsage(c *gin.Context) {
 	}
 	if charge.Replayed {
 		c.Header("Idempotent-Replayed", "true")
+	} else {
+		s.metrics.creditsCharged(charge.Charged)
 	}
 	c.JSON(http.StatusOK, usageResponse{Credits: charge.Credits, Charged: charge.Charged})
 }

@@ -363,5 +363,6 @@ func validateFailure(c *gin.Context, ae *apiError, expiresAt *time.Time) {
 	if ae.Status >= 500 {
 		c.Set(ctxErrorDetail, ae.Message)
 	}
+	c.Set(ctxValidateCode, ae.Code)
 	c.AbortWithStatusJSON(ae.Status, invalidBody{Code: ae.Code, Message: ae.Message, ExpiresAt: expiresAt})
 }

@@ -36,9 +36,10 @@ type DB struct {
 	// that follows their commit, so the index sees changes in commit order.
 	writeMu sync.Mutex
 
-	now       func() time.Time
-	skipIndex bool
-	scopes    Catalogue
+	now         func() time.Time
+	skipIndex   bool
+	skipMigrate bool
+	scopes      Catalogue
 
 	index    *index
 	loaded   LoadStats
@@ -73,6 +74,12 @@ func WithoutIndex() Option {
 	return func(db *DB) { db.skipIndex = true }
 }
 
+// WithoutMigrations opens the database as it is, applying no migration:
+// for keyd backup, which must copy a database before an upgrade changes it.
+func WithoutMigrations() Option {
+	return func(db *DB) { db.skipMigrate = true }
+}
+
 // Open opens (creating if needed) the SQLite database at path, applies
 // pending migrations and loads the key index.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
@@ -80,9 +87,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	if !db.skipMigrate {
+		if _, err := db.migrate(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	if !db.skipIndex {
 		if err := db.loadIndex(ctx); err != nil {

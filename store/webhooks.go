@@ -925,6 +925,14 @@ func (db *DB) RecoverMessages(ctx context.Context, accountID, webhookID string, 
 	return int(n), err
 }
 
+// PendingMessages counts the webhook messages waiting to be delivered, due
+// now or retrying later: the depth of the outbox.
+func (db *DB) PendingMessages(ctx context.Context) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM webhook_messages WHERE status = 'pending'`).Scan(&n)
+	return n, err
+}
+
 // PruneWebhooks deletes attempts made before before, and delivered or failed
 // messages last changed before it (with their attempts), and drops previous
 // secrets whose overlap has ended. It reports how many attempts and messages

@@ -40,6 +40,10 @@ type WorkerConfig struct {
 	// attempt is not recorded, so the message goes out again later.
 	StopGrace time.Duration
 	Logger    *slog.Logger
+	// OnAttempt, if set, is told of every recorded attempt: "delivered"
+	// (2xx), "retrying" (failed, another try scheduled), "failed" (no tries
+	// left) or "gone" (410, the endpoint is disabled). It must not block.
+	OnAttempt func(outcome string)
 }
 
 // unrecordedRetry is how long a message whose attempt could not be recorded
@@ -232,6 +236,9 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 			"retry_in", unrecordedRetry, "error", err)
 		return
 	}
+	if w.cfg.OnAttempt != nil {
+		w.cfg.OnAttempt(attemptOutcome(rec))
+	}
 	switch {
 	case rec.Delivered:
 		w.log.Debug("webhook delivered", "message_id", m.ID, "webhook_id", m.EndpointID, "type", m.EventType,
@@ -246,6 +253,19 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 		}
 		w.log.Warn("webhook attempt failed", attrs...)
 	}
+}
+
+// attemptOutcome names a recorded attempt's outcome for OnAttempt.
+func attemptOutcome(rec store.AttemptRecord) string {
+	switch {
+	case rec.Delivered:
+		return "delivered"
+	case rec.Gone:
+		return "gone"
+	case rec.NextAttemptAt != nil:
+		return "retrying"
+	}
+	return "failed"
 }
 
 func (w *Worker) finished(m store.OutboxMessage) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -768,5 +769,28 @@ func TestSubaccountAndCreditEventsAreDelivered(t *testing.T) {
 	}
 	if n := len(e.messages(hook.ID)); n != 3 {
 		t.Fatalf("%d messages stored, want 3", n)
+	}
+}
+
+func TestOnAttemptReportsEachRecordedOutcome(t *testing.T) {
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	e := newWorkerEnv(t, false, WorkerConfig{OnAttempt: func(o string) {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes[o]++
+	}})
+	ok := newReceiver(t, answer(200, nil, ""))
+	broken := newReceiver(t, answer(500, nil, "down"))
+	gone := newReceiver(t, answer(410, nil, "unsubscribed"))
+	e.endpoint(ok.URL, "alias.created")
+	e.endpoint(broken.URL, "alias.created")
+	e.endpoint(gone.URL, "alias.created")
+	e.alias("one")
+	e.sweep()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"delivered": 1, "retrying": 1, "gone": 1}; !maps.Equal(outcomes, want) {
+		t.Fatalf("outcomes %v, want %v", outcomes, want)
 	}
 }

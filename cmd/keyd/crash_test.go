@@ -20,7 +20,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// buildKeyd compiles this command into a temp dir.
+// buildKeyd compiles this command once for the package's tests and returns
+// the binary; TestMain removes it.
 func buildKeyd(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -30,12 +31,39 @@ func buildKeyd(t *testing.T) string {
 	if err != nil {
 		t.Skip("no go command to build keyd with")
 	}
-	bin := filepath.Join(t.TempDir(), "keyd")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "keyd-test-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.dir = dir
+		bin := filepath.Join(dir, "keyd")
+		if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.bin = bin
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+// built is the binary buildKeyd made.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // keydProcess is a running `keyd serve`.
@@ -48,15 +76,9 @@ type keydProcess struct {
 
 const crashTestAdminToken = "crash-test-admin-token-0123456789abcdef"
 
-func startKeyd(t *testing.T, bin, db string) *keydProcess {
+func startKeyd(t *testing.T, bin, db string, flags ...string) *keydProcess {
 	t.Helper()
-	return startKeydWith(t, bin, db, nil)
-}
-
-// startKeydWith starts keyd with more arguments for serve.
-func startKeydWith(t *testing.T, bin, db string, args []string) *keydProcess {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, flags...)...)
 	cmd.Env = append(os.Environ(), "KEYD_ADMIN_TOKEN="+crashTestAdminToken, "KEYD_WEBHOOK_ALLOW_PRIVATE=1", "KEYD_LOG_LEVEL=warn")
 	p := &keydProcess{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = &syncWriter{w: p.stderr}

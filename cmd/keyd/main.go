@@ -56,6 +56,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":       {"run the keyd daemon", runServe},
 		"migrate":     {"apply database migrations and exit", runMigrate},
+		"backup":      {"copy the database while keyd runs, and its secret key (backup --to FILE)", runBackup},
 		"version":     {"print the version", runVersion},
 		"accounts":    {"create and list accounts (accounts create|list)", runAccounts},
 		"keys":        {"list an account's keys (keys list --account ID)", runKeys},

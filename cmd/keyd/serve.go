@@ -30,8 +30,17 @@ type serveConfig struct {
 	expiringLead               time.Duration
 	scopes                     string
 	pprofAddr                  string
+	metricsAddr                string
+	trustedProxies             string
 	shutdownTimeout            time.Duration
+	limits                     serverLimits
 	webhooks                   webhookConfig
+}
+
+// serverLimits bound what one client connection may hold of the server.
+type serverLimits struct {
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+	maxHeaderBytes                                            int
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -48,7 +57,15 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
 	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", e.getenv("KEYD_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, apart from the API, e.g. 127.0.0.1:9090; off when empty (env KEYD_METRICS_ADDR)")
+	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", e.getenv("KEYD_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default (env KEYD_TRUSTED_PROXIES)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
+	def := defaultLimits()
+	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&cfg.limits.readTimeout, "read-timeout", def.readTimeout, "how long a client may take to send a whole request")
+	fs.DurationVar(&cfg.limits.writeTimeout, "write-timeout", def.writeTimeout, "how long answering a request may take, from the end of its headers")
+	fs.DurationVar(&cfg.limits.idleTimeout, "idle-timeout", def.idleTimeout, "how long an idle keep-alive connection is kept open")
+	fs.IntVar(&cfg.limits.maxHeaderBytes, "max-header-bytes", def.maxHeaderBytes, "largest request header accepted in bytes (larger ones are answered 431)")
 	addWebhookFlags(e, fs, &cfg.webhooks)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -56,6 +73,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 	cfg.db = *dbPath
 	if cfg.pprofAddr != "" && !isLoopbackAddr(cfg.pprofAddr) {
 		return usagef("--pprof must be a loopback address such as 127.0.0.1:6060, not %q: profiles reveal memory contents", cfg.pprofAddr)
+	}
+	if l := cfg.limits; l.readHeaderTimeout <= 0 || l.readTimeout <= 0 || l.writeTimeout <= 0 || l.idleTimeout <= 0 || l.maxHeaderBytes <= 0 {
+		return usagef("--read-header-timeout, --read-timeout, --write-timeout, --idle-timeout and --max-header-bytes must be positive")
 	}
 
 	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
@@ -120,7 +140,11 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return err
 	}
-	hooks, err := newWebhookDelivery(db, cfg.webhooks, log)
+	var metrics *pluginapi.Metrics
+	if cfg.metricsAddr != "" {
+		metrics = pluginapi.NewMetrics(version)
+	}
+	hooks, err := newWebhookDelivery(db, cfg.webhooks, log, metrics)
 	if err != nil {
 		db.Close()
 		return err
@@ -143,11 +167,15 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return usageError{err.Error()}
 	}
+	if metrics != nil {
+		metrics.WatchJobs(sched.Statuses)
+		metrics.WatchOutbox(db.PendingMessages)
+	}
 	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
-		AllowPrivateWebhooks: cfg.webhooks.allowPrivate})
+		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies)})
 	if err != nil {
 		db.Close()
-		return err
+		return usagef("--trusted-proxies: %v", err)
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -155,15 +183,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(handler, cfg.limits, log)
 
 	if cfg.pprofAddr != "" {
 		stopProfiles, err := serveProfiles(cfg.pprofAddr, log)
@@ -173,6 +193,16 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 			return err
 		}
 		defer stopProfiles()
+	}
+	if metrics != nil {
+		metricsLn, err := serveMetrics(cfg.metricsAddr, metrics, log)
+		if err != nil {
+			db.Close()
+			ln.Close()
+			return err
+		}
+		defer metricsLn.stop()
+		fmt.Fprintf(e.stdout, "keyd metrics on http://%s/metrics\n", metricsLn.addr)
 	}
 
 	followCtx, stopFollowing := context.WithCancel(context.Background())
@@ -209,6 +239,40 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		log.Error("final flush failed", "error", flushErr)
 	}
 	return errors.Join(shutdownErr, flushErr, db.Close())
+}
+
+// defaultLimits are the server limits unless flags say otherwise: a slow
+// client (slowloris) is cut off after 5s without complete headers, a
+// request has 30s to arrive whole and its answer 30s to be written, an idle
+// keep-alive connection is closed after 2 minutes, and headers over 16 KiB
+// are refused.
+func defaultLimits() serverLimits {
+	return serverLimits{readHeaderTimeout: 5 * time.Second, readTimeout: 30 * time.Second,
+		writeTimeout: 30 * time.Second, idleTimeout: 120 * time.Second, maxHeaderBytes: 16 << 10}
+}
+
+// newHTTPServer is the API's server with its limits.
+func newHTTPServer(h http.Handler, l serverLimits, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.readHeaderTimeout,
+		ReadTimeout:       l.readTimeout,
+		WriteTimeout:      l.writeTimeout,
+		IdleTimeout:       l.idleTimeout,
+		MaxHeaderBytes:    l.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(list string) []string {
+	var out []string
+	for _, item := range strings.Split(list, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // parseScopes builds the scope catalogue from a comma-separated list.
@@ -250,6 +314,39 @@ func isLoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// serveMetrics serves the Prometheus metrics at /metrics on their own
+// listener, so they are reachable only where the operator chose: they
+// reveal traffic (routes, outcomes, volumes), though no key or account.
+func serveMetrics(addr string, m *pluginapi.Metrics, log *slog.Logger) (metricsListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return metricsListener{}, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	if !isLoopbackAddr(addr) {
+		log.Warn("metrics are served on a non-loopback address: make sure only your Prometheus can reach it", "addr", ln.Addr().String())
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return metricsListener{addr: ln.Addr().String(), srv: srv}, nil
+}
+
+// metricsListener is the running metrics server; addr is where it listens.
+type metricsListener struct {
+	addr string
+	srv  *http.Server
+}
+
+func (s metricsListener) stop() {
+	if s.srv != nil {
+		s.srv.Close()
+	}
 }
 
 // serveProfiles serves net/http/pprof on its own listener, apart from the

@@ -45,7 +45,7 @@ func TestSoak(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	pprofAddr := freeLoopbackAddr(t)
-	k := startKeydWith(t, bin, dbPath, []string{"--pprof", pprofAddr})
+	k := startKeyd(t, bin, dbPath, "--pprof", pprofAddr)
 	pid := k.cmd.Process.Pid
 	// make soak runs without go test's timeout, which cannot follow
 	// SOAK_DURATION; this bounds the whole test instead.

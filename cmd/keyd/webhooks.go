@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"keyd/jobs"
+	pluginapi "keyd/plugin-api"
 	"keyd/store"
 	"keyd/webhooks"
 )
@@ -51,11 +52,15 @@ type webhookDelivery struct {
 	done   chan struct{}
 }
 
-func newWebhookDelivery(db *store.DB, cfg webhookConfig, log *slog.Logger) (*webhookDelivery, error) {
+func newWebhookDelivery(db *store.DB, cfg webhookConfig, log *slog.Logger, metrics *pluginapi.Metrics) (*webhookDelivery, error) {
 	if cfg.workers < 1 {
 		return nil, usagef("--webhook-workers must be at least 1")
 	}
-	w := webhooks.NewWorker(db, webhooks.WorkerConfig{AllowPrivate: cfg.allowPrivate, Workers: cfg.workers, Logger: log})
+	wcfg := webhooks.WorkerConfig{AllowPrivate: cfg.allowPrivate, Workers: cfg.workers, Logger: log}
+	if metrics != nil {
+		wcfg.OnAttempt = metrics.WebhookAttempt
+	}
+	w := webhooks.NewWorker(db, wcfg)
 	return &webhookDelivery{
 		worker: w,
 		jobs: []jobs.Job{
