@@ -246,19 +246,19 @@ func relDiff(before, after map[string][]string, keep func(row string) bool) stri
 
 // relAccount is one account of the fixture with a resource of every kind.
 type relAccount struct {
-	id          string
-	primary     string // current primary key
-	primaryID   string
-	revoked     string // primary key before a reset without grace
-	alias       string // an active alias
-	aliasID     string
-	inactive    string // a deactivated alias
-	inactiveID  string
-	expired     string // an alias past its expiry
-	expiredID   string
-	subID       string // a subaccount
-	webhookID   string
-	messageID   string // a test message to the webhook
+	id         string
+	primary    string // current primary key
+	primaryID  string
+	revoked    string // primary key before a reset without grace
+	alias      string // an active alias
+	aliasID    string
+	inactive   string // a deactivated alias
+	inactiveID string
+	expired    string // an alias past its expiry
+	expiredID  string
+	subID      string // a subaccount
+	webhookID  string
+	messageID  string // a test message to the webhook
 }
 
 // ids are every id of the account's resources, to tell its rows apart.
