@@ -123,20 +123,21 @@ func relWithoutActivity(s map[string][]string) map[string][]string {
 // of the other account.
 func TestAuthMatrix(t *testing.T) {
 	checkRelRouteTable(t, newRelEnv(t, relToken))
+	tpl := newRelTemplate(t)
+	a, b := tpl.a, tpl.b
 	for _, r := range relRouteTable {
 		t.Run(r.route, func(t *testing.T) {
-			e := newRelEnv(t, relToken)
-			a := e.relAccountFixture("Acme")
-			b := e.relAccountFixture("Other")
+			e := tpl.copy(t, relToken)
+			after := e.snapshot()
 			for _, cred := range relCreds {
 				want := relExpected(r, cred.name)
 				req := relRequest{method: strings.SplitN(r.route, " ", 2)[0], target: r.target(a), headers: cred.headers(a, b)}
 				if r.body != "" {
 					req.contentType, req.body = "application/json", []byte(r.body)
 				}
-				before := e.snapshot()
+				before := after
 				got := e.send(req)
-				after := e.snapshot()
+				after = e.snapshot()
 
 				if got.status != want.status || (want.code != "" && got.code() != want.code) {
 					t.Errorf("%s with %s: got %s, want %d %s", r.route, cred.name, got, want.status, want.code)

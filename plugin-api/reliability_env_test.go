@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -33,6 +35,8 @@ type relEnv struct {
 	eng  *gin.Engine
 	raw  *sql.DB // a second connection, for snapshots
 
+	closeOnce sync.Once
+
 	mu  sync.Mutex
 	now time.Time
 }
@@ -41,23 +45,77 @@ type relEnv struct {
 // token "" turns the admin API off.
 func newRelEnv(tb testing.TB, token string) *relEnv {
 	tb.Helper()
-	e := &relEnv{tb: tb, path: filepath.Join(tb.TempDir(), "keyd.db"), now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	return openRelEnv(tb, token, filepath.Join(tb.TempDir(), "keyd.db"), time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+}
+
+// openRelEnv opens the store at path (created if need be) with the clock at now.
+func openRelEnv(tb testing.TB, token, path string, now time.Time) *relEnv {
+	tb.Helper()
+	e := &relEnv{tb: tb, path: path, now: now}
 	db, err := store.Open(context.Background(), e.path, store.WithClock(e.clock))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { db.Close() })
 	h, err := New(db, Config{Now: e.clock, AdminToken: token})
 	if err != nil {
+		db.Close()
 		tb.Fatal(err)
 	}
 	e.db, e.eng = db, h.(*gin.Engine)
 	e.raw, err = sql.Open("sqlite3", "file:"+e.path+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
+		db.Close()
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { e.raw.Close() })
+	tb.Cleanup(e.close)
 	return e
+}
+
+// close closes the store and the snapshot connection; it may be called again.
+func (e *relEnv) close() {
+	e.closeOnce.Do(func() {
+		e.raw.Close()
+		if err := e.db.Close(); err != nil {
+			e.tb.Error(err)
+		}
+	})
+}
+
+// relTemplate builds the two-account fixture once and closes it; each
+// caller of copy gets its own copy of that database, which is much quicker
+// than building the fixture again.
+type relTemplate struct {
+	path string
+	now  time.Time
+	a, b *relAccount
+}
+
+func newRelTemplate(tb testing.TB) *relTemplate {
+	tb.Helper()
+	e := newRelEnv(tb, "")
+	a := e.relAccountFixture("Acme")
+	b := e.relAccountFixture("Other")
+	e.close()
+	return &relTemplate{path: e.path, now: e.clock(), a: a, b: b}
+}
+
+// copy opens a copy of the template's database.
+func (tpl *relTemplate) copy(tb testing.TB, token string) *relEnv {
+	tb.Helper()
+	dst := filepath.Join(tb.TempDir(), "keyd.db")
+	for _, suffix := range []string{"", "-wal", ".key"} { // .key seals webhook secrets
+		b, err := os.ReadFile(tpl.path + suffix)
+		if errors.Is(err, os.ErrNotExist) && suffix != "" {
+			continue
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(dst+suffix, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return openRelEnv(tb, token, dst, tpl.now)
 }
 
 func (e *relEnv) clock() time.Time {
