@@ -6,7 +6,7 @@ BUILD   := build
 
 export CGO_ENABLED := 1
 
-.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large soak
+.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large soak fuzz
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -19,6 +19,20 @@ run: build
 ## test: vet, gofmt check and every test with the race detector
 test: lint
 	$(GO) test -race -count=1 ./...
+
+## fuzz: run every fuzz target for FUZZTIME each (their seeds also run in make test)
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	plugin-api:FuzzValidateRequest plugin-api:FuzzPlainValidImpliesValid plugin-api:FuzzParseDuration \
+	plugin-api:FuzzAliasBodies plugin-api:FuzzGracePeriod \
+	store:FuzzScopeRules store:FuzzSiteMatching \
+	webhooks:FuzzValidateURL webhooks:FuzzMatchPattern
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "== $$name ./$$pkg ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 ## e2e: the WordPress stub in a real WordPress (MariaDB, PHP, headless Chromium)
 ## against a real keyd; installs what is missing (Debian packages, npm)

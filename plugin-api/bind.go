@@ -172,9 +172,10 @@ func (s *server) bindJSONRaw(c *gin.Context, dst any) (rawFields, error) {
 // maxJSONDepth bounds nesting; no keyd request needs more than a few levels.
 const maxJSONDepth = 16
 
-// checkJSONShape refuses invalid UTF-8, deep nesting and duplicated object
-// keys, which encoding/json would otherwise accept silently (the last
-// duplicate winning would let two parsers disagree about a request).
+// checkJSONShape refuses a body that is not an object (null would decode as
+// an empty object), invalid UTF-8, deep nesting and duplicated object keys,
+// which encoding/json would otherwise accept silently (the last duplicate
+// winning would let two parsers disagree about a request).
 func checkJSONShape(body []byte) error {
 	if !utf8.Valid(body) {
 		return badRequest("request body is not valid UTF-8")
@@ -197,6 +198,8 @@ func checkJSONShape(body []byte) error {
 		top := (*frame)(nil)
 		if len(stack) > 0 {
 			top = stack[len(stack)-1]
+		} else if tok != json.Delim('{') {
+			return badRequest("request body must be a JSON object")
 		}
 		switch t := tok.(type) {
 		case json.Delim:

@@ -162,7 +162,10 @@ func NormalizeSite(s string) string {
 		if host == "" {
 			return ""
 		}
-		return strings.ToLower(host) + strings.TrimRight("/"+path, "/")
+		// A port that is not a number is left to net/url, which refuses it.
+		if _, port, _ := strings.Cut(host, ":"); allDigits(port) {
+			return strings.ToLower(host) + strings.TrimRight("/"+path, "/")
+		}
 	}
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
@@ -190,6 +193,15 @@ func plainSiteURL(s string) (string, bool) {
 		}
 	}
 	return rest, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // pendingLastUsed is the last use, not yet flushed, of the key with this hash.

@@ -177,7 +177,7 @@ func TestCheckSitePatterns(t *testing.T) {
 func TestNormalizeSiteFastPathAgrees(t *testing.T) {
 	for _, s := range []string{"https://Example.com", "https://example.com/", "http://example.com:8080/blog/", "https://a.b-c.example/x/y//",
 		"https://example.com/wp_1/~me", "http://[::1]:8080/", "https://user@example.com/", "https://example.com/a%20b", "https://example.com/?q=1",
-		"example.com/blog", "https://", "http:///path", "https://EXAMPLE.com:443/Path/"} {
+		"example.com/blog", "https://", "http:///path", "https://EXAMPLE.com:443/Path/", "http://client.example.com:junk/", "http://a:b:80/"} {
 		viaURL := ""
 		in := s
 		if !strings.Contains(in, "://") {
