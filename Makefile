@@ -44,7 +44,7 @@ e2e: build
 ## request may fail other than by design
 SOAK_DURATION ?= 10m
 soak:
-	KEYD_SOAK=$(SOAK_DURATION) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/keyd
+	KEYD_SOAK=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/keyd
 
 ## lint: go vet and a gofmt check
 lint: vet fmt-check
