@@ -114,11 +114,9 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	}
 	f.Close()
 
-	// Pragmas go in the DSN so that every pooled connection gets them. The
-	// page cache (64 MiB per connection, filled only as used) holds the hot
-	// parts of a large database's indexes for the write path and reports.
+	// Pragmas go in the DSN so that every pooled connection gets them.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL&_cache_size=-65536"
+		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL"
 	w, err := sql.Open("sqlite3", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
