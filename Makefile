@@ -24,7 +24,7 @@ test: lint
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	plugin-api:FuzzValidateRequest plugin-api:FuzzPlainValidImpliesValid plugin-api:FuzzParseDuration \
-	plugin-api:FuzzAliasBodies plugin-api:FuzzGracePeriod \
+	plugin-api:FuzzValidateFormAgreesWithParseQuery plugin-api:FuzzAliasBodies plugin-api:FuzzGracePeriod \
 	store:FuzzScopeRules store:FuzzSiteMatching \
 	webhooks:FuzzValidateURL webhooks:FuzzMatchPattern
 fuzz:
