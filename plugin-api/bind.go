@@ -79,8 +79,9 @@ func isCleanText(s string) bool {
 // mediaType is the request's content type without parameters, lower-cased.
 func mediaType(r *http.Request) string {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return ""
+	switch ct {
+	case "", "application/json", "application/x-www-form-urlencoded":
+		return ct // what clients send: no parameters to parse
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {

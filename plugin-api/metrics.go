@@ -249,8 +249,8 @@ func (rm *requestMetrics) observe(c *gin.Context, start time.Time) {
 	code := codeValid
 	if status != http.StatusOK {
 		code = codeInternal // a panic answers without a validate code
-		if v, ok := c.Get(ctxValidateCode); ok {
-			code = v.(string)
+		if v, ok := c.Get(ctxValidateError); ok {
+			code = v.(*apiError).Code
 		}
 	}
 	if ctr, ok := rm.m.validationByCode[code]; ok {

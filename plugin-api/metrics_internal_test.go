@@ -10,7 +10,9 @@ import (
 
 // TestMetricsAddNoAllocations checks that counting a request (route and
 // status, validate latency and outcome) allocates nothing: every counter is
-// resolved before or at its first use.
+// resolved before or at its first use. The one cost metrics add is that a
+// failed validation notes its code in gin's per-request map (two
+// allocations: the map and its first group).
 func TestMetricsAddNoAllocations(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage counters change allocation counts")
@@ -21,7 +23,7 @@ func TestMetricsAddNoAllocations(t *testing.T) {
 	r.Use(s.requestLog)
 	r.POST("/v1/validate", func(c *gin.Context) {
 		if c.Request.Header.Get("X-Fail") != "" {
-			validateFailure(c, newError(http.StatusUnauthorized, codeNoKey, "no such key"), nil)
+			s.validateFailure(c, newError(http.StatusUnauthorized, codeNoKey, "no such key"), nil)
 			return
 		}
 		c.Data(http.StatusOK, "application/json", []byte(`{"valid":true}`))
@@ -52,8 +54,11 @@ func TestMetricsAddNoAllocations(t *testing.T) {
 		}
 		without, with := allocs(nil), allocs(counted)
 		slack := 0.0
+		if fail {
+			slack = 2
+		}
 		if raceEnabled {
-			slack = 1
+			slack++
 		}
 		if with > without+slack {
 			t.Errorf("failure %v: %v allocations per request with metrics, %v without", fail, with, without)

@@ -22,8 +22,8 @@ const (
 	ctxOwner       = "keyd.owner" // store.KeyView of the authenticated primary key
 	ctxKeyHint     = "keyd.hint"  // hint of the key a request used, for the log
 	ctxErrorDetail = "keyd.err"   // internal error detail, for the log only
-	// ctxValidateCode is the code of a failed validation, for the metrics.
-	ctxValidateCode = "keyd.validate_code"
+	// ctxValidateError is the *apiError of a failed validation, for the metrics.
+	ctxValidateError = "keyd.validate_error"
 )
 
 // requestLog gives each request an id and logs one line when it ends. It
@@ -100,7 +100,7 @@ func (s *server) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > s.maxBody {
 		err := newError(http.StatusRequestEntityTooLarge, codeInvalidRequest, "request body is larger than %d bytes", s.maxBody)
 		if c.Request.URL.Path == "/v1/validate" {
-			validateFailure(c, err, nil)
+			s.validateFailure(c, err, nil)
 		} else {
 			writeError(c, err)
 		}
@@ -110,9 +110,13 @@ func (s *server) limitBody(c *gin.Context) {
 	c.Next()
 }
 
+// headerAPIKey is X-API-Key as Go spells header names (canonical form), so
+// that looking it up needs no conversion on every request.
+const headerAPIKey = "X-Api-Key"
+
 // presentedKey is the key a request carries in X-API-Key or as a bearer token.
 func presentedKey(r *http.Request) string {
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := r.Header.Get(headerAPIKey); k != "" {
 		return k
 	}
 	return bearerToken(r)

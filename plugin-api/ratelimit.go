@@ -98,15 +98,25 @@ func (sh *limiterShard) forgetFull(now time.Time, _ float64) {
 func seconds(s float64) time.Duration { return time.Duration(math.Ceil(s)) * time.Second }
 
 // setHeaders writes the X-RateLimit-* headers (and Retry-After when refused).
-// Unlimited plans get none.
+// Unlimited plans get none. It runs on every validation, so the three
+// numbers share one string and the three values one slice, and the header
+// names are written in canonical form (what Header.Set would make of them).
 func (v verdict) setHeaders(c *gin.Context) {
 	if v.limit == 0 {
 		return
 	}
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(v.limit), 10)
+	endLimit := len(b)
+	b = strconv.AppendInt(b, int64(v.remaining), 10)
+	endRemaining := len(b)
+	b = strconv.AppendInt(b, int64(v.reset/time.Second), 10)
+	numbers := string(b)
+	values := []string{numbers[:endLimit], numbers[endLimit:endRemaining], numbers[endRemaining:]}
 	h := c.Writer.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(v.limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
-	h.Set("X-RateLimit-Reset", strconv.Itoa(int(v.reset/time.Second)))
+	h["X-Ratelimit-Limit"] = values[0:1:1]
+	h["X-Ratelimit-Remaining"] = values[1:2:2]
+	h["X-Ratelimit-Reset"] = values[2:3:3]
 	if !v.allowed {
 		h.Set("Retry-After", strconv.Itoa(max(1, int(v.retryAfter/time.Second))))
 	}

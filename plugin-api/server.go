@@ -23,7 +23,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	LookupKey(hash [32]byte) (store.KeyView, bool)
-	RecordValidation(v *store.KeyView, ok bool, report store.SiteReport, t time.Time)
+	RecordValidation(v store.KeyView, ok bool, report store.SiteReport, t time.Time)
 
 	CreateAccount(ctx context.Context, actor store.Actor, in store.NewAccount) (store.Created, error)
 	GetAccount(ctx context.Context, id string) (store.Account, error)

@@ -3,9 +3,11 @@ package pluginapi
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -45,8 +47,10 @@ func (r *validateRequest) field(i int) *string {
 
 // readValidateForm fills req from a form body. It picks out the six fields
 // validate knows without building url.Values: this is the path every
-// WordPress site takes (wp_remote_post sends forms), so it is kept lean.
-// Other fields are ignored; a known field twice is refused.
+// WordPress site takes (wp_remote_post sends forms), so it is kept lean. The
+// body becomes one string and the fields are pieces of it; only fields with
+// escapes get strings of their own. Other fields are ignored; a known field
+// twice is refused.
 func readValidateForm(r *http.Request, req *validateRequest) error {
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer bodyBuffers.Put(buf)
@@ -54,12 +58,12 @@ func readValidateForm(r *http.Request, req *validateRequest) error {
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		return decodeFormError(err)
 	}
-	body := buf.Bytes() // only copies of it outlive this function
+	body := string(buf.Bytes())
 	seen := 0
 	for len(body) > 0 {
-		var pair []byte
-		pair, body, _ = bytes.Cut(body, []byte{'&'})
-		rawName, rawValue, _ := bytes.Cut(pair, []byte{'='})
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		rawName, rawValue, _ := strings.Cut(pair, "=")
 		name, err := formUnescape(rawName)
 		if err != nil {
 			return badRequest("request body is not a valid form")
@@ -84,27 +88,28 @@ var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 var errBadEscape = errors.New("bad escape")
 
 // formUnescape decodes one form-encoded name or value ('+' is a space, %XX
-// a byte) into a new string.
-func formUnescape(b []byte) (string, error) {
-	if !bytes.ContainsAny(b, "%+") {
-		return string(b), nil
+// a byte). Without escapes it is s itself.
+func formUnescape(s string) (string, error) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, nil
 	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; c {
+	var out strings.Builder
+	out.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '+':
-			out = append(out, ' ')
+			out.WriteByte(' ')
 		case '%':
-			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
 				return "", errBadEscape
 			}
-			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			out.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
 			i += 2
 		default:
-			out = append(out, c)
+			out.WriteByte(c)
 		}
 	}
-	return string(out), nil
+	return out.String(), nil
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
@@ -146,18 +151,16 @@ func plainText(s string, max int) bool {
 // letters and digits is 401 MALFORMED; every other problem is 400.
 func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	var req validateRequest
+	var err error
 	if mediaType(c.Request) == "application/x-www-form-urlencoded" {
-		if err := readValidateForm(c.Request, &req); err != nil {
-			return req, err
-		}
-	} else if err := decodeJSON(c.Request, &req, true); err != nil {
-		if err == errUnsupportedMedia {
-			// Validate's contract has no 415: an unusable body is a 400.
-			return req, badRequest("send the body as JSON or as a form (application/x-www-form-urlencoded)")
-		}
+		err = readValidateForm(c.Request, &req)
+	} else {
+		req, err = decodeValidateJSON(c.Request)
+	}
+	if err != nil {
 		return req, err
 	}
-	if header := c.GetHeader("X-API-Key"); header != "" {
+	if header := c.Request.Header.Get(headerAPIKey); header != "" {
 		if req.Key != "" && req.Key != header {
 			return req, fieldError("key", "differs from the X-API-Key header; send one key")
 		}
@@ -166,12 +169,29 @@ func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	if plainValid(&req) {
 		return req, nil // certainly valid: skip the reflective pass
 	}
+	return req, s.validateRequest(req)
+}
+
+// decodeValidateJSON and validateRequest take the request apart from
+// parseValidateRequest because they hand it to reflection: kept there, the
+// request would be moved to the heap on every validation.
+func decodeValidateJSON(r *http.Request) (validateRequest, error) {
+	var req validateRequest
+	err := decodeJSON(r, &req, true)
+	if err == errUnsupportedMedia {
+		// Validate's contract has no 415: an unusable body is a 400.
+		err = badRequest("send the body as JSON or as a form (application/x-www-form-urlencoded)")
+	}
+	return req, err
+}
+
+func (s *server) validateRequest(req validateRequest) error {
 	err := s.validate.Struct(&req)
 	var verr validator.ValidationErrors
 	if errors.As(err, &verr) && len(verr) == 1 && verr[0].Tag() == tagAPIKey {
-		return req, newError(http.StatusUnauthorized, codeMalformed, "the key must be exactly 20 letters and digits")
+		return newError(http.StatusUnauthorized, codeMalformed, "the key must be exactly 20 letters and digits")
 	}
-	return req, err
+	return err
 }
 
 func decodeFormError(err error) error {
@@ -182,41 +202,38 @@ func decodeFormError(err error) error {
 	return badRequest("request body is not a valid form")
 }
 
-type invalidBody struct {
-	Valid     bool       `json:"valid"`
-	Code      string     `json:"code"`
-	Message   string     `json:"message"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
-
 // handleValidate is POST /v1/validate. It reads nothing from and writes
 // nothing to the database: the key index and the activity recorder are in
 // memory.
 func (s *server) handleValidate(c *gin.Context) {
 	req, err := s.parseValidateRequest(c)
 	if err != nil {
-		validateFailure(c, toAPIError(err), nil)
+		s.validateFailure(c, toAPIError(err), nil)
 		return
 	}
 	if req.Scope != "" && !s.scopes.Known(req.Scope) {
-		validateFailure(c, fieldError("scope", "is not a known scope"), nil)
+		s.validateFailure(c, fieldError("scope", "is not a known scope"), nil)
 		return
 	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
-		validateFailure(c, newError(http.StatusUnauthorized, codeNoKey, "no key like this exists; check that it was copied whole"), nil)
+		s.validateFailure(c, errNoSuchKey, nil)
 		return
 	}
-	c.Set(ctxKeyHint, v.Hint)
+	// gin's per-request map costs as much as a lookup, so the hint is kept
+	// only when the request log shows successful requests at all.
+	if s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+		c.Set(ctxKeyHint, v.Hint)
+	}
 	now := s.now()
 	report := store.SiteReport{Site: req.Site, Plugin: req.Plugin, PluginVersion: req.PluginVersion, WPVersion: req.WPVersion}
 	if err := v.Check(now); err != nil {
-		s.store.RecordValidation(&v, false, report, now)
+		s.store.RecordValidation(v, false, report, now)
 		var expiresAt *time.Time
 		if errors.Is(err, store.ErrKeyExpired) {
 			expiresAt = unixPtr(v.ExpiresAt)
 		}
-		validateFailure(c, keyCheckError(err, &v), expiresAt)
+		s.validateFailure(c, keyCheckError(err, &v), expiresAt)
 		return
 	}
 	// Only usable keys spend the account's shared limit, so a leaked key that
@@ -224,28 +241,44 @@ func (s *server) handleValidate(c *gin.Context) {
 	verdict := s.limiter.take(v.AccountID, v.RateLimitPerMinute)
 	verdict.setHeaders(c)
 	if !verdict.allowed {
-		validateFailure(c, rateLimited(verdict), nil)
+		s.validateFailure(c, rateLimited(verdict), nil)
 		return
 	}
 	if req.Scope != "" && !v.AllowsScope(req.Scope) {
-		s.store.RecordValidation(&v, false, report, now)
-		validateFailure(c, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope), nil)
+		s.store.RecordValidation(v, false, report, now)
+		s.validateFailure(c, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope), nil)
 		return
 	}
 	if !v.AllowsSite(req.Site) {
-		s.store.RecordValidation(&v, false, report, now)
+		s.store.RecordValidation(v, false, report, now)
 		msg := "this key is bound to other sites"
 		if req.Site == "" {
 			msg = "this key is bound to specific sites; send the site's home URL as site"
 		}
-		validateFailure(c, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil)
+		s.validateFailure(c, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil)
 		return
 	}
-	s.store.RecordValidation(&v, true, report, now)
+	s.store.RecordValidation(v, true, report, now)
 	buf := encodeBuffers.Get().(*[]byte)
 	*buf = appendValidBody((*buf)[:0], &v)
-	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+	writeValidateBody(c, http.StatusOK, *buf)
 	encodeBuffers.Put(buf)
+}
+
+// errNoSuchKey is the answer for a key that is not stored: made once, as
+// it may be half of all answers when a site is misconfigured.
+var errNoSuchKey = newError(http.StatusUnauthorized, codeNoKey, "no key like this exists; check that it was copied whole")
+
+// jsonContentType is the Content-Type of validate's answers, shared by all
+// of them (net/http copies header values before writing; nothing changes it).
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeValidateBody sends a JSON answer made by hand, without gin's
+// renderers, which allocate for the Content-Type on every answer.
+func writeValidateBody(c *gin.Context, status int, body []byte) {
+	c.Writer.Header()["Content-Type"] = jsonContentType
+	c.Writer.WriteHeader(status)
+	c.Writer.Write(body)
 }
 
 var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -359,10 +392,34 @@ func keyCheckError(err error, v *store.KeyView) *apiError {
 
 // validateFailure answers with the validate endpoint's failure shape;
 // expiresAt is set for EXPIRED so a plugin can word its notice.
-func validateFailure(c *gin.Context, ae *apiError, expiresAt *time.Time) {
+func (s *server) validateFailure(c *gin.Context, ae *apiError, expiresAt *time.Time) {
 	if ae.Status >= 500 {
 		c.Set(ctxErrorDetail, ae.Message)
 	}
-	c.Set(ctxValidateCode, ae.Code)
-	c.AbortWithStatusJSON(ae.Status, invalidBody{Code: ae.Code, Message: ae.Message, ExpiresAt: expiresAt})
+	if s.requestMetrics != nil {
+		c.Set(ctxValidateError, ae) // a pointer: no allocation to box it
+	}
+	buf := encodeBuffers.Get().(*[]byte)
+	*buf = appendInvalidBody((*buf)[:0], ae, expiresAt)
+	writeValidateBody(c, ae.Status, *buf)
+	encodeBuffers.Put(buf)
+	c.Abort()
+}
+
+// appendInvalidBody writes validate's failure answer by hand, as
+// appendValidBody does the 200 (checked against encoding/json by
+// TestInvalidBodyEncoding):
+//
+//	{"valid": false, "code", "message", "expires_at" (only for EXPIRED)}
+func appendInvalidBody(b []byte, ae *apiError, expiresAt *time.Time) []byte {
+	b = append(b, `{"valid":false,"code":`...)
+	b = appendJSONString(b, ae.Code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, ae.Message)
+	if expiresAt != nil {
+		b = append(b, `,"expires_at":"`...)
+		b = expiresAt.UTC().AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }

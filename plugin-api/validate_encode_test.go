@@ -73,6 +73,34 @@ func TestValidBodyEncoding(t *testing.T) {
 	}
 }
 
+// TestInvalidBodyEncoding checks the hand-written failure answer against
+// encoding/json, with and without expires_at.
+func TestInvalidBodyEncoding(t *testing.T) {
+	type invalidBody struct {
+		Valid     bool       `json:"valid"`
+		Code      string     `json:"code"`
+		Message   string     `json:"message"`
+		ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	}
+	expiry := time.Date(2026, 12, 1, 10, 30, 5, 0, time.UTC)
+	messages := []string{`this key may not be used for "<billing>"`, "line\nbreak \u2028 and \xff", "", "café & co"}
+	for i, msg := range messages {
+		ae := newError(http.StatusUnauthorized, codeExpired, "%s", msg)
+		var expiresAt *time.Time
+		if i%2 == 0 {
+			expiresAt = &expiry
+		}
+		got := appendInvalidBody(nil, ae, expiresAt)
+		want, err := json.Marshal(invalidBody{Code: ae.Code, Message: ae.Message, ExpiresAt: expiresAt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("message %q:\n got %s\nwant %s", msg, got, want)
+		}
+	}
+}
+
 // TestPlainValidImpliesValid checks that the fast pre-check never lets through
 // a request the validator would refuse.
 func TestPlainValidImpliesValid(t *testing.T) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,16 +14,25 @@ import (
 // sites that use a key) in memory, so that validation writes nothing; Flush
 // writes it to SQLite in one transaction.
 type activity struct {
-	mu       sync.Mutex         // guards the pending maps, taken on every validation
-	flushMu  sync.Mutex         // one flush at a time; guards written
-	lastUsed map[uint32]int64   // key position -> unix seconds
-	daily    map[dayKey]*counts // per key and UTC day
+	mu       sync.Mutex        // guards the pending maps, taken on every validation
+	flushMu  sync.Mutex        // one flush at a time; guards written
+	lastUsed map[uint32]int64  // key position -> unix seconds
+	daily    map[dayKey]counts // per key and UTC day
 	sites    map[siteKey]siteSeen
 	dropped  int // site reports dropped because too many were pending
 
 	// flushing holds the daily counters a flush is writing, so reports still
 	// see them until they are committed.
-	flushing map[dayKey]*counts
+	flushing map[dayKey]counts
+
+	// reported is, per key, the last site report recorded in sites and when.
+	// The same report again within siteRewriteAfter would not be written
+	// (see written), so it is not even read: most validations repeat their
+	// key's last report, and this spares them the site map. Like every map
+	// touched per validation here, it holds no pointers, so the garbage
+	// collector does not scan it.
+	reported   map[uint32]siteMark
+	reportSeed maphash.Seed
 
 	// written is what the last flushes wrote of each (key, site), used only
 	// by FlushActivity. A site that keeps validating is written again only
@@ -45,6 +55,17 @@ type dayKey struct {
 
 type counts struct{ validations, failed, units int64 }
 
+func (c *counts) add(o counts) {
+	c.validations += o.validations
+	c.failed += o.failed
+	c.units += o.units
+}
+
+type siteMark struct {
+	report uint64 // hash of the SiteReport
+	at     int64  // unix seconds
+}
+
 type siteKey struct {
 	pos  uint32
 	site string
@@ -60,8 +81,8 @@ type siteSeen struct {
 const maxPendingSites = 100_000
 
 func newActivity() *activity {
-	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]*counts{}, sites: map[siteKey]siteSeen{},
-		written: map[siteKey]siteSeen{}}
+	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]counts{}, sites: map[siteKey]siteSeen{},
+		written: map[siteKey]siteSeen{}, reported: map[uint32]siteMark{}, reportSeed: maphash.MakeSeed()}
 }
 
 // SiteReport is what a plugin tells about itself when it validates a key.
@@ -71,23 +92,30 @@ type SiteReport struct {
 
 // RecordValidation notes, in memory only, that key v was presented for
 // validation at t and whether it was accepted.
-func (db *DB) RecordValidation(v *KeyView, ok bool, report SiteReport, t time.Time) {
+func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Time) {
 	a := db.activity
 	sec := t.Unix()
-	site := NormalizeSite(report.Site)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := a.daily[dayKey{v.pos, int32(sec / 86400)}]
-	if c == nil {
-		c = &counts{}
-		a.daily[dayKey{v.pos, int32(sec / 86400)}] = c
-	}
+	day := dayKey{v.pos, int32(sec / 86400)}
+	c := a.daily[day]
 	c.validations++
 	if !ok {
 		c.failed++
+	}
+	a.daily[day] = c
+	if !ok {
 		return
 	}
 	a.lastUsed[v.pos] = sec
+	if report.Site == "" {
+		return
+	}
+	mark := siteMark{report: maphash.Comparable(a.reportSeed, report), at: sec}
+	if last, ok := a.reported[v.pos]; ok && last.report == mark.report && sec-last.at < siteRewriteAfter {
+		return
+	}
+	site := NormalizeSite(report.Site)
 	if site == "" {
 		return
 	}
@@ -106,6 +134,10 @@ func (db *DB) RecordValidation(v *KeyView, ok bool, report SiteReport, t time.Ti
 	s.pluginVersion = firstNonEmpty(report.PluginVersion, s.pluginVersion)
 	s.wpVersion = firstNonEmpty(report.WPVersion, s.wpVersion)
 	a.sites[k] = s
+	if len(a.reported) >= maxWrittenSites {
+		clear(a.reported) // costs only some reads of reports again
+	}
+	a.reported[v.pos] = mark
 }
 
 func firstNonEmpty(a, b string) string {
@@ -125,9 +157,9 @@ func (a *activity) pendingDaily() []pendingCounts {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]pendingCounts, 0, len(a.daily)+len(a.flushing))
-	for _, m := range []map[dayKey]*counts{a.daily, a.flushing} {
+	for _, m := range []map[dayKey]counts{a.daily, a.flushing} {
 		for k, c := range m {
-			out = append(out, pendingCounts{k, *c})
+			out = append(out, pendingCounts{k, c})
 		}
 	}
 	return out
@@ -140,11 +172,8 @@ func (a *activity) addUnits(pos uint32, units int64, t time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.daily[k]
-	if c == nil {
-		c = &counts{}
-		a.daily[k] = c
-	}
 	c.units += units
+	a.daily[k] = c
 }
 
 // NormalizeSite turns a site's home URL into the form keyd records and
@@ -227,7 +256,7 @@ func (db *DB) FlushActivity(ctx context.Context) error {
 	a := db.activity
 	a.mu.Lock()
 	lastUsed, daily, sites := a.lastUsed, a.daily, a.sites
-	a.lastUsed, a.daily, a.sites = map[uint32]int64{}, map[dayKey]*counts{}, map[siteKey]siteSeen{}
+	a.lastUsed, a.daily, a.sites = map[uint32]int64{}, map[dayKey]counts{}, map[siteKey]siteSeen{}
 	a.flushing = daily
 	a.mu.Unlock()
 	defer func() {
@@ -264,7 +293,7 @@ func (s siteSeen) sameReport(o siteSeen) bool {
 	return s.plugin == o.plugin && s.pluginVersion == o.pluginVersion && s.wpVersion == o.wpVersion
 }
 
-func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) error {
+func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]counts, sites map[siteKey]siteSeen) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -319,7 +348,7 @@ func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, dail
 }
 
 // restore merges data whose flush failed back into the pending maps.
-func (a *activity) restore(lastUsed map[uint32]int64, daily map[dayKey]*counts, sites map[siteKey]siteSeen) {
+func (a *activity) restore(lastUsed map[uint32]int64, daily map[dayKey]counts, sites map[siteKey]siteSeen) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.flushing = nil // merged back below, so not counted twice
@@ -329,13 +358,9 @@ func (a *activity) restore(lastUsed map[uint32]int64, daily map[dayKey]*counts, 
 		}
 	}
 	for k, c := range daily {
-		if cur := a.daily[k]; cur != nil {
-			cur.validations += c.validations
-			cur.failed += c.failed
-			cur.units += c.units
-		} else {
-			a.daily[k] = c
-		}
+		cur := a.daily[k]
+		cur.add(c)
+		a.daily[k] = cur
 	}
 	for k, s := range sites {
 		if cur, ok := a.sites[k]; ok {

@@ -55,10 +55,10 @@ func TestFlushActivity(t *testing.T) {
 	}
 
 	t1, t2, t3 := t0.Add(10*time.Second), t0.Add(20*time.Second), t0.Add(30*time.Second)
-	db.RecordValidation(&v, true, SiteReport{Site: "https://Example.com/blog/", Plugin: "shortpixel", PluginVersion: "5.1", WPVersion: "6.5"}, t1)
-	db.RecordValidation(&v, true, SiteReport{Site: "example.com/blog", WPVersion: "6.6"}, t3)
-	db.RecordValidation(&v, false, SiteReport{Site: "evil.test"}, t3.Add(time.Second))
-	db.RecordValidation(&v, true, SiteReport{}, t2)
+	db.RecordValidation(v, true, SiteReport{Site: "https://Example.com/blog/", Plugin: "shortpixel", PluginVersion: "5.1", WPVersion: "6.5"}, t1)
+	db.RecordValidation(v, true, SiteReport{Site: "example.com/blog", WPVersion: "6.6"}, t3)
+	db.RecordValidation(v, false, SiteReport{Site: "evil.test"}, t3.Add(time.Second))
+	db.RecordValidation(v, true, SiteReport{}, t2)
 
 	// Pending last use shows before any flush; the database has none yet.
 	keys, err := db.ListKeys(ctx, c.Account.ID)
@@ -92,8 +92,8 @@ func TestFlushActivity(t *testing.T) {
 	// A second batch adds to the counters, keeps first_seen and the newest
 	// last_used_at, and a new day gets its own row.
 	t4 := t0.Add(24 * time.Hour)
-	db.RecordValidation(&v, true, SiteReport{Site: "example.com/blog/", Plugin: "shortpixel-ai"}, t1.Add(time.Second))
-	db.RecordValidation(&v, false, SiteReport{}, t4)
+	db.RecordValidation(v, true, SiteReport{Site: "example.com/blog/", Plugin: "shortpixel-ai"}, t1.Add(time.Second))
+	db.RecordValidation(v, false, SiteReport{}, t4)
 	if err := db.FlushActivity(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +118,8 @@ func TestFlushActivityKeepsDataWhenItFails(t *testing.T) {
 	db := mustOpenDB(t, WithClock(clock.Now))
 	c := mustCreate(t, db, "acme", "pro", 1)
 	v := mustLookup(t, db, c.Secret)
-	db.RecordValidation(&v, true, SiteReport{Site: "a.example", Plugin: "p"}, t0.Add(time.Second))
-	db.RecordValidation(&v, false, SiteReport{}, t0.Add(2*time.Second))
+	db.RecordValidation(v, true, SiteReport{Site: "a.example", Plugin: "p"}, t0.Add(time.Second))
+	db.RecordValidation(v, false, SiteReport{}, t0.Add(2*time.Second))
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -130,7 +130,7 @@ func TestFlushActivityKeepsDataWhenItFails(t *testing.T) {
 		t.Fatalf("a failed flush wrote %d usage rows", n)
 	}
 	// More activity arrives before the retry; both batches are written.
-	db.RecordValidation(&v, true, SiteReport{Site: "a.example", WPVersion: "6.5"}, t0.Add(3*time.Second))
+	db.RecordValidation(v, true, SiteReport{Site: "a.example", WPVersion: "6.5"}, t0.Add(3*time.Second))
 	if err := db.FlushActivity(context.Background()); err != nil {
 		t.Fatal(err)
 	}

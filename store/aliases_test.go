@@ -401,7 +401,7 @@ func TestSitesAreRewrittenHourlyOrWhenTheReportChanges(t *testing.T) {
 		return last, version
 	}
 	seen := func(version string) {
-		db.RecordValidation(&v, true, SiteReport{Site: "https://shop.example/", Plugin: "shop", PluginVersion: version}, clock.Now())
+		db.RecordValidation(v, true, SiteReport{Site: "https://shop.example/", Plugin: "shop", PluginVersion: version}, clock.Now())
 		if err := db.FlushActivity(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ func mapMemory(n int) unsafe.Pointer {
 	if err != nil {
 		return nil // the caller falls back to the Go heap
 	}
+	adviseHugePages(b)
 	return unsafe.Pointer(unsafe.SliceData(b))
 }
 

@@ -370,14 +370,10 @@ func (v *KeyView) AllowsScope(scope string) bool {
 // AllowsSite reports whether the site (its home URL) may use the key.
 func (v *KeyView) AllowsSite(site string) bool { return SiteAllowed(v.Sites, site) }
 
-func splitList(s string) []string {
-	if s == "" {
-		return []string{}
-	}
-	return strings.Split(s, ",")
-}
-
-// lookup copies out the key with this hash.
+// lookup copies out the key with this hash. It runs on every validation, so
+// the copy is made with two allocations: one string holding the ids and all
+// texts, which the view's strings are pieces of, and one slice that its lists
+// share.
 func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -387,35 +383,77 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	}
 	k := &ix.keys.s[pos]
 	a := &ix.accounts[k.account]
+	var primaryScopes textRef
+	if k.alias && a.primary >= 0 {
+		primaryScopes = ix.keys.s[a.primary].scopes
+	}
+
+	var all strings.Builder
+	all.Grow(2*idLength + int(k.name.n+k.hint.n+k.scopes.n+k.sites.n+primaryScopes.n))
+	var idBuf [idLength]byte
+	all.Write(appendID(idBuf[:0], prefixKey, k.id))
+	all.Write(appendID(idBuf[:0], prefixAccount, a.id))
+	for _, r := range [...]textRef{k.name, k.hint, k.scopes, k.sites, primaryScopes} {
+		all.Write(ix.text.s[r.off : r.off+r.n])
+	}
+	copied := all.String()
+	next := func(n uint32) string {
+		p := copied[:n]
+		copied = copied[n:]
+		return p
+	}
+
 	v := KeyView{
-		KeyID:              formatID(prefixKey, k.id),
+		KeyID:              next(idLength),
+		AccountID:          next(idLength),
+		Name:               next(k.name.n),
+		Hint:               next(k.hint.n),
 		Type:               KeyTypePrimary,
-		Name:               ix.str(k.name),
-		Hint:               ix.str(k.hint),
 		Status:             keyStatuses[k.status],
 		ExpiresAt:          k.expiresAt,
 		ValidUntil:         k.validUntil,
-		Scopes:             splitList(ix.str(k.scopes)),
-		Sites:              splitList(ix.str(k.sites)),
-		AccountID:          formatID(prefixAccount, a.id),
 		AccountStatus:      accountStatuses[a.status],
 		Plan:               ix.plans[a.plan].Name,
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
 		Credits:            a.credits,
 		pos:                pos,
 	}
+	scopes, sites, primary := next(k.scopes.n), next(k.sites.n), next(primaryScopes.n)
+	lists := make([]string, 0, listLength(scopes)+listLength(sites)+listLength(primary))
+	v.Scopes, lists = splitInto(lists, scopes)
+	v.Sites, lists = splitInto(lists, sites)
 	if k.alias {
 		v.Type = KeyTypeAlias
-		if a.primary >= 0 {
-			v.PrimaryScopes = splitList(ix.str(ix.keys.s[a.primary].scopes))
-		} else {
-			v.PrimaryScopes = []string{}
-		}
+		v.PrimaryScopes, _ = splitInto(lists, primary)
 	}
 	if a.parent != noParent {
 		v.ParentSuspended = ix.accounts[a.parent].status != statusCode(accountStatuses, AccountActive)
 	}
 	return v, true
+}
+
+// idLength is the length of an id: a 4-character prefix and 16 hex digits.
+const idLength = 4 + 16
+
+// listLength is how many items the comma-joined list s holds.
+func listLength(s string) int {
+	if s == "" {
+		return 0
+	}
+	return strings.Count(s, ",") + 1
+}
+
+// splitInto appends the items of the comma-joined list s to lists, within
+// its capacity, and returns them as a slice of their own (empty, not nil,
+// for "") and what remains of lists.
+func splitInto(lists []string, s string) (items, rest []string) {
+	start := len(lists)
+	for s != "" {
+		var item string
+		item, s, _ = strings.Cut(s, ",")
+		lists = append(lists, item)
+	}
+	return lists[start:len(lists):len(lists)], lists[len(lists):]
 }
 
 func rateLimit(p Plan) int {

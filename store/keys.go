@@ -70,9 +70,14 @@ func newID(prefix string) (string, uint64) {
 }
 
 func formatID(prefix string, n uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], n)
-	return prefix + hex.EncodeToString(b[:])
+	var b [24]byte
+	return string(appendID(b[:0], prefix, n))
+}
+
+// appendID appends the id made of prefix and n to b.
+func appendID(b []byte, prefix string, n uint64) []byte {
+	b = append(b, prefix...)
+	return hex.AppendEncode(b, binary.BigEndian.AppendUint64(nil, n))
 }
 
 var errBadID = errors.New("malformed id")

@@ -167,7 +167,7 @@ func TestCLIKeysList(t *testing.T) {
 		t.Fatal("the key printed by accounts create is not in the database")
 	}
 	used := time.Date(2025, 6, 1, 8, 30, 5, 0, time.UTC)
-	db.RecordValidation(&v, true, store.SiteReport{}, used)
+	db.RecordValidation(v, true, store.SiteReport{}, used)
 	if err := db.FlushActivity(ctx); err != nil {
 		t.Fatal(err)
 	}
