@@ -1,7 +1,6 @@
 package pluginapi
 
 import (
-	"hash/maphash"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,28 +12,30 @@ import (
 
 // rateLimiter is a token bucket per account, shared by all the account's
 // keys: a plan's rate_limit_per_minute fills it at limit/60 tokens a second
-// up to limit. It lives in memory, which is right for one keyd node.
+// up to limit. It lives in memory, which is right for one keyd node. Buckets
+// are plain values keyed by the account's number (KeyView.AccountNum): with
+// hundreds of thousands of busy accounts there is nothing for the garbage
+// collector to scan and no string to hash.
 type rateLimiter struct {
 	now    func() time.Time
-	seed   maphash.Seed
 	shards [64]limiterShard
 }
 
 type limiterShard struct {
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[uint64]bucket
 	calls   int
 }
 
 type bucket struct {
 	tokens float64
-	last   time.Time
+	last   int64 // unix nanoseconds
 }
 
 func newRateLimiter(now func() time.Time) *rateLimiter {
-	l := &rateLimiter{now: now, seed: maphash.MakeSeed()}
+	l := &rateLimiter{now: now}
 	for i := range l.shards {
-		l.shards[i].buckets = map[string]*bucket{}
+		l.shards[i].buckets = map[uint64]bucket{}
 	}
 	return l
 }
@@ -50,25 +51,25 @@ type verdict struct {
 
 // take spends one token of the account's bucket (limit per minute; 0 means
 // unlimited, which always allows).
-func (l *rateLimiter) take(account string, limit int) verdict {
+func (l *rateLimiter) take(account uint64, limit int) verdict {
 	if limit <= 0 {
 		return verdict{allowed: true}
 	}
-	now := l.now()
+	now := l.now().UnixNano()
 	rate := float64(limit) / 60 // tokens per second
-	sh := &l.shards[maphash.String(l.seed, account)%uint64(len(l.shards))]
+	// Account numbers are random, so their low bits spread the shards.
+	sh := &l.shards[account%uint64(len(l.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.calls++
 	if sh.calls%4096 == 0 {
-		sh.forgetFull(now, rate)
+		sh.forgetFull(now)
 	}
-	b := sh.buckets[account]
-	if b == nil {
-		b = &bucket{tokens: float64(limit), last: now}
-		sh.buckets[account] = b
+	b, ok := sh.buckets[account]
+	if !ok {
+		b = bucket{tokens: float64(limit), last: now}
 	}
-	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
+	if elapsed := float64(now-b.last) / 1e9; elapsed > 0 {
 		b.tokens = math.Min(float64(limit), b.tokens+elapsed*rate)
 		b.last = now
 	}
@@ -80,6 +81,7 @@ func (l *rateLimiter) take(account string, limit int) verdict {
 	} else {
 		v.retryAfter = seconds((1 - b.tokens) / rate)
 	}
+	sh.buckets[account] = b
 	v.remaining = int(b.tokens)
 	v.reset = seconds((float64(limit) - b.tokens) / rate)
 	return v
@@ -87,9 +89,9 @@ func (l *rateLimiter) take(account string, limit int) verdict {
 
 // forgetFull drops buckets that have refilled completely: they hold nothing
 // a new bucket would not. Rates differ per plan; a generous idle time is used.
-func (sh *limiterShard) forgetFull(now time.Time, _ float64) {
+func (sh *limiterShard) forgetFull(now int64) {
 	for k, b := range sh.buckets {
-		if now.Sub(b.last) > 2*time.Minute {
+		if time.Duration(now-b.last) > 2*time.Minute {
 			delete(sh.buckets, k)
 		}
 	}

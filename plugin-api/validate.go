@@ -238,7 +238,7 @@ func (s *server) handleValidate(c *gin.Context) {
 	}
 	// Only usable keys spend the account's shared limit, so a leaked key that
 	// was reset or deleted cannot exhaust it for the account's good keys.
-	verdict := s.limiter.take(v.AccountID, v.RateLimitPerMinute)
+	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute)
 	verdict.setHeaders(c)
 	if !verdict.allowed {
 		s.validateFailure(c, rateLimited(verdict), nil)

@@ -323,7 +323,10 @@ type KeyView struct {
 	// use only what both its own rules and these allow.
 	PrimaryScopes []string
 
-	AccountID       string
+	AccountID string
+	// AccountNum is the number in AccountID: a compact key for per-account
+	// state kept in memory, such as rate limits.
+	AccountNum      uint64
 	AccountStatus   string
 	ParentSuspended bool
 	Plan            string
@@ -406,6 +409,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	v := KeyView{
 		KeyID:              next(idLength),
 		AccountID:          next(idLength),
+		AccountNum:         a.id,
 		Name:               next(k.name.n),
 		Hint:               next(k.hint.n),
 		Type:               KeyTypePrimary,
