@@ -7,15 +7,23 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // activity collects what validations observe (last use, daily counters, the
 // sites that use a key) in memory, so that validation writes nothing; Flush
 // writes it to SQLite in one transaction.
+//
+// What each validation changes lives in its key's index record (keyActivity),
+// which validation has just read: recording then touches no map and no other
+// memory, and with a million keys that is most of what it would cost. The
+// maps below gather what a flush takes from the records (collect), units
+// charged by usage, the sites reported, and what a failed flush keeps.
 type activity struct {
-	mu       sync.Mutex        // guards the pending maps, taken on every validation
+	mu       sync.Mutex        // guards the maps and dirty
 	flushMu  sync.Mutex        // one flush at a time; guards written
+	dirty    []uint32          // positions of keys whose record holds activity
 	lastUsed map[uint32]int64  // key position -> unix seconds
 	daily    map[dayKey]counts // per key and UTC day
 	sites    map[siteKey]siteSeen
@@ -25,20 +33,42 @@ type activity struct {
 	// see them until they are committed.
 	flushing map[dayKey]counts
 
-	// reported is, per key, the last site report recorded in sites and when.
-	// The same report again within siteRewriteAfter would not be written
-	// (see written), so it is not even read: most validations repeat their
-	// key's last report, and this spares them the site map. Like every map
-	// touched per validation here, it holds no pointers, so the garbage
-	// collector does not scan it.
-	reported   map[uint32]siteMark
-	reportSeed maphash.Seed
-
 	// written is what the last flushes wrote of each (key, site), used only
 	// by FlushActivity. A site that keeps validating is written again only
 	// when its report changes or an hour has passed: last_seen is kept to the
 	// hour, which the sites list needs, at a fraction of the writes.
 	written map[siteKey]siteSeen
+
+	reportSeed maphash.Seed // for keyActivity.report
+}
+
+// keyActivity is what validations of one key saw since the last flush, kept
+// in the key's index record. Validations change it with atomic operations
+// under the index's read lock; moving records needs the write lock, so
+// nothing is lost when they move.
+type keyActivity struct {
+	counts   uint64 // the day's validations and failures: see packCounts
+	lastUsed int64  // unix seconds of the last accepted validation recorded; 0 = none
+	report   uint64 // hash of the last site report put into activity.sites
+	reportAt int64  // and when
+	listed   uint32 // 1 while the key's position is in activity.dirty
+}
+
+// A key's counters and the day they are for share one word, changed only by
+// compare-and-swap, so each validation is counted for exactly its own day even
+// when the day changes under it: day (22 bits), validations and failures
+// (21 bits each). A full counter spills into activity.daily first.
+const (
+	countBits = 21
+	countMax  = 1<<countBits - 1
+)
+
+func packCounts(day int32, validations, failed uint64) uint64 {
+	return uint64(day)<<(2*countBits) | validations<<countBits | failed
+}
+
+func unpackCounts(w uint64) (day int32, c counts) {
+	return int32(w >> (2 * countBits)), counts{validations: int64(w >> countBits & countMax), failed: int64(w & countMax)}
 }
 
 // siteRewriteAfter is how stale a site's stored last_seen may get.
@@ -61,11 +91,6 @@ func (c *counts) add(o counts) {
 	c.units += o.units
 }
 
-type siteMark struct {
-	report uint64 // hash of the SiteReport
-	at     int64  // unix seconds
-}
-
 type siteKey struct {
 	pos  uint32
 	site string
@@ -82,7 +107,7 @@ const maxPendingSites = 100_000
 
 func newActivity() *activity {
 	return &activity{lastUsed: map[uint32]int64{}, daily: map[dayKey]counts{}, sites: map[siteKey]siteSeen{},
-		written: map[siteKey]siteSeen{}, reported: map[uint32]siteMark{}, reportSeed: maphash.MakeSeed()}
+		written: map[siteKey]siteSeen{}, reportSeed: maphash.MakeSeed()}
 }
 
 // SiteReport is what a plugin tells about itself when it validates a key.
@@ -93,38 +118,99 @@ type SiteReport struct {
 // RecordValidation notes, in memory only, that key v was presented for
 // validation at t and whether it was accepted.
 func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Time) {
-	a := db.activity
+	ix, a := db.index, db.activity
 	sec := t.Unix()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if int(v.pos) >= len(ix.keys.s) {
+		return // the store is closed
+	}
+	act := &ix.keys.s[v.pos].act
+	day := int32(sec / 86400)
+	add := uint64(1) << countBits
+	if !ok {
+		add++
+	}
+	for {
+		old := atomic.LoadUint64(&act.counts)
+		if d, c := unpackCounts(old); d != day || c.validations == countMax || c.failed == countMax {
+			a.spill(v.pos, act, day)
+			continue
+		}
+		if atomic.CompareAndSwapUint64(&act.counts, old, old+add) {
+			break
+		}
+	}
+	if ok {
+		atomic.StoreInt64(&act.lastUsed, sec)
+	}
+	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
+		a.mu.Lock()
+		a.dirty = append(a.dirty, v.pos)
+		a.mu.Unlock()
+	}
+	if !ok || report.Site == "" {
+		return
+	}
+	// The same report again within siteRewriteAfter would not be written
+	// (see written), so it is not even read: most validations repeat their
+	// key's last report.
+	hash := maphash.Comparable(a.reportSeed, report)
+	if atomic.LoadUint64(&act.report) == hash && sec-atomic.LoadInt64(&act.reportAt) < siteRewriteAfter {
+		return
+	}
+	if a.recordSite(v.pos, report, sec) {
+		atomic.StoreUint64(&act.report, hash)
+		atomic.StoreInt64(&act.reportAt, sec)
+	}
+}
+
+// spill moves a key's counters into the daily map and starts them afresh
+// for day.
+func (a *activity) spill(pos uint32, act *keyActivity, day int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	day := dayKey{v.pos, int32(sec / 86400)}
-	c := a.daily[day]
-	c.validations++
-	if !ok {
-		c.failed++
+	a.takeCounts(pos, act, day)
+}
+
+// takeCounts must be called with mu held: it moves the record's counters
+// into the daily map and restarts them for day.
+func (a *activity) takeCounts(pos uint32, act *keyActivity, day int32) {
+	for {
+		old := atomic.LoadUint64(&act.counts)
+		if atomic.CompareAndSwapUint64(&act.counts, old, packCounts(day, 0, 0)) {
+			oldDay, c := unpackCounts(old)
+			a.addCounts(dayKey{pos, oldDay}, c)
+			return
+		}
 	}
-	a.daily[day] = c
-	if !ok {
+}
+
+// addCounts must be called with mu held.
+func (a *activity) addCounts(k dayKey, c counts) {
+	if c == (counts{}) {
 		return
 	}
-	a.lastUsed[v.pos] = sec
-	if report.Site == "" {
-		return
-	}
-	mark := siteMark{report: maphash.Comparable(a.reportSeed, report), at: sec}
-	if last, ok := a.reported[v.pos]; ok && last.report == mark.report && sec-last.at < siteRewriteAfter {
-		return
-	}
+	cur := a.daily[k]
+	cur.add(c)
+	a.daily[k] = cur
+}
+
+// recordSite puts a site report into the pending sites; false when too many
+// are pending already.
+func (a *activity) recordSite(pos uint32, report SiteReport, sec int64) bool {
 	site := NormalizeSite(report.Site)
 	if site == "" {
-		return
+		return false
 	}
-	k := siteKey{v.pos, site}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := siteKey{pos, site}
 	s, seen := a.sites[k]
 	if !seen {
 		if len(a.sites) >= maxPendingSites {
 			a.dropped++
-			return
+			return false
 		}
 		s.first = sec
 	}
@@ -134,10 +220,32 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	s.pluginVersion = firstNonEmpty(report.PluginVersion, s.pluginVersion)
 	s.wpVersion = firstNonEmpty(report.WPVersion, s.wpVersion)
 	a.sites[k] = s
-	if len(a.reported) >= maxWrittenSites {
-		clear(a.reported) // costs only some reads of reports again
+	return true
+}
+
+// collect moves what the key records hold into the maps, for a flush or a
+// report. Lock order: index, then activity.
+func (db *DB) collect() {
+	ix, a := db.index, db.activity
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, pos := range a.dirty {
+		if int(pos) >= len(ix.keys.s) {
+			continue
+		}
+		act := &ix.keys.s[pos].act
+		// Unlisted first: a validation from here on lists the key again,
+		// and whatever it counts is either taken below or left for later.
+		atomic.StoreUint32(&act.listed, 0)
+		day, _ := unpackCounts(atomic.LoadUint64(&act.counts))
+		a.takeCounts(pos, act, day)
+		if used := atomic.SwapInt64(&act.lastUsed, 0); used != 0 {
+			a.lastUsed[pos] = used // recorded after what the map holds
+		}
 	}
-	a.reported[v.pos] = mark
+	a.dirty = a.dirty[:0]
 }
 
 func firstNonEmpty(a, b string) string {
@@ -153,7 +261,9 @@ type pendingCounts struct {
 }
 
 // pendingDaily copies the daily counters not yet flushed.
-func (a *activity) pendingDaily() []pendingCounts {
+func (db *DB) pendingDaily() []pendingCounts {
+	db.collect()
+	a := db.activity
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]pendingCounts, 0, len(a.daily)+len(a.flushing))
@@ -239,20 +349,27 @@ func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
 	copy(h[:], hash)
 	db.index.mu.RLock()
 	pos, found := db.index.find(&h)
+	var sec int64
+	if found {
+		sec = atomic.LoadInt64(&db.index.keys.s[pos].act.lastUsed)
+	}
 	db.index.mu.RUnlock()
 	if !found {
 		return time.Time{}, false
 	}
-	a := db.activity
-	a.mu.Lock()
-	sec, ok := a.lastUsed[pos]
-	a.mu.Unlock()
-	return time.Unix(sec, 0).UTC(), ok
+	if sec == 0 {
+		a := db.activity
+		a.mu.Lock()
+		sec = a.lastUsed[pos]
+		a.mu.Unlock()
+	}
+	return time.Unix(sec, 0).UTC(), sec != 0
 }
 
 // FlushActivity writes pending last-used times, counters and sites in one
 // transaction. On failure the pending data is kept for the next flush.
 func (db *DB) FlushActivity(ctx context.Context) error {
+	db.collect()
 	a := db.activity
 	a.mu.Lock()
 	lastUsed, daily, sites := a.lastUsed, a.daily, a.sites

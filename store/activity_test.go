@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,6 +145,65 @@ func TestFlushActivityKeepsDataWhenItFails(t *testing.T) {
 	want := siteRow{site: "a.example", first: t0.Add(time.Second).Unix(), last: t0.Add(3 * time.Second).Unix(), plugin: "p", wpVersion: "6.5"}
 	if sites := readSites(t, db, c.Key.ID); len(sites) != 1 || sites[0] != want {
 		t.Errorf("key_sites after the retry = %+v, want %+v", sites, want)
+	}
+}
+
+// TestRecordValidationConcurrentWithFlushes counts validations recorded from
+// many goroutines, across a change of day, while flushes run: every one must
+// be written exactly once.
+func TestRecordValidationConcurrentWithFlushes(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenDB(t)
+	c := mustCreate(t, db, "acme", "pro", 1)
+	v := mustLookup(t, db, c.Secret)
+	const workers, each = 8, 500
+	day1 := t0
+	day2 := t0.Add(24 * time.Hour)
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	flushed := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				flushed <- db.FlushActivity(ctx)
+				return
+			default:
+				if err := db.FlushActivity(ctx); err != nil {
+					flushed <- err
+					return
+				}
+			}
+		}
+	}()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				at := day1
+				if i >= each/2 {
+					at = day2
+				}
+				report := SiteReport{Site: fmt.Sprintf("https://site%d.example/", w)}
+				db.RecordValidation(v, i%5 != 0, report, at)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	for _, day := range []time.Time{day1, day2} {
+		val, failed, _ := readUsage(t, db, c.Key.ID, day.Format(time.DateOnly))
+		if val != workers*each/2 || failed != workers*each/2/5 {
+			t.Errorf("%s: %d validations, %d failed; want %d, %d", day.Format(time.DateOnly), val, failed, workers*each/2, workers*each/2/5)
+		}
+	}
+	if sites := readSites(t, db, c.Key.ID); len(sites) != workers {
+		t.Errorf("%d sites recorded, want %d", len(sites), workers)
 	}
 }
 

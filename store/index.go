@@ -58,6 +58,8 @@ type keyRecord struct {
 	hint       textRef
 	scopes     textRef // rules joined by ","
 	sites      textRef // host patterns joined by ","
+
+	act keyActivity // what validations saw since the last flush
 }
 
 type accountRecord struct {
