@@ -17,10 +17,13 @@ type index struct {
 	mu sync.RWMutex
 
 	// slots is an open-addressing table over the first 8 bytes of a key's
-	// SHA-256 (uniformly distributed): 0 is empty, otherwise position+1 in keys.
+	// SHA-256 (uniformly distributed): 0 is empty, otherwise a slot (see
+	// makeSlot) with the key's position in keys and a fingerprint of its
+	// hash, so that an unknown key is almost always turned away by the table
+	// alone, without reading a record.
 	// Both, and the text arena, are bigArrays: see bigarray.go for the rule
 	// that comes with them.
-	slots bigArray[uint32]
+	slots bigArray[uint64]
 	keys  bigArray[keyRecord]
 
 	accounts   []accountRecord
@@ -86,7 +89,7 @@ func statusCode(list []string, s string) uint8 {
 
 func newIndex() *index {
 	return &index{
-		slots:      makeBigArray[uint32](1024, 0),
+		slots:      makeBigArray[uint64](1024, 0),
 		accountPos: make(map[uint64]uint32),
 		planPos:    make(map[string]uint16),
 		common:     make(map[string]textRef),
@@ -101,7 +104,7 @@ func (ix *index) release() {
 	ix.keys.release()
 	ix.text.release()
 	ix.slots.release()
-	ix.slots = makeBigArray[uint32](1024, 0)
+	ix.slots = makeBigArray[uint64](1024, 0)
 	ix.common = make(map[string]textRef)
 }
 
@@ -136,17 +139,26 @@ func slotOf(hash *[32]byte, mask uint64) uint64 {
 	return binary.LittleEndian.Uint64(hash[:8]) & mask
 }
 
+// makeSlot packs a key's position (plus one, so that no slot is 0) with a
+// fingerprint: bytes 8 to 11 of its hash, independent of the bits that chose
+// the slot.
+func makeSlot(hash *[32]byte, pos uint32) uint64 {
+	return uint64(binary.LittleEndian.Uint32(hash[8:12]))<<32 | uint64(pos+1)
+}
+
 // find returns the position of the key with this hash.
 func (ix *index) find(hash *[32]byte) (uint32, bool) {
 	slots, keys := ix.slots.s, ix.keys.s
 	mask := uint64(len(slots) - 1)
+	fingerprint := makeSlot(hash, 0) >> 32
 	for i := slotOf(hash, mask); ; i = (i + 1) & mask {
 		s := slots[i]
 		if s == 0 {
 			return 0, false
 		}
-		if keys[s-1].hash == *hash {
-			return s - 1, true
+		pos := uint32(s) - 1
+		if s>>32 == fingerprint && keys[pos].hash == *hash {
+			return pos, true
 		}
 	}
 }
@@ -163,14 +175,15 @@ func (ix *index) reserve(n int) {
 		return
 	}
 	ix.slots.release()
-	ix.slots = makeBigArray[uint32](size, 0)
+	ix.slots = makeBigArray[uint64](size, 0)
 	slots, mask := ix.slots.s, uint64(size-1)
 	for pos := range ix.keys.s {
-		i := slotOf(&ix.keys.s[pos].hash, mask)
+		hash := &ix.keys.s[pos].hash
+		i := slotOf(hash, mask)
 		for slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		slots[i] = uint32(pos) + 1
+		slots[i] = makeSlot(hash, uint32(pos))
 	}
 }
 
@@ -184,7 +197,7 @@ func (ix *index) insert(rec keyRecord) uint32 {
 	for slots[i] != 0 {
 		i = (i + 1) & mask
 	}
-	slots[i] = pos + 1
+	slots[i] = makeSlot(&rec.hash, pos)
 	return pos
 }
 
