@@ -66,12 +66,14 @@ type keyRecord struct {
 }
 
 type accountRecord struct {
-	id      uint64
-	parent  int32 // position in accounts, or noParent
-	primary int32 // position in keys of the current primary key, or -1
-	plan    uint16
-	status  uint8
-	credits int64
+	id     uint64
+	parent int32 // position in accounts, or noParent
+	// primaryScopes are the rules of the current primary key (none without
+	// one), kept here so that validating an alias need not read its primary.
+	primaryScopes textRef
+	plan          uint16
+	status        uint8
+	credits       int64
 }
 
 // Statuses are kept as small numbers in records.
@@ -234,7 +236,7 @@ func (ix *index) upsertAccount(a accountRow) uint32 {
 	pos, ok := ix.accountPos[a.id]
 	if !ok {
 		pos = uint32(len(ix.accounts))
-		ix.accounts = append(ix.accounts, accountRecord{id: a.id, parent: noParent, primary: -1})
+		ix.accounts = append(ix.accounts, accountRecord{id: a.id, parent: noParent})
 		ix.accountPos[a.id] = pos
 	}
 	rec := &ix.accounts[pos]
@@ -279,7 +281,7 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	rec.scopes = ix.putText(rec.scopes, k.scopes, true)
 	rec.sites = ix.putText(rec.sites, k.sites, true)
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
-		ix.accounts[accountPos].primary = int32(pos)
+		ix.accounts[accountPos].primaryScopes = rec.scopes
 	}
 }
 
@@ -402,8 +404,8 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	k := &ix.keys.s[pos]
 	a := &ix.accounts[k.account]
 	var primaryScopes textRef
-	if k.alias && a.primary >= 0 {
-		primaryScopes = ix.keys.s[a.primary].scopes
+	if k.alias {
+		primaryScopes = a.primaryScopes
 	}
 
 	var all strings.Builder
