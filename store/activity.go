@@ -46,11 +46,14 @@ type activity struct {
 // in the key's index record. Validations change it with atomic operations
 // under the index's read lock; moving records needs the write lock, so
 // nothing is lost when they move.
+//
+// Times are unix seconds in 32 bits (enough until 2106), which makes a
+// record 128 bytes: two cache lines.
 type keyActivity struct {
 	counts   uint64 // the day's validations and failures: see packCounts
-	lastUsed int64  // unix seconds of the last accepted validation recorded; 0 = none
 	report   uint64 // hash of the last site report put into activity.sites
-	reportAt int64  // and when
+	reportAt uint32 // and when
+	lastUsed uint32 // the last accepted validation recorded; 0 = none
 	listed   uint32 // 1 while the key's position is in activity.dirty
 }
 
@@ -142,7 +145,7 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 		}
 	}
 	if ok {
-		atomic.StoreInt64(&act.lastUsed, sec)
+		atomic.StoreUint32(&act.lastUsed, uint32(sec))
 	}
 	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
 		a.mu.Lock()
@@ -156,12 +159,12 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	// (see written), so it is not even read: most validations repeat their
 	// key's last report.
 	hash := maphash.Comparable(a.reportSeed, report)
-	if atomic.LoadUint64(&act.report) == hash && sec-atomic.LoadInt64(&act.reportAt) < siteRewriteAfter {
+	if atomic.LoadUint64(&act.report) == hash && sec-int64(atomic.LoadUint32(&act.reportAt)) < siteRewriteAfter {
 		return
 	}
 	if a.recordSite(v.pos, report, sec) {
 		atomic.StoreUint64(&act.report, hash)
-		atomic.StoreInt64(&act.reportAt, sec)
+		atomic.StoreUint32(&act.reportAt, uint32(sec))
 	}
 }
 
@@ -241,8 +244,8 @@ func (db *DB) collect() {
 		atomic.StoreUint32(&act.listed, 0)
 		day, _ := unpackCounts(atomic.LoadUint64(&act.counts))
 		a.takeCounts(pos, act, day)
-		if used := atomic.SwapInt64(&act.lastUsed, 0); used != 0 {
-			a.lastUsed[pos] = used // recorded after what the map holds
+		if used := atomic.SwapUint32(&act.lastUsed, 0); used != 0 {
+			a.lastUsed[pos] = int64(used) // recorded after what the map holds
 		}
 	}
 	a.dirty = a.dirty[:0]
@@ -351,7 +354,7 @@ func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
 	pos, found := db.index.find(&h)
 	var sec int64
 	if found {
-		sec = atomic.LoadInt64(&db.index.keys.s[pos].act.lastUsed)
+		sec = int64(atomic.LoadUint32(&db.index.keys.s[pos].act.lastUsed))
 	}
 	db.index.mu.RUnlock()
 	if !found {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+	"unsafe"
 )
 
 // testIndex builds an index of n keys with one account, without SQLite.
@@ -98,5 +99,13 @@ func BenchmarkIndexLookup(b *testing.B) {
 			}
 		})
 		ix.release()
+	}
+}
+
+// TestKeyRecordSize keeps a key's record at two cache lines: a million keys
+// are a million of them, and validation reads one at random.
+func TestKeyRecordSize(t *testing.T) {
+	if size := unsafe.Sizeof(keyRecord{}); size != 128 {
+		t.Errorf("keyRecord is %d bytes, want 128", size)
 	}
 }
