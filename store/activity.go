@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -396,16 +397,15 @@ func (db *DB) FlushActivity(ctx context.Context) error {
 		}
 		toWrite[k] = s
 	}
+	written := maps.Clone(toWrite)
 	if err := db.flushActivity(ctx, lastUsed, daily, toWrite); err != nil {
-		a.restore(lastUsed, daily, sites)
+		a.restore(lastUsed, daily, toWrite)
 		return err
 	}
-	if len(a.written)+len(toWrite) > maxWrittenSites {
+	if len(a.written)+len(written) > maxWrittenSites {
 		clear(a.written)
 	}
-	for k, s := range toWrite {
-		a.written[k] = s
-	}
+	maps.Copy(a.written, written)
 	return nil
 }
 
@@ -413,7 +413,48 @@ func (s siteSeen) sameReport(o siteSeen) bool {
 	return s.plugin == o.plugin && s.pluginVersion == o.pluginVersion && s.wpVersion == o.wpVersion
 }
 
+// flushChunk bounds the rows one flush transaction writes. After a busy
+// minute a flush writes a row or more for every key used; in one transaction
+// on a large database that holds the writer for seconds, and usage charges
+// would wait as long. Between chunks they go ahead.
+const flushChunk = 500
+
+// flushActivity writes the maps in chunks. What a chunk committed is removed
+// from the maps (from daily under mu: reports read it as flushing), so on an
+// error they hold exactly what is still to be written.
 func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]counts, sites map[siteKey]siteSeen) error {
+	for len(lastUsed)+len(daily)+len(sites) > 0 {
+		if err := db.flushActivityChunk(ctx, lastUsed, daily, sites); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) flushActivityChunk(ctx context.Context, lastUsed map[uint32]int64, daily map[dayKey]counts, sites map[siteKey]siteSeen) error {
+	var used []uint32
+	var days []dayKey
+	var seen []siteKey
+	room := flushChunk
+	for pos := range lastUsed {
+		if room == 0 {
+			break
+		}
+		used, room = append(used, pos), room-1
+	}
+	for k := range daily {
+		if room == 0 {
+			break
+		}
+		days, room = append(days, k), room-1
+	}
+	for k := range sites {
+		if room == 0 {
+			break
+		}
+		seen, room = append(seen, k), room-1
+	}
+
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -421,8 +462,7 @@ func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, dail
 		return fmt.Errorf("store: flush activity: %w", err)
 	}
 	defer tx.Rollback()
-	// One prepared statement per kind of row: a flush writes up to one row
-	// per key used since the last flush, and parsing the SQL again for each
+	// One prepared statement per kind of row: parsing the SQL again for each
 	// row would cost as much as the write itself.
 	lastUsedStmt, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`)
 	if err != nil {
@@ -448,23 +488,39 @@ func (db *DB) flushActivity(ctx context.Context, lastUsed map[uint32]int64, dail
 	}
 	defer siteStmt.Close()
 
-	for pos, t := range lastUsed {
-		if _, err := lastUsedStmt.ExecContext(ctx, t, db.index.keyID(pos)); err != nil {
+	for _, pos := range used {
+		if _, err := lastUsedStmt.ExecContext(ctx, lastUsed[pos], db.index.keyID(pos)); err != nil {
 			return fmt.Errorf("store: flush last used: %w", err)
 		}
 	}
-	for k, c := range daily {
+	for _, k := range days {
+		c := daily[k]
 		day := time.Unix(int64(k.day)*86400, 0).UTC().Format(time.DateOnly)
 		if _, err := dailyStmt.ExecContext(ctx, db.index.keyID(k.pos), day, c.validations, c.failed, c.units); err != nil {
 			return fmt.Errorf("store: flush counters: %w", err)
 		}
 	}
-	for k, s := range sites {
+	for _, k := range seen {
+		s := sites[k]
 		if _, err := siteStmt.ExecContext(ctx, db.index.keyID(k.pos), k.site, s.first, s.last, s.plugin, s.pluginVersion, s.wpVersion); err != nil {
 			return fmt.Errorf("store: flush sites: %w", err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, pos := range used {
+		delete(lastUsed, pos)
+	}
+	db.activity.mu.Lock()
+	for _, k := range days {
+		delete(daily, k)
+	}
+	db.activity.mu.Unlock()
+	for _, k := range seen {
+		delete(sites, k)
+	}
+	return nil
 }
 
 // restore merges data whose flush failed back into the pending maps.

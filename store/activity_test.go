@@ -207,6 +207,28 @@ func TestRecordValidationConcurrentWithFlushes(t *testing.T) {
 	}
 }
 
+// TestFlushActivityInChunks flushes more rows than one chunk holds: all of
+// them arrive, and nothing is left pending.
+func TestFlushActivityInChunks(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenDB(t)
+	c := mustCreate(t, db, "acme", "pro", 1)
+	v := mustLookup(t, db, c.Secret)
+	days := flushChunk + flushChunk/2
+	for d := range days {
+		db.RecordValidation(v, true, SiteReport{}, t0.Add(time.Duration(d)*24*time.Hour))
+	}
+	if err := db.FlushActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM key_usage_daily WHERE key_id = ? AND validations = 1`, c.Key.ID); n != int64(days) {
+		t.Errorf("%d daily rows written, want %d", n, days)
+	}
+	if pending := db.pendingDaily(); len(pending) != 0 {
+		t.Errorf("%d daily counters still pending after the flush", len(pending))
+	}
+}
+
 func TestNormalizeSite(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://Example.COM/":        "example.com",
