@@ -55,7 +55,11 @@ type keyActivity struct {
 	report   uint64 // hash of the last site report put into activity.sites
 	reportAt uint32 // and when
 	lastUsed uint32 // the last accepted validation recorded; 0 = none
-	listed   uint32 // 1 while the key's position is in activity.dirty
+	// lastUsedFlushed is the lastUsed last handed to a flush. last_used_at
+	// is written again only once lastUsed is rewriteAfter newer: in memory
+	// (and so in the API) it is exact, in the database kept to the hour.
+	lastUsedFlushed uint32
+	listed          uint32 // 1 while the key's position is in activity.dirty
 }
 
 // A key's counters and the day they are for share one word, changed only by
@@ -75,8 +79,9 @@ func unpackCounts(w uint64) (day int32, c counts) {
 	return int32(w >> (2 * countBits)), counts{validations: int64(w >> countBits & countMax), failed: int64(w & countMax)}
 }
 
-// siteRewriteAfter is how stale a site's stored last_seen may get.
-const siteRewriteAfter = 3600
+// rewriteAfter is how stale a site's stored last_seen and a key's stored
+// last_used_at may get, in seconds.
+const rewriteAfter = 3600
 
 // maxWrittenSites bounds the memory of what was written; past it the memory
 // starts afresh, which only costs some rewrites.
@@ -156,11 +161,11 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	if !ok || report.Site == "" {
 		return
 	}
-	// The same report again within siteRewriteAfter would not be written
+	// The same report again within rewriteAfter would not be written
 	// (see written), so it is not even read: most validations repeat their
 	// key's last report.
 	hash := maphash.Comparable(a.reportSeed, report)
-	if atomic.LoadUint64(&act.report) == hash && sec-int64(atomic.LoadUint32(&act.reportAt)) < siteRewriteAfter {
+	if atomic.LoadUint64(&act.report) == hash && sec-int64(atomic.LoadUint32(&act.reportAt)) < rewriteAfter {
 		return
 	}
 	if a.recordSite(v.pos, report, sec) {
@@ -245,8 +250,11 @@ func (db *DB) collect() {
 		atomic.StoreUint32(&act.listed, 0)
 		day, _ := unpackCounts(atomic.LoadUint64(&act.counts))
 		a.takeCounts(pos, act, day)
-		if used := atomic.SwapUint32(&act.lastUsed, 0); used != 0 {
+		used := atomic.LoadUint32(&act.lastUsed)
+		_, pending := a.lastUsed[pos] // to be written anyway: write the newest
+		if pending || int64(used)-int64(atomic.LoadUint32(&act.lastUsedFlushed)) >= rewriteAfter {
 			a.lastUsed[pos] = int64(used) // recorded after what the map holds
+			atomic.StoreUint32(&act.lastUsedFlushed, used)
 		}
 	}
 	a.dirty = a.dirty[:0]
@@ -347,7 +355,8 @@ func allDigits(s string) bool {
 	return true
 }
 
-// pendingLastUsed is the last use, not yet flushed, of the key with this hash.
+// pendingLastUsed is the last use recorded in memory of the key with this
+// hash, flushed or not.
 func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
 	var h [32]byte
 	copy(h[:], hash)
@@ -392,7 +401,7 @@ func (db *DB) FlushActivity(ctx context.Context) error {
 	defer a.flushMu.Unlock()
 	toWrite := make(map[siteKey]siteSeen, len(sites))
 	for k, s := range sites {
-		if w, ok := a.written[k]; ok && s.last-w.last < siteRewriteAfter && s.sameReport(w) {
+		if w, ok := a.written[k]; ok && s.last-w.last < rewriteAfter && s.sameReport(w) {
 			continue
 		}
 		toWrite[k] = s

@@ -229,6 +229,34 @@ func TestFlushActivityInChunks(t *testing.T) {
 	}
 }
 
+// TestLastUsedKeptToTheHour: last_used_at is written again only an hour on,
+// while the API shows the exact last use from memory.
+func TestLastUsedKeptToTheHour(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenDB(t)
+	c := mustCreate(t, db, "acme", "pro", 1)
+	v := mustLookup(t, db, c.Secret)
+	stored := func() int64 {
+		return queryInt(t, db, `SELECT coalesce(last_used_at, 0) FROM keys WHERE id = ?`, c.Key.ID)
+	}
+	for _, step := range []struct {
+		use        time.Duration
+		wantStored time.Duration
+	}{{10 * time.Second, 10 * time.Second}, {20 * time.Minute, 10 * time.Second}, {2 * time.Hour, 2 * time.Hour}} {
+		db.RecordValidation(v, true, SiteReport{}, t0.Add(step.use))
+		if err := db.FlushActivity(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); got != t0.Add(step.wantStored).Unix() {
+			t.Errorf("after a use at +%v: stored last_used_at %d, want +%v", step.use, got-t0.Unix(), step.wantStored)
+		}
+		keys, err := db.ListKeys(ctx, c.Account.ID)
+		if err != nil || len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(t0.Add(step.use)) {
+			t.Errorf("after a use at +%v: ListKeys shows %+v, %v", step.use, keys, err)
+		}
+	}
+}
+
 func TestNormalizeSite(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://Example.COM/":        "example.com",
