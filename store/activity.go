@@ -13,8 +13,8 @@ import (
 )
 
 // activity collects what validations observe (last use, daily counters, the
-// sites that use a key) in memory, so that validation writes nothing; Flush
-// writes it to SQLite in one transaction.
+// sites that use a key) in memory, so that validation writes nothing;
+// FlushActivity writes it to SQLite in batches.
 //
 // What each validation changes lives in its key's index record (keyActivity),
 // which validation has just read: recording then touches no map and no other
@@ -43,8 +43,8 @@ type activity struct {
 	reportSeed maphash.Seed // for keyActivity.report
 }
 
-// keyActivity is what validations of one key saw since the last flush, kept
-// in the key's index record. Validations change it with atomic operations
+// keyActivity is what validations of one key saw (the counters: since the
+// last flush), kept in the key's index record. Validations change it with atomic operations
 // under the index's read lock; moving records needs the write lock, so
 // nothing is lost when they move.
 //

@@ -15,6 +15,8 @@ package main
 //     machine hits every case alike: GET /healthz, validate with known keys,
 //     validate with 50% unknown keys, and validate on the small database.
 //     keyd runs with --log-level warn so request logging does not dominate.
+//     While one keyd is measured the other is paused (SIGSTOP), so that its
+//     background jobs do not take the shared CPU.
 //  4. Prints a table (median over rounds) and each target with PASS/FAIL,
 //     and writes the same as JSON into --out.
 //
@@ -282,7 +284,13 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 			if profile != "" {
 				stopProfile = c.target.captureProfile(profile, cfg.warmup, cfg.duration)
 			}
+			other := small
+			if c.target == small {
+				other = big
+			}
+			resume := other.pause()
 			res, err := b.load(ctx, c.target, c.name, c.path, c.body, c.sample, c.unknown, c.conns, cfg.duration, cfg.warmup)
+			resume()
 			if err != nil {
 				return nil, err
 			}
@@ -568,6 +576,15 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 		b.logf("keyd (%s) ready in %s", name, p.startup.Round(time.Millisecond))
 		return p, nil
 	}
+}
+
+// pause freezes keyd (SIGSTOP) until the returned function lets it go on.
+// Both keyds of a bench share one CPU, and the one not being measured must
+// not spend it meanwhile on its background jobs, such as an activity flush:
+// that work is only postponed, into its own runs.
+func (p *keydProc) pause() (resume func()) {
+	p.cmd.Process.Signal(syscall.SIGSTOP)
+	return func() { p.cmd.Process.Signal(syscall.SIGCONT) }
 }
 
 // stop ends keyd with SIGTERM (an orderly shutdown), then SIGKILL.
