@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 )
 
 // activity collects what validations observe (last use, daily counters, the
@@ -212,6 +213,12 @@ func (a *activity) recordSite(pos uint32, report SiteReport, sec int64) bool {
 	if site == "" {
 		return false
 	}
+	// Pending and written sites are kept for many keys, often with the same
+	// texts (a plugin's name and version, WordPress's version), and the
+	// report's texts may be pieces of a whole request body: keep one shared
+	// copy of each text instead.
+	site = interned(site)
+	report.Plugin, report.PluginVersion, report.WPVersion = interned(report.Plugin), interned(report.PluginVersion), interned(report.WPVersion)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k := siteKey{pos, site}
@@ -231,6 +238,8 @@ func (a *activity) recordSite(pos uint32, report SiteReport, sec int64) bool {
 	a.sites[k] = s
 	return true
 }
+
+func interned(s string) string { return unique.Make(s).Value() }
 
 // collect moves what the key records hold into the maps, for a flush or a
 // report. Lock order: index, then activity.
