@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -116,8 +117,13 @@ func (db *DB) runSpender() {
 	}
 }
 
-// gather takes what else is queued, up to a batch.
+// gather takes what else is queued, up to a batch. It first yields once:
+// the first charge wakes the spender at once, and without the yield it would
+// often commit that charge nearly alone while the handlers that are ready to
+// run wait. Each commit costs a sync, so on a busy core a batch of 5 instead
+// of 30 halves throughput (measured with 64 clients on one core).
 func (s *spender) gather(first *spendRequest) []*spendRequest {
+	runtime.Gosched()
 	batch := []*spendRequest{first}
 	for len(batch) < maxSpendBatch {
 		select {
