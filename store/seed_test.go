@@ -116,3 +116,34 @@ func TestSeedSampleSizeBounds(t *testing.T) {
 		t.Fatal("a sample larger than the keys was accepted")
 	}
 }
+
+// The writer connection keeps its own settings, also after a seed has
+// changed them for its run: a sync on every commit, foreign keys, its
+// checkpoint mark and its page cache.
+func TestWriterSettingsSurviveSeed(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t, WithoutIndex())
+	want := map[string]int64{
+		"synchronous":        2, // FULL
+		"foreign_keys":       1,
+		"wal_autocheckpoint": writerCheckpointPages,
+		"cache_size":         -2000, // SQLite's default
+	}
+	check := func(when string) {
+		t.Helper()
+		for name, w := range want {
+			var got int64
+			if err := db.w.QueryRowContext(ctx, "PRAGMA "+name).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != w {
+				t.Errorf("%s: writer's %s = %d, want %d", when, name, got, w)
+			}
+		}
+	}
+	check("after open")
+	if _, err := db.Seed(ctx, SeedOptions{Keys: 100}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after seed")
+}
