@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// migrateTo applies the embedded migrations up to version by hand, recording
+// them as Migrate does, so a test can put rows into an older schema.
+func migrateTo(t *testing.T, path string, version int) {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= version; v++ {
+		names, _ := fs.Glob(migrationFiles, fmt.Sprintf("migrations/%04d_*.sql", v))
+		if len(names) != 1 {
+			t.Fatalf("migration %d: found %v", v, names)
+		}
+		body, err := migrationFiles.ReadFile(names[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", names[0], err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, v, filepath.Base(names[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Migration 5 rebuilds the activity tables without rowids: every row they
+// held before is still there, and they no longer have a rowid.
+func TestActivityTablesMigrateWithoutRowid(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyd.db")
+	migrateTo(t, path, 4)
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO accounts (id, name, email, plan, status, credits, created_at, updated_at)
+			VALUES ('acc_0000000000000001', 'A', 'a@example.com', 'pro', 'active', 10, 0, 0)`,
+		`INSERT INTO keys (id, account_id, type, name, name_fold, hint, hash, status, created_at, updated_at)
+			VALUES ('key_0000000000000001', 'acc_0000000000000001', 'primary', 'Primary key', 'primary key', 'abcd', zeroblob(32), 'active', 0, 0)`,
+		`INSERT INTO key_sites VALUES ('key_0000000000000001', 'https://a.example/', 100, 200, 'p', '1.0', '6.8'),
+			('key_0000000000000001', 'https://b.example/', 150, 160, '', '', '')`,
+		`INSERT INTO key_usage_daily VALUES ('key_0000000000000001', '2026-11-20', 7, 2, 30),
+			('key_0000000000000001', '2026-11-21', 1, 0, 0)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(ctx); err != nil || v < 5 {
+		t.Fatalf("schema version %d, %v; want at least 5", v, err)
+	}
+	dump := func(q string) string {
+		t.Helper()
+		rows, err := db.r.QueryContext(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		var out []string
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var fields []string
+			for _, v := range vals {
+				fields = append(fields, v.String)
+			}
+			out = append(out, strings.Join(fields, ","))
+		}
+		return strings.Join(out, ";")
+	}
+	if got, want := dump(`SELECT * FROM key_sites ORDER BY site`),
+		"key_0000000000000001,https://a.example/,100,200,p,1.0,6.8;key_0000000000000001,https://b.example/,150,160,,,"; got != want {
+		t.Errorf("key_sites after migration:\n got %s\nwant %s", got, want)
+	}
+	if got, want := dump(`SELECT * FROM key_usage_daily ORDER BY day`),
+		"key_0000000000000001,2026-11-20,7,2,30;key_0000000000000001,2026-11-21,1,0,0"; got != want {
+		t.Errorf("key_usage_daily after migration:\n got %s\nwant %s", got, want)
+	}
+	for _, table := range []string{"key_sites", "key_usage_daily"} {
+		if _, err := db.r.ExecContext(ctx, "SELECT rowid FROM "+table); err == nil {
+			t.Errorf("%s still has a rowid", table)
+		}
+	}
+	// The foreign keys still hold: a row for a key that does not exist is refused.
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO key_usage_daily VALUES ('key_ffffffffffffffff', '2026-11-21', 1, 0, 0)`); err == nil {
+		t.Error("key_usage_daily took a row for a key that does not exist")
+	}
+}
