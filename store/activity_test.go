@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,6 +229,37 @@ func TestFlushActivityInChunks(t *testing.T) {
 	}
 	if pending := db.pendingDaily(); len(pending) != 0 {
 		t.Errorf("%d daily counters still pending after the flush", len(pending))
+	}
+}
+
+// TestActivityRowsInKeyOrder: a flush writes table by table, and within a
+// table in the order of the primary key, whatever order the keys were used in.
+func TestActivityRowsInKeyOrder(t *testing.T) {
+	db := mustOpenDB(t)
+	var views []KeyView
+	for i := range 20 {
+		c := mustCreate(t, db, fmt.Sprintf("acct %d", i), "pro", 1)
+		views = append(views, mustLookup(t, db, c.Secret))
+	}
+	for i, v := range views {
+		at := t0.Add(time.Duration(i%3) * 24 * time.Hour)
+		db.RecordValidation(v, true, SiteReport{Site: fmt.Sprintf("https://s%d.example/", 9-i%10)}, at)
+		db.RecordValidation(v, true, SiteReport{Site: "https://a.example/"}, at.Add(-24*time.Hour))
+	}
+	db.collect()
+	a := db.activity
+	a.mu.Lock()
+	rows := db.activityRows(a.lastUsed, a.daily, a.sites)
+	a.mu.Unlock()
+	if want := 20 + 40 + 40; len(rows) != want {
+		t.Fatalf("%d rows to write, want %d (last used, two days and two sites for each of 20 keys)", len(rows), want)
+	}
+	ordered := slices.IsSortedFunc(rows, func(a, b activityRow) int {
+		return cmp.Or(cmp.Compare(a.table, b.table), strings.Compare(formatID(prefixKey, a.key), formatID(prefixKey, b.key)),
+			cmp.Compare(a.day, b.day), strings.Compare(a.site, b.site))
+	})
+	if !ordered {
+		t.Error("rows are not in table, key id, day and site order")
 	}
 }
 

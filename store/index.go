@@ -493,9 +493,14 @@ func (ix *index) keyOwner(pos uint32) (accountID, keyID string) {
 }
 
 func (ix *index) keyID(pos uint32) string {
+	return formatID(prefixKey, ix.keyNumber(pos))
+}
+
+// keyNumber is the number a key's id is made of; ids sort as their numbers.
+func (ix *index) keyNumber(pos uint32) uint64 {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return formatID(prefixKey, ix.keys.s[pos].id)
+	return ix.keys.s[pos].id
 }
 
 // counts returns how many keys and accounts the index holds.
