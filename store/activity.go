@@ -390,8 +390,9 @@ func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
 	return time.Unix(sec, 0).UTC(), sec != 0
 }
 
-// FlushActivity writes pending last-used times, counters and sites in one
-// transaction. On failure the pending data is kept for the next flush.
+// FlushActivity writes pending last-used times, counters and sites, in
+// transactions of flushChunk rows. On failure what no transaction committed
+// is kept for the next flush.
 func (db *DB) FlushActivity(ctx context.Context) error {
 	db.collect()
 	a := db.activity
