@@ -47,7 +47,7 @@ func TestNoPlaintextKeyOnDisk(t *testing.T) {
 	}
 	// Something was written: the activity reached the database.
 	var used int
-	if err := openSQL(t, e.path).QueryRow(`SELECT count(*) FROM keys WHERE last_used_at IS NOT NULL`).Scan(&used); err != nil || used == 0 {
+	if err := openSQL(t, e.path).QueryRow(`SELECT count(*) FROM key_last_used`).Scan(&used); err != nil || used == 0 {
 		t.Fatalf("no key has a last use after the flush (%d, %v)", used, err)
 	}
 

@@ -507,7 +507,8 @@ func (db *DB) flushActivityChunk(ctx context.Context, chunk []activityRow, lastU
 	defer tx.Rollback()
 	// One prepared statement per kind of row: parsing the SQL again for each
 	// row would cost as much as the write itself.
-	lastUsedStmt, err := tx.PrepareContext(ctx, `UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`)
+	lastUsedStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_last_used (key_id, last_used_at) VALUES (?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET last_used_at = max(last_used_at, excluded.last_used_at)`)
 	if err != nil {
 		return fmt.Errorf("store: flush last used: %w", err)
 	}
@@ -535,7 +536,7 @@ func (db *DB) flushActivityChunk(ctx context.Context, chunk []activityRow, lastU
 		keyID := formatID(prefixKey, r.key)
 		switch r.table {
 		case tableLastUsed:
-			if _, err := lastUsedStmt.ExecContext(ctx, lastUsed[r.pos], keyID); err != nil {
+			if _, err := lastUsedStmt.ExecContext(ctx, keyID, lastUsed[r.pos]); err != nil {
 				return fmt.Errorf("store: flush last used: %w", err)
 			}
 		case tableDaily:

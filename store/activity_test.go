@@ -70,7 +70,7 @@ func TestFlushActivity(t *testing.T) {
 	if err != nil || len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(t2) {
 		t.Errorf("ListKeys before flush: %+v, %v; want pending last use %v", keys, err, t2)
 	}
-	if n := queryInt(t, db, `SELECT count(*) FROM keys WHERE last_used_at IS NOT NULL`); n != 0 {
+	if n := queryInt(t, db, `SELECT count(*) FROM key_last_used`); n != 0 {
 		t.Errorf("validation wrote to the database before a flush: %d keys with last_used_at", n)
 	}
 
@@ -78,10 +78,10 @@ func TestFlushActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The last recorded use wins in memory (t2 was recorded after t3).
-	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t2.Unix() {
+	if got := queryInt(t, db, `SELECT last_used_at FROM key_last_used WHERE key_id = ?`, c.Key.ID); got != t2.Unix() {
 		t.Errorf("last_used_at = %d, want %d", got, t2.Unix())
 	}
-	if n := queryInt(t, db, `SELECT count(*) FROM keys WHERE id = ? AND last_used_at IS NOT NULL`, other.Key.ID); n != 0 {
+	if n := queryInt(t, db, `SELECT count(*) FROM key_last_used WHERE key_id = ?`, other.Key.ID); n != 0 {
 		t.Error("an unused key got a last_used_at")
 	}
 	day := t0.Format(time.DateOnly)
@@ -113,7 +113,7 @@ func TestFlushActivity(t *testing.T) {
 	if len(sites) != 1 || sites[0] != want {
 		t.Errorf("key_sites after second flush = %+v, want %+v", sites, want)
 	}
-	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t2.Unix() {
+	if got := queryInt(t, db, `SELECT last_used_at FROM key_last_used WHERE key_id = ?`, c.Key.ID); got != t2.Unix() {
 		t.Errorf("an older use moved last_used_at back to %d", got)
 	}
 }
@@ -142,7 +142,7 @@ func TestFlushActivityKeepsDataWhenItFails(t *testing.T) {
 	if val, failed, _ := readUsage(t, db, c.Key.ID, t0.Format(time.DateOnly)); val != 3 || failed != 1 {
 		t.Errorf("usage after the retry = %d/%d, want 3/1", val, failed)
 	}
-	if got := queryInt(t, db, `SELECT last_used_at FROM keys WHERE id = ?`, c.Key.ID); got != t0.Add(3*time.Second).Unix() {
+	if got := queryInt(t, db, `SELECT last_used_at FROM key_last_used WHERE key_id = ?`, c.Key.ID); got != t0.Add(3*time.Second).Unix() {
 		t.Errorf("last_used_at after the retry = %d", got)
 	}
 	want := siteRow{site: "a.example", first: t0.Add(time.Second).Unix(), last: t0.Add(3 * time.Second).Unix(), plugin: "p", wpVersion: "6.5"}
@@ -271,7 +271,7 @@ func TestLastUsedKeptToTheHour(t *testing.T) {
 	c := mustCreate(t, db, "acme", "pro", 1)
 	v := mustLookup(t, db, c.Secret)
 	stored := func() int64 {
-		return queryInt(t, db, `SELECT coalesce(last_used_at, 0) FROM keys WHERE id = ?`, c.Key.ID)
+		return queryInt(t, db, `SELECT coalesce((SELECT last_used_at FROM key_last_used WHERE key_id = ?), 0)`, c.Key.ID)
 	}
 	for _, step := range []struct {
 		use        time.Duration

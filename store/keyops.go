@@ -9,8 +9,11 @@ import (
 	"time"
 )
 
+// keyColumns are a key's columns for queries FROM keys; its last use lives
+// in key_last_used.
 const keyColumns = `id, account_id, type, name, hint, status, scopes, allowed_sites,
-	expires_at, valid_until, created_at, last_used_at`
+	expires_at, valid_until, created_at,
+	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id)`
 
 func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	var (
