@@ -21,12 +21,12 @@ type index struct {
 	// makeSlot) with the key's position in keys and a fingerprint of its
 	// hash, so that an unknown key is almost always turned away by the table
 	// alone, without reading a record.
-	// Both, and the text arena, are bigArrays: see bigarray.go for the rule
-	// that comes with them.
+	// Both, the accounts and the text arena are bigArrays: see bigarray.go
+	// for the rule that comes with them.
 	slots bigArray[uint64]
 	keys  bigArray[keyRecord]
 
-	accounts   []accountRecord
+	accounts   bigArray[accountRecord]
 	accountPos map[uint64]uint32
 
 	plans   []Plan
@@ -104,6 +104,7 @@ func (ix *index) release() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.keys.release()
+	ix.accounts.release()
 	ix.text.release()
 	ix.slots.release()
 	ix.slots = makeBigArray[uint64](1024, 0)
@@ -235,11 +236,12 @@ type accountSnapshot struct {
 func (ix *index) upsertAccount(a accountRow) uint32 {
 	pos, ok := ix.accountPos[a.id]
 	if !ok {
-		pos = uint32(len(ix.accounts))
-		ix.accounts = append(ix.accounts, accountRecord{id: a.id, parent: noParent})
+		pos = uint32(len(ix.accounts.s))
+		ix.accounts.reserve(1)
+		ix.accounts.s = append(ix.accounts.s, accountRecord{id: a.id, parent: noParent}) // within capacity
 		ix.accountPos[a.id] = pos
 	}
-	rec := &ix.accounts[pos]
+	rec := &ix.accounts.s[pos]
 	rec.plan = ix.planPos[a.plan]
 	rec.status = statusCode(accountStatuses, a.status)
 	rec.credits = a.credits
@@ -281,7 +283,7 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	rec.scopes = ix.putText(rec.scopes, k.scopes, true)
 	rec.sites = ix.putText(rec.sites, k.sites, true)
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
-		ix.accounts[accountPos].primaryScopes = rec.scopes
+		ix.accounts.s[accountPos].primaryScopes = rec.scopes
 	}
 }
 
@@ -320,7 +322,7 @@ func (ix *index) setCredits(accountID string, credits int64) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if pos, ok := ix.accountPos[id]; ok {
-		ix.accounts[pos].credits = credits
+		ix.accounts.s[pos].credits = credits
 	}
 }
 
@@ -402,7 +404,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		return KeyView{}, false
 	}
 	k := &ix.keys.s[pos]
-	a := &ix.accounts[k.account]
+	a := &ix.accounts.s[k.account]
 	var primaryScopes textRef
 	if k.alias {
 		primaryScopes = a.primaryScopes
@@ -448,7 +450,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		v.PrimaryScopes, _ = splitInto(lists, primary)
 	}
 	if a.parent != noParent {
-		v.ParentSuspended = ix.accounts[a.parent].status != statusCode(accountStatuses, AccountActive)
+		v.ParentSuspended = ix.accounts.s[a.parent].status != statusCode(accountStatuses, AccountActive)
 	}
 	return v, true
 }
@@ -489,7 +491,7 @@ func (ix *index) keyOwner(pos uint32) (accountID, keyID string) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	k := &ix.keys.s[pos]
-	return formatID(prefixAccount, ix.accounts[k.account].id), formatID(prefixKey, k.id)
+	return formatID(prefixAccount, ix.accounts.s[k.account].id), formatID(prefixKey, k.id)
 }
 
 func (ix *index) keyID(pos uint32) string {
@@ -507,7 +509,7 @@ func (ix *index) keyNumber(pos uint32) uint64 {
 func (ix *index) counts() (keys, accounts int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.keys.s), len(ix.accounts)
+	return len(ix.keys.s), len(ix.accounts.s)
 }
 
 // LookupKey finds a key by its SHA-256 in memory. It never touches SQLite.

@@ -13,10 +13,11 @@ func testIndex(tb testing.TB, n int) (*index, [][32]byte) {
 	tb.Helper()
 	ix := newIndex()
 	ix.setPlans([]Plan{{Name: "pro"}})
-	acc := ix.upsertAccount(accountRow{id: 1, plan: "pro", status: AccountActive})
 	ix.reserve(n)
 	hashes := make([][32]byte, n)
 	for i := range hashes {
+		// Five keys to an account, as keyd seed makes them.
+		acc := ix.upsertAccount(accountRow{id: testAccountOf(i), plan: "pro", status: AccountActive})
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], uint64(i))
 		hashes[i] = sha256.Sum256(b[:])
@@ -30,6 +31,9 @@ func testIndex(tb testing.TB, n int) (*index, [][32]byte) {
 	return ix, hashes
 }
 
+// testAccountOf is the account number of testIndex's key i.
+func testAccountOf(i int) uint64 { return uint64(i/5) + 1 }
+
 func TestIndexGrowsAndFinds(t *testing.T) {
 	// Past bigArrayMin, so the arrays are mapped and regrown at least once.
 	ix, hashes := testIndex(t, 40_000)
@@ -39,7 +43,8 @@ func TestIndexGrowsAndFinds(t *testing.T) {
 	}
 	for i, h := range hashes {
 		v, ok := ix.lookup(&h)
-		if !ok || v.KeyID != formatID(prefixKey, uint64(i)+1) || v.Hint != fmt.Sprintf("%04d", i%10000) || v.AccountStatus != AccountActive {
+		if !ok || v.KeyID != formatID(prefixKey, uint64(i)+1) || v.Hint != fmt.Sprintf("%04d", i%10000) ||
+			v.AccountNum != testAccountOf(i) || v.AccountStatus != AccountActive {
 			t.Fatalf("key %d: %+v, %v", i, v, ok)
 		}
 	}
@@ -47,7 +52,7 @@ func TestIndexGrowsAndFinds(t *testing.T) {
 		t.Fatal("found a key that was never added")
 	}
 	// Updating a key in place keeps one record and changes what is seen.
-	ix.apply(nil, []accountSnapshot{{account: accountRow{id: 1, plan: "pro", status: AccountActive},
+	ix.apply(nil, []accountSnapshot{{account: accountRow{id: testAccountOf(7), plan: "pro", status: AccountActive},
 		keys: []keyRow{{hash: hashes[7], id: 8, alias: true, status: KeyInactive, name: "Renamed", hint: "0007"}}}})
 	if v, _ := ix.lookup(&hashes[7]); v.Status != KeyInactive || v.Name != "Renamed" || len(v.Scopes) != 0 {
 		t.Fatalf("after update: %+v", v)
@@ -58,6 +63,31 @@ func TestIndexGrowsAndFinds(t *testing.T) {
 	ix.release()
 	if _, ok := ix.lookup(&hashes[0]); ok {
 		t.Fatal("a released index still finds keys")
+	}
+}
+
+// Account records are a mapped array too once there are enough of them;
+// each keeps its place and its values as the array is moved to grow.
+func TestAccountsGrowAndKeepTheirPlace(t *testing.T) {
+	ix := newIndex()
+	defer ix.release()
+	ix.setPlans([]Plan{{Name: "pro"}})
+	n := 2*bigArrayMin/int(unsafe.Sizeof(accountRecord{})) + 1
+	for i := range n {
+		if pos := ix.upsertAccount(accountRow{id: uint64(i) + 1, plan: "pro", status: AccountActive, credits: int64(i)}); pos != uint32(i) {
+			t.Fatalf("account %d got position %d", i, pos)
+		}
+	}
+	if !ix.accounts.mapped {
+		t.Log("account records are on the Go heap (no mmap here)")
+	}
+	for i, a := range ix.accounts.s {
+		if a.id != uint64(i)+1 || a.credits != int64(i) || a.parent != noParent {
+			t.Fatalf("account %d after growing: %+v", i, a)
+		}
+	}
+	if _, accounts := ix.counts(); accounts != n {
+		t.Fatalf("index holds %d accounts, want %d", accounts, n)
 	}
 }
 

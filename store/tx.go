@@ -355,7 +355,7 @@ func (db *DB) loadIndex(ctx context.Context) error {
 	}
 	db.index.release()
 	db.index, loaded = ix, true
-	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts), Took: time.Since(started)}
+	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts.s), Took: time.Since(started)}
 	return nil
 }
 
