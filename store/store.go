@@ -137,8 +137,14 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	f.Close()
 
 	// Pragmas go in the DSN so that every pooled connection gets them.
+	// _mutex=no opens connections without SQLite's per-connection mutex,
+	// which database/sql makes redundant: it never uses a connection, or a
+	// statement of one, from two goroutines at once, which is all SQLite's
+	// multi-thread mode asks. The mutex was taken for every column of every
+	// row read: without it, loading a million keys at start-up takes about
+	// a sixth less time.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL"
+		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL&_mutex=no"
 	w, err := sql.Open(writerDriver, base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
