@@ -5,13 +5,14 @@ import (
 	"unsafe"
 )
 
-// The index's large arrays (key records, the slot table, the text arena)
-// hold no pointers and live as long as the process. Kept on the Go heap they
-// would count towards the garbage collector's heap goal, which lets the heap
-// grow to about twice their size before each collection: with a million keys
-// that alone is some 120 MB of resident memory that holds nothing. So arrays
-// above bigArrayMin are mapped from the operating system instead (see
-// bigarray_unix.go), where the collector neither scans nor counts them.
+// The index's large arrays (key and account records, the slot table, the
+// text arena) hold no pointers and live as long as the process. Kept on the
+// Go heap they would count towards the garbage collector's heap goal, which
+// lets the heap grow to about twice their size before each collection: with
+// a million keys that alone is some 120 MB of resident memory that holds
+// nothing. So arrays above bigArrayMin are mapped from the operating system
+// instead (see bigarray_unix.go), where the collector neither scans nor
+// counts them.
 //
 // Rule that makes this safe: memory of these arrays is only read or written
 // with index.mu held, and nothing that points into it (a slice, a string made

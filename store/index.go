@@ -21,8 +21,8 @@ type index struct {
 	// makeSlot) with the key's position in keys and a fingerprint of its
 	// hash, so that an unknown key is almost always turned away by the table
 	// alone, without reading a record.
-	// Both, the accounts and the text arena are bigArrays: see bigarray.go
-	// for the rule that comes with them.
+	// Both, like the account records and the text arena, are bigArrays:
+	// see bigarray.go for the rule that comes with them.
 	slots bigArray[uint64]
 	keys  bigArray[keyRecord]
 
