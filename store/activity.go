@@ -47,9 +47,9 @@ type activity struct {
 }
 
 // keyActivity is what validations of one key saw (the counters: since the
-// last flush), kept in the key's index record. Validations change it with atomic operations
-// under the index's read lock; moving records needs the write lock, so
-// nothing is lost when they move.
+// last flush), kept in the key's index record. Validations change it with
+// atomic operations under the index's read lock; moving records needs the
+// write lock, so nothing is lost when they move.
 //
 // Times are unix seconds in 32 bits (enough until 2106), which makes a
 // record 128 bytes: two cache lines.

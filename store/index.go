@@ -494,10 +494,6 @@ func (ix *index) keyOwner(pos uint32) (accountID, keyID string) {
 	return formatID(prefixAccount, ix.accounts.s[k.account].id), formatID(prefixKey, k.id)
 }
 
-func (ix *index) keyID(pos uint32) string {
-	return formatID(prefixKey, ix.keyNumber(pos))
-}
-
 // keyNumber is the number a key's id is made of; ids sort as their numbers.
 func (ix *index) keyNumber(pos uint32) uint64 {
 	ix.mu.RLock()
