@@ -201,8 +201,8 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 			}
 			after.ExpiresAt = p.ExpiresAt
 			// An alias that had expired comes back to life with its new expiry,
-			// taking a slot again.
-			if before.StatusAt(t.now) == KeyExpired {
+			// taking a slot again; a deactivated one stays deactivated.
+			if before.Status != KeyInactive && before.StatusAt(t.now) == KeyExpired {
 				if err := t.reserveAliasSlot(ctx, accountID); err != nil {
 					return err
 				}

@@ -122,20 +122,42 @@ type Key struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
-// StatusAt is the key's status as validation sees it at t: a temporary key
-// past its expiry is expired and a reset key past its grace is revoked even
-// before a job has marked them so.
+// StatusAt is the key's status as validation sees it at t (see KeyStatus).
 func (k *Key) StatusAt(t time.Time) string {
-	if k.Status != KeyActive {
-		return k.Status
-	}
-	if k.ValidUntil != nil && !t.Before(*k.ValidUntil) {
+	return KeyStatus(k.Status, unixOrZero(k.ExpiresAt), unixOrZero(k.ValidUntil), t)
+}
+
+// InGraceAt reports whether k is a primary key replaced by a reset that
+// still validates at t, until its ValidUntil.
+func (k *Key) InGraceAt(t time.Time) bool {
+	return k.ValidUntil != nil && k.StatusAt(t) == KeyActive
+}
+
+// KeyStatus is the one rule for a key's status at now, used by validation,
+// the key lists, the command line and webhook payloads alike. stored is the
+// status in the database; expiresAt and validUntil are unix seconds (0 =
+// none). Deadlines apply to the second, whether or not a job has marked the
+// key yet, and the first that holds wins: revoked (stored, or past a reset
+// key's grace), expired (stored, or past expires_at, even when deactivated),
+// inactive.
+func KeyStatus(stored string, expiresAt, validUntil int64, now time.Time) string {
+	t := now.Unix()
+	switch {
+	case stored == KeyRevoked, validUntil != 0 && t >= validUntil:
 		return KeyRevoked
-	}
-	if k.ExpiresAt != nil && !t.Before(*k.ExpiresAt) {
+	case stored == KeyExpired, expiresAt != 0 && t >= expiresAt:
 		return KeyExpired
+	case stored == KeyInactive:
+		return KeyInactive
 	}
 	return KeyActive
+}
+
+func unixOrZero(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Unix()
 }
 
 // Actor is who caused a change: a key of the account, the operator, or keyd.

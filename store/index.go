@@ -333,7 +333,7 @@ type KeyView struct {
 	Type       string
 	Name       string
 	Hint       string
-	Status     string // as stored; see StatusAt
+	Status     string // as stored; see KeyStatus
 	ExpiresAt  int64  // unix seconds, 0 = never
 	ValidUntil int64  // unix seconds, 0 = no grace deadline
 	Scopes     []string
@@ -361,20 +361,18 @@ type KeyView struct {
 func (v *KeyView) IsPrimary() bool { return v.Type == KeyTypePrimary }
 
 // Check decides whether the key may be used at t. It returns nil or one of
-// ErrKeyRevoked, ErrKeyInactive, ErrKeyExpired, ErrAccountSuspended. Expiry
-// and grace deadlines apply to the second, whether or not a job has run.
+// ErrKeyRevoked, ErrKeyInactive, ErrKeyExpired, ErrAccountSuspended: the
+// key's own status (KeyStatus) first, then its account's.
 func (v *KeyView) Check(t time.Time) error {
-	now := t.Unix()
-	switch {
-	case v.Status == KeyRevoked:
+	switch KeyStatus(v.Status, v.ExpiresAt, v.ValidUntil, t) {
+	case KeyRevoked:
 		return ErrKeyRevoked
-	case v.ValidUntil != 0 && now >= v.ValidUntil:
-		return ErrKeyRevoked
-	case v.Status == KeyExpired, v.ExpiresAt != 0 && now >= v.ExpiresAt:
+	case KeyExpired:
 		return ErrKeyExpired
-	case v.Status == KeyInactive:
+	case KeyInactive:
 		return ErrKeyInactive
-	case v.AccountStatus != AccountActive || v.ParentSuspended:
+	}
+	if v.AccountStatus != AccountActive || v.ParentSuspended {
 		return ErrAccountSuspended
 	}
 	return nil
