@@ -11,7 +11,9 @@ import (
 )
 
 // keyBody is a key (primary or alias) as GET /v1/keys and the alias
-// endpoints show it. Status is as validation sees it now.
+// endpoints show it. Status is as validation sees it now; a primary key
+// replaced by a reset that still validates is active and InGrace until
+// ValidUntil.
 type keyBody struct {
 	ID           string     `json:"id"`
 	Type         string     `json:"type"`
@@ -24,12 +26,14 @@ type keyBody struct {
 	LastUsedAt   *time.Time `json:"last_used_at"`
 	ExpiresAt    *time.Time `json:"expires_at"`
 	ValidUntil   *time.Time `json:"valid_until,omitempty"`
+	InGrace      bool       `json:"in_grace"`
 }
 
 func (s *server) keyBody(k store.Key) keyBody {
-	return keyBody{ID: k.ID, Type: k.Type, Name: k.Name, Hint: k.Hint, Status: k.StatusAt(s.now()),
+	now := s.now()
+	return keyBody{ID: k.ID, Type: k.Type, Name: k.Name, Hint: k.Hint, Status: k.StatusAt(now),
 		Scopes: k.Scopes, AllowedSites: k.AllowedSites, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt,
-		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil}
+		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now)}
 }
 
 // expiryFields are the two ways to give an expiry: a time or a duration from now.
@@ -176,6 +180,21 @@ func (s *server) patchKey(c *gin.Context) {
 		return
 	}
 	k, err := s.store.UpdatePrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.keyBody(k))
+}
+
+// revokeKey is POST /v1/keys/{id}/revoke: ends a reset key's grace period
+// now, for an owner who fears the old key has leaked.
+func (s *server) revokeKey(c *gin.Context) {
+	if err := s.noBody(c); err != nil {
+		writeError(c, err)
+		return
+	}
+	k, err := s.store.RevokeGrace(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"))
 	if err != nil {
 		writeError(c, err)
 		return

@@ -308,6 +308,7 @@ type relAccount struct {
 	primary    string // current primary key
 	primaryID  string
 	revoked    string // primary key before a reset without grace
+	revokedID  string
 	alias      string // an active alias
 	aliasID    string
 	inactive   string // a deactivated alias
@@ -321,7 +322,7 @@ type relAccount struct {
 
 // ids are every id of the account's resources, to tell its rows apart.
 func (a *relAccount) ids() []string {
-	return []string{a.id, a.primaryID, a.aliasID, a.inactiveID, a.expiredID, a.subID, a.webhookID, a.messageID}
+	return []string{a.id, a.primaryID, a.revokedID, a.aliasID, a.inactiveID, a.expiredID, a.subID, a.webhookID, a.messageID}
 }
 
 // owns reports whether a snapshot row names one of the account's resources.
@@ -349,7 +350,7 @@ func (e *relEnv) relAccountFixture(name string) *relAccount {
 	a := &relAccount{}
 	c, err := e.db.CreateAccount(ctx, store.SystemActor, store.NewAccount{Name: name, Email: strings.ToLower(name) + "@example.com", Plan: "pro", Credits: 1000})
 	must(err)
-	a.id, a.revoked = c.Account.ID, c.Secret
+	a.id, a.revoked, a.revokedID = c.Account.ID, c.Secret, c.Key.ID
 	reset, err := e.db.ResetPrimaryKey(ctx, store.SystemActor, a.id, 0)
 	must(err)
 	a.primary, a.primaryID = reset.Secret, reset.Key.ID
@@ -399,7 +400,7 @@ const (
 )
 
 // relRoute is one route with a request that succeeds on the fixture.
-// Placeholders in path: {account} {key} {alias} {inactive} {sub} {webhook}
+// Placeholders in path: {account} {key} {revoked} {alias} {inactive} {sub} {webhook}
 // {message}.
 type relRoute struct {
 	route    string // "METHOD /path" as the router lists it
@@ -430,6 +431,7 @@ var relRouteTable = []relRoute{
 	{route: "GET /v1/keys", who: relOwner, path: "/v1/keys", ok: 200},
 	{route: "PATCH /v1/keys/:id", who: relOwner, path: "/v1/keys/{key}", ok: 200, readBody: true, body: `{"name":"Main key","scopes":["*"]}`},
 	{route: "GET /v1/keys/:id/sites", who: relOwner, path: "/v1/keys/{key}/sites", ok: 200},
+	{route: "POST /v1/keys/:id/revoke", who: relOwner, path: "/v1/keys/{revoked}/revoke", ok: 200, readBody: true, emptyOK: true, body: `{}`},
 	{route: "POST /v1/aliases", who: relOwner, path: "/v1/aliases", ok: 201, readBody: true,
 		body: `{"name":"New client","ttl":"7d","scopes":["optimize"],"allowed_sites":["client.example"]}`},
 	{route: "PATCH /v1/aliases/:id", who: relOwner, path: "/v1/aliases/{alias}", ok: 200, readBody: true,
@@ -471,7 +473,7 @@ var relRouteTable = []relRoute{
 
 // target is the route's path with the account's ids.
 func (r relRoute) target(a *relAccount) string {
-	return strings.NewReplacer("{account}", a.id, "{key}", a.primaryID, "{alias}", a.aliasID, "{inactive}", a.inactiveID,
+	return strings.NewReplacer("{account}", a.id, "{key}", a.primaryID, "{revoked}", a.revokedID, "{alias}", a.aliasID, "{inactive}", a.inactiveID,
 		"{sub}", a.subID, "{webhook}", a.webhookID, "{message}", a.messageID).Replace(r.path)
 }
 

@@ -28,6 +28,7 @@ func (s *server) routes(r *gin.Engine) {
 	owner.POST("/account/reset-key", s.resetKey)
 	owner.GET("/keys", s.listKeys)
 	owner.PATCH("/keys/:id", s.patchKey)
+	owner.POST("/keys/:id/revoke", s.revokeKey)
 	owner.GET("/keys/:id/sites", s.listKeySites)
 	owner.POST("/aliases", s.createAlias)
 	owner.PATCH("/aliases/:id", s.patchAlias)

@@ -34,6 +34,7 @@ type Store interface {
 
 	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
 	UpdatePrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, name *string, scopes []string) (store.Key, error)
+	RevokeGrace(ctx context.Context, actor store.Actor, accountID, keyID string) (store.Key, error)
 	CreateAlias(ctx context.Context, actor store.Actor, accountID string, in store.NewAlias) (store.Created, error)
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
 	SetAliasStatus(ctx context.Context, actor store.Actor, accountID, id string, active bool) (store.Key, error)

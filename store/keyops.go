@@ -89,10 +89,22 @@ type Reset struct {
 	Key      Key
 	Secret   string // the new key, shown once
 	Previous Key    // the old key, with ValidUntil set
+	// Revoked are older primary keys whose grace period this reset ended.
+	Revoked []Key
 }
+
+// Reasons given in key.revoked events.
+const (
+	RevokedGraceEnded = "grace_ended" // its grace period ran out
+	RevokedByReset    = "reset"       // a later reset ended its grace
+	RevokedEarly      = "ended_early" // its grace was ended on request
+)
 
 // ResetPrimaryKey replaces the account's primary key. The old key keeps
 // working for grace (0 = it dies now), then validation answers REVOKED.
+// At most one old key is ever in grace: the reset revokes every older
+// primary key still in its grace period at once (key.revoked), so that a
+// reset without grace leaves no key but the new one, whatever came before.
 // Aliases are not touched.
 func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string, grace time.Duration) (Reset, error) {
 	if grace < 0 || grace > MaxGracePeriod {
@@ -102,6 +114,10 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 	err := db.write(ctx, func(t *Tx) error {
 		old, err := scanKey(t.tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys
 			WHERE account_id = ? AND type = 'primary' AND status = 'active' AND valid_until IS NULL`, accountID))
+		if err != nil {
+			return err
+		}
+		inGrace, err := t.primariesInGrace(ctx, accountID)
 		if err != nil {
 			return err
 		}
@@ -125,11 +141,89 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 			return err
 		}
 		out.Key, out.Secret = key, secret
-		_, err = t.event(ctx, accountID, EventKeyReset, actor, key.ID, map[string]any{
+		// key.reset announces the end of the key it replaces; key.revoked
+		// each older key whose grace the reset cuts short.
+		if _, err = t.event(ctx, accountID, EventKeyReset, actor, key.ID, map[string]any{
 			"account_id": accountID,
 			"key_id":     key.ID, "type": KeyTypePrimary, "name": key.Name, "hint": key.Hint, "status": key.Status,
 			"previous": map[string]any{"id": old.ID, "hint": old.Hint, "valid_until": validUntil.Format(time.RFC3339)},
-		})
+		}); err != nil {
+			return err
+		}
+		for _, k := range inGrace {
+			revoked, err := t.revokePrimary(ctx, actor, k, RevokedByReset)
+			if err != nil {
+				return err
+			}
+			out.Revoked = append(out.Revoked, revoked)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// primariesInGrace returns the account's replaced primary keys that still
+// validate: their grace period has not ended. Keys whose grace has ended
+// are left to RevokeEndedGrace, which announces them.
+func (t *Tx) primariesInGrace(ctx context.Context, accountID string) ([]Key, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ? AND type = 'primary'
+		AND status = 'active' AND valid_until IS NOT NULL AND valid_until > ? ORDER BY rowid`, accountID, t.now.Unix())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// revokePrimary marks a replaced primary key revoked from now on (its
+// valid_until becomes now unless it has already passed) and writes
+// key.revoked. The index is refreshed after commit, so the very next
+// validation refuses the key.
+func (t *Tx) revokePrimary(ctx context.Context, actor Actor, k Key, reason string) (Key, error) {
+	if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = 'revoked', valid_until = min(coalesce(valid_until, ?), ?),
+		updated_at = ? WHERE id = ?`, t.now.Unix(), t.now.Unix(), t.now.Unix(), k.ID); err != nil {
+		return Key{}, fmt.Errorf("store: revoke key: %w", err)
+	}
+	k, err := getKey(ctx, t.tx, k.AccountID, k.ID)
+	if err != nil {
+		return Key{}, err
+	}
+	_, err = t.event(ctx, k.AccountID, EventKeyRevoked, actor, k.ID, map[string]any{
+		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
+		"status": KeyRevoked, "valid_until": k.ValidUntil, "reason": reason,
+	})
+	return k, err
+}
+
+// RevokeGrace ends the grace period of a primary key replaced by a reset:
+// it stops validating now (key.revoked). A key whose grace has already
+// ended is returned as it is. The current primary key and aliases are
+// refused: they are reset, deactivated or deleted instead.
+func (db *DB) RevokeGrace(ctx context.Context, actor Actor, accountID, keyID string) (Key, error) {
+	var out Key
+	err := db.write(ctx, func(t *Tx) error {
+		k, err := getKey(ctx, t.tx, accountID, keyID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case k.Type != KeyTypePrimary:
+			return invalidField("id", "is an alias; deactivate it or delete it instead")
+		case k.ValidUntil == nil:
+			return invalidField("id", "is the current primary key; replace it with a reset instead")
+		case !k.InGraceAt(t.now):
+			out = k
+			return nil
+		}
+		out, err = t.revokePrimary(ctx, actor, k, RevokedEarly)
 		return err
 	})
 	return out, err

@@ -61,14 +61,7 @@ func (db *DB) RevokeEndedGrace(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, k := range due {
-			if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = 'revoked', updated_at = ? WHERE id = ? AND status = 'active'`,
-				t.now.Unix(), k.ID); err != nil {
-				return fmt.Errorf("store: revoke key: %w", err)
-			}
-			if _, err := t.event(ctx, k.AccountID, EventKeyRevoked, SystemActor, k.ID, map[string]any{
-				"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
-				"status": KeyRevoked, "valid_until": k.ValidUntil,
-			}); err != nil {
+			if _, err := t.revokePrimary(ctx, SystemActor, k, RevokedGraceEnded); err != nil {
 				return err
 			}
 		}

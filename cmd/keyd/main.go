@@ -59,7 +59,7 @@ func commands() map[string]command {
 		"backup":      {"copy the database while keyd runs, and its secret key (backup --to FILE)", runBackup},
 		"version":     {"print the version", runVersion},
 		"accounts":    {"create and list accounts (accounts create|list)", runAccounts},
-		"keys":        {"list an account's keys (keys list --account ID)", runKeys},
+		"keys":        {"list an account's keys or end a reset key's grace (keys list|revoke)", runKeys},
 		"aliases":     {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
 		"credits":     {"add to or show an account's credits (credits add|show)", runCredits},
 		"plans":       {"list plans or set a plan's limits (plans list|set)", runPlans},

@@ -122,6 +122,13 @@ func openAccount(ctx context.Context, e env, args []string, group, verb, what st
 }
 
 func runKeys(ctx context.Context, e env, args []string) error {
+	verb, rest, err := subcommand(e, args, "keys", "list", "revoke")
+	if err != nil {
+		return err
+	}
+	if verb == "revoke" {
+		return runKeysRevoke(ctx, e, rest)
+	}
 	db, account, err := openAccount(ctx, e, args, "keys", "list", "account id")
 	if err != nil {
 		return err
@@ -136,9 +143,43 @@ func runKeys(ctx context.Context, e env, args []string) error {
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHINT\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
 	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t...%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Type, k.Hint,
-			k.CreatedAt.Format(timeLayout), formatTime(k.LastUsedAt, "Never"), formatTime(k.ExpiresAt, "-"), k.StatusAt(now))
+			k.CreatedAt.Format(timeLayout), formatTime(k.LastUsedAt, "Never"), formatTime(k.ExpiresAt, "-"), keyStatusText(k, now))
 	}
 	return tw.Flush()
+}
+
+// keyStatusText is a key's status for people: a reset key still in its
+// grace period says until when.
+func keyStatusText(k store.Key, now time.Time) string {
+	if k.InGraceAt(now) {
+		return "active, in grace until " + formatTime(k.ValidUntil, "")
+	}
+	return k.StatusAt(now)
+}
+
+// runKeysRevoke ends a reset primary key's grace period now.
+func runKeysRevoke(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "keys revoke", "keys revoke --account ID --id KEY_ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	id := fs.String("id", "", "id of a primary key in its grace period after a reset (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" || *id == "" {
+		return usagef("keys revoke needs --account and --id")
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	k, err := db.RevokeGrace(ctx, cliActor, *account, *id)
+	if err != nil {
+		return describeStoreError(err)
+	}
+	fmt.Fprintf(e.stdout, "key %s (...%s) is revoked since %s\n", k.ID, k.Hint, formatTime(k.ValidUntil, "-"))
+	return nil
 }
 
 func runCredits(ctx context.Context, e env, args []string) error {
