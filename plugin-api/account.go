@@ -146,6 +146,12 @@ func parseGrace(raw json.RawMessage) (time.Duration, error) {
 
 // resetKey is POST /v1/account/reset-key.
 func (s *server) resetKey(c *gin.Context) {
+	s.answerReset(c, ownerActor(c), owner(c).AccountID)
+}
+
+// answerReset resets the account's primary key as asked by the body, for
+// the owner or the operator alike, and answers with the new key.
+func (s *server) answerReset(c *gin.Context, actor store.Actor, accountID string) {
 	var req resetKeyRequest
 	if err := s.bindJSON(c, &req, true); err != nil {
 		writeError(c, err)
@@ -156,7 +162,7 @@ func (s *server) resetKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	res, err := s.store.ResetPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, grace)
+	res, err := s.store.ResetPrimaryKey(c.Request.Context(), actor, accountID, grace)
 	if err != nil {
 		writeError(c, err)
 		return

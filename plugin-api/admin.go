@@ -2,6 +2,8 @@ package pluginapi
 
 import (
 	"net/http"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -61,6 +63,51 @@ func (s *server) answerAccount(c *gin.Context, acc store.Account, err error) {
 		}
 	}
 	writeError(c, err)
+}
+
+// adminListAccounts is GET /admin/v1/accounts?search=&after=&limit=: oldest
+// first; next_after pages on.
+func (s *server) adminListAccounts(c *gin.Context) {
+	q := store.AccountQuery{Search: c.Query("search"), After: c.Query("after"), Limit: 50}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeError(c, fieldError("limit", "must be a number from 1 to 100"))
+			return
+		}
+		q.Limit = n
+	}
+	if !isCleanText(q.Search) || utf8.RuneCountInString(q.Search) > 100 {
+		writeError(c, fieldError("search", "must be at most 100 characters of valid UTF-8 without control characters"))
+		return
+	}
+	ctx := c.Request.Context()
+	accounts, err := s.store.ListAccounts(ctx, q)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]adminAccountBody, 0, len(accounts))
+	for _, a := range accounts {
+		body, err := s.describeAccountForAdmin(ctx, a)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		out = append(out, body)
+	}
+	var next *string
+	if len(accounts) == q.Limit {
+		next = &accounts[len(accounts)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"accounts": out, "next_after": next})
+}
+
+// adminResetKey is POST /admin/v1/accounts/{id}/reset-key: the way back in
+// for an owner who lost the primary key. It is the owner's reset, done by
+// the operator.
+func (s *server) adminResetKey(c *gin.Context) {
+	s.answerReset(c, operator(c), c.Param("id"))
 }
 
 type updateAccountRequest struct {

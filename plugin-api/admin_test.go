@@ -1,6 +1,7 @@
 package pluginapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,6 +16,8 @@ var adminRoutes = []struct{ method, path, body string }{
 	{"GET", "/admin/v1/accounts/acc_0000000000000000", ``},
 	{"PATCH", "/admin/v1/accounts/acc_0000000000000000", `{"status":"suspended"}`},
 	{"POST", "/admin/v1/accounts/acc_0000000000000000/credits", `{"amount":5}`},
+	{"GET", "/admin/v1/accounts", ``},
+	{"POST", "/admin/v1/accounts/acc_0000000000000000/reset-key", `{}`},
 	{"GET", "/admin/v1/plans", ``},
 	{"PUT", "/admin/v1/plans/gold", `{"alias_limit":1,"rate_limit_per_minute":1}`},
 }
@@ -247,5 +250,159 @@ func TestAdminPlans(t *testing.T) {
 	}
 	if r := e.admin("GET", "/admin/v1/plans", ""); !strings.Contains(r.raw, `"name":"gold","alias_limit":10,`) {
 		t.Errorf("refused plan changes altered gold: %s", r.raw)
+	}
+}
+
+func TestAdminListAccounts(t *testing.T) {
+	e := newEnv(t, testToken)
+	var ids []string
+	for _, name := range []string{"Acme Studio", "Beta Shop", "Gamma", "acme two"} {
+		id, _ := e.createAccount(name, "pro", 10)
+		ids = append(ids, id)
+	}
+	page := func(query string) ([]string, any) {
+		t.Helper()
+		res := e.admin("GET", "/admin/v1/accounts"+query, "")
+		if res.status != 200 {
+			t.Fatalf("GET /admin/v1/accounts%s: %d %s", query, res.status, res.raw)
+		}
+		checkFields(t, "page", res.body, "accounts", "next_after")
+		var out []string
+		for _, a := range res.body["accounts"].([]any) {
+			out = append(out, str(a.(map[string]any), "id"))
+		}
+		return out, res.body["next_after"]
+	}
+	got, next := page("")
+	if strings.Join(got, ",") != strings.Join(ids, ",") || next != nil {
+		t.Errorf("all accounts: %v next %v, want %v and no next page", got, next, ids)
+	}
+	// Each item is the account as GET /admin/v1/accounts/{id} shows it.
+	one := e.admin("GET", "/admin/v1/accounts/"+ids[1], "")
+	all := e.admin("GET", "/admin/v1/accounts", "")
+	item, _ := json.Marshal(all.body["accounts"].([]any)[1])
+	if want, _ := json.Marshal(one.body); string(item) != string(want) {
+		t.Errorf("list item %s\nwant      %s", item, want)
+	}
+
+	// Pages of two, then the rest; next_after is the last id of a full page.
+	got, next = page("?limit=2")
+	if strings.Join(got, ",") != ids[0]+","+ids[1] || next != ids[1] {
+		t.Errorf("first page: %v next %v", got, next)
+	}
+	got, next = page("?limit=2&after=" + ids[1])
+	if strings.Join(got, ",") != ids[2]+","+ids[3] || next != ids[3] {
+		t.Errorf("second page: %v next %v", got, next)
+	}
+	if got, next = page("?limit=2&after=" + ids[3]); len(got) != 0 || next != nil {
+		t.Errorf("past the end: %v next %v", got, next)
+	}
+
+	// Search by name or email, any case, with paging.
+	if got, _ = page("?search=ACME"); strings.Join(got, ",") != ids[0]+","+ids[3] {
+		t.Errorf("search=ACME: %v, want Acme Studio and acme two", got)
+	}
+	if got, _ = page("?search=betashop%40example"); strings.Join(got, ",") != ids[1] {
+		t.Errorf("search by email: %v, want Beta Shop", got)
+	}
+	if got, next = page("?search=acme&limit=1&after=" + ids[0]); strings.Join(got, ",") != ids[3] || next != ids[3] {
+		t.Errorf("search=acme after the first: %v next %v", got, next)
+	}
+	if got, _ = page("?search=nobody"); len(got) != 0 {
+		t.Errorf("search=nobody: %v", got)
+	}
+
+	for query, field := range map[string]string{
+		"?limit=0": "limit", "?limit=101": "limit", "?limit=x": "limit",
+		"?after=acc_0000000000000000": "after", "?after=nonsense": "after",
+		"?search=" + strings.Repeat("a", 101): "search", "?search=%00": "search", "?search=%FF": "search",
+	} {
+		res := e.admin("GET", "/admin/v1/accounts"+query, "")
+		checkError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+		if dig(res.body, "error", "fields", field) == nil {
+			t.Errorf("%s: the error does not name %s: %s", query, field, res.raw)
+		}
+	}
+}
+
+func TestAdminResetKey(t *testing.T) {
+	e := newEnv(t, testToken)
+	id, lost := e.createAccount("Acme", "pro", 10)
+	_, other := e.createAccount("Other", "pro", 10)
+	// The owner is suspended too: the operator can still let them back in.
+	if r := e.admin("PATCH", "/admin/v1/accounts/"+id, `{"status":"suspended"}`); r.status != 200 {
+		t.Fatalf("suspend: %d %s", r.status, r.raw)
+	}
+
+	res := e.admin("POST", "/admin/v1/accounts/"+id+"/reset-key", `{"grace_period":"24h"}`)
+	if res.status != 200 {
+		t.Fatalf("reset-key: %d %s", res.status, res.raw)
+	}
+	checkFields(t, "reset answer", res.body, "key", "key_id", "hint", "previous")
+	checkFields(t, "previous", res.body["previous"], "id", "hint", "valid_until")
+	k2 := str(res.body, "key")
+	if !store.WellFormedKey(k2) || str(res.body, "hint") != store.KeyHint(k2) || str(res.body, "previous", "hint") != store.KeyHint(lost) ||
+		str(res.body, "previous", "valid_until") != t0.Add(24*time.Hour).Format(time.RFC3339) {
+		t.Errorf("reset answer = %s", res.raw)
+	}
+	if r := e.admin("PATCH", "/admin/v1/accounts/"+id, `{"status":"active"}`); r.status != 200 {
+		t.Fatalf("unsuspend: %d %s", r.status, r.raw)
+	}
+	if r := e.do("GET", "/v1/account", "", "", "X-API-Key", k2); r.status != 200 || str(r.body, "id") != id {
+		t.Errorf("the new key does not manage the account: %d %s", r.status, r.raw)
+	}
+	if r := e.validateJSON(lost); r.status != 200 {
+		t.Errorf("the old key inside its grace: %d %s", r.status, r.raw)
+	}
+
+	// Without grace: the new key only; the key in grace dies too.
+	e.clock.Add(time.Minute)
+	res = e.admin("POST", "/admin/v1/accounts/"+id+"/reset-key", "")
+	if res.status != 200 || str(res.body, "previous", "valid_until") != e.clock.Now().Format(time.RFC3339) {
+		t.Fatalf("reset-key without a body: %d %s", res.status, res.raw)
+	}
+	k3 := str(res.body, "key")
+	checkFailure(t, e.validateJSON(lost), 401, "REVOKED")
+	checkFailure(t, e.validateJSON(k2), 401, "REVOKED")
+	if r := e.validateJSON(k3); r.status != 200 {
+		t.Errorf("the newest key: %d %s", r.status, r.raw)
+	}
+	if r := e.validateJSON(other); r.status != 200 {
+		t.Errorf("another account's key after the resets: %d %s", r.status, r.raw)
+	}
+
+	// key.reset twice, written as the operator's; key.revoked for the key
+	// whose grace the second reset ended.
+	conn := openSQL(t, e.path)
+	rows, err := conn.Query(`SELECT type, actor_type, coalesce(actor_id, '') FROM events WHERE account_id = ? AND type IN ('key.reset', 'key.revoked') ORDER BY seq`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var typ, actor, actorID string
+		if err := rows.Scan(&typ, &actor, &actorID); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, typ+" by "+actor+actorID)
+	}
+	if want := "key.reset by operator,key.reset by operator,key.revoked by operator"; strings.Join(got, ",") != want {
+		t.Errorf("events = %v, want %s", got, want)
+	}
+
+	for _, tt := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{"/admin/v1/accounts/acc_0000000000000000/reset-key", `{}`, http.StatusNotFound, "NOT_FOUND"},
+		{"/admin/v1/accounts/" + id + "/reset-key", `{"grace_period":"169h"}`, http.StatusBadRequest, "INVALID_REQUEST"},
+		{"/admin/v1/accounts/" + id + "/reset-key", `{"grace":"1h"}`, http.StatusBadRequest, "INVALID_REQUEST"},
+	} {
+		checkError(t, e.admin("POST", tt.path, tt.body), tt.status, tt.code)
+	}
+	if r := e.validateJSON(k3); r.status != 200 {
+		t.Errorf("refused resets touched the key: %d %s", r.status, r.raw)
 	}
 }

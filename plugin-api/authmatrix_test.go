@@ -162,7 +162,8 @@ func TestAuthMatrix(t *testing.T) {
 					if d := relDiff(before, after, b.owns); d != "" {
 						t.Errorf("%s with %s changed the other account's data:\n%s", r.route, cred.name, d)
 					}
-					if b.owns(got.raw) {
+					// The operator's list of accounts shows every account.
+					if b.owns(got.raw) && r.route != "GET /admin/v1/accounts" {
 						t.Errorf("%s with %s shows the other account's data: %s", r.route, cred.name, got)
 					}
 				}

@@ -144,7 +144,7 @@ func hostileCases(r relRoute, a, b *relAccount) []hostileCase {
 				want = []relExpect{{http.StatusBadRequest, codeInvalidRequest}, {http.StatusUnauthorized, codeMalformed}}
 			}
 			for what, v := range hostileValues(obj[n]) {
-				if r.route == "POST /v1/account/reset-key" && what == "a number" {
+				if n == "grace_period" && what == "a number" {
 					continue // a number of seconds is a grace period too
 				}
 				jsonBody(n+" as "+what, hostileEncode(obj, names, map[string]string{n: v}), want)
@@ -199,7 +199,7 @@ func hostileCases(r relRoute, a, b *relAccount) []hostileCase {
 
 	// Bad ids in the path, with a good body: nothing of this account's.
 	if strings.Contains(r.path, "{") {
-		theirs := strings.NewReplacer("{account}", b.id, "{key}", b.primaryID, "{alias}", b.aliasID, "{inactive}", b.inactiveID,
+		theirs := strings.NewReplacer("{account}", b.id, "{key}", b.primaryID, "{revoked}", b.revokedID, "{alias}", b.aliasID, "{inactive}", b.inactiveID,
 			"{sub}", b.subID, "{webhook}", b.webhookID, "{message}", b.messageID).Replace(r.path)
 		id := r.target(a)
 		param := strings.TrimPrefix(id, r.path[:strings.Index(r.path, "{")])
@@ -228,8 +228,8 @@ func hostileCases(r relRoute, a, b *relAccount) []hostileCase {
 			"a negative number": "-1", "a date that does not exist": "2026-02-30", "an exponent": "1e3", "a list": "a&" + q + "=b",
 		} {
 			want := invalid
-			if q == "key_id" || q == "before" {
-				// Free-form ids: an unknown one finds nothing (or is refused).
+			if q == "key_id" || q == "before" || q == "after" || q == "search" {
+				// Free-form ids and text: an unknown one finds nothing (or is refused).
 				want = []relExpect{{http.StatusOK, ""}, {http.StatusBadRequest, codeInvalidRequest}, {http.StatusNotFound, codeNotFound}}
 			}
 			add(q+" of "+what, relRequest{target: target + "?" + q + "=" + bad}, want)

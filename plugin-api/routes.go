@@ -54,9 +54,11 @@ func (s *server) routes(r *gin.Engine) {
 	// The operator, with the admin token.
 	admin := r.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/accounts", s.adminCreateAccount)
+	admin.GET("/accounts", s.adminListAccounts)
 	admin.GET("/accounts/:id", s.adminGetAccount)
 	admin.PATCH("/accounts/:id", s.adminUpdateAccount)
 	admin.POST("/accounts/:id/credits", s.adminAddCredits)
+	admin.POST("/accounts/:id/reset-key", s.adminResetKey)
 	admin.GET("/plans", s.adminListPlans)
 	admin.PUT("/plans/:name", s.adminPutPlan)
 	admin.GET("/jobs", s.adminListJobs)

@@ -27,6 +27,7 @@ type Store interface {
 
 	CreateAccount(ctx context.Context, actor store.Actor, in store.NewAccount) (store.Created, error)
 	GetAccount(ctx context.Context, id string) (store.Account, error)
+	ListAccounts(ctx context.Context, q store.AccountQuery) ([]store.Account, error)
 	UpdateAccount(ctx context.Context, actor store.Actor, id string, p store.AccountPatch) (store.Account, error)
 	AddCredits(ctx context.Context, actor store.Actor, id string, amount int64, reason string) (store.Account, error)
 	AliasSlots(ctx context.Context, accountID string) (store.AliasUsage, error)

@@ -170,11 +170,35 @@ func (db *DB) GetAccount(ctx context.Context, id string) (Account, error) {
 	return getAccount(ctx, db.r, id)
 }
 
-// ListAccounts returns accounts in creation order, after the given id (for
-// paging; empty for the first page).
-func (db *DB) ListAccounts(ctx context.Context, after string, limit int) ([]Account, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts
-		WHERE rowid > coalesce((SELECT rowid FROM accounts WHERE id = ?), 0) ORDER BY rowid LIMIT ?`, after, limit)
+// AccountQuery selects a page of accounts.
+type AccountQuery struct {
+	// Search keeps accounts whose name or email contains it, ignoring the
+	// case of ASCII letters; "" keeps all.
+	Search string
+	// After is an account id: only accounts created after it (the next
+	// page); "" starts at the first.
+	After string
+	Limit int
+}
+
+// ListAccounts returns a page of accounts in creation order. An After that
+// names no account is an error, not silently the first page.
+func (db *DB) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
+	var after int64
+	if q.After != "" {
+		err := db.r.QueryRowContext(ctx, `SELECT rowid FROM accounts WHERE id = ?`, q.After).Scan(&after)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, invalidField("after", "is not an account id")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// instr, not LIKE: the search text is matched as it is, '%' and '_'
+	// included.
+	rows, err := db.r.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE rowid > ?
+		AND (? = '' OR instr(lower(name), lower(?)) > 0 OR instr(lower(email), lower(?)) > 0)
+		ORDER BY rowid LIMIT ?`, after, q.Search, q.Search, q.Search, q.Limit)
 	if err != nil {
 		return nil, err
 	}

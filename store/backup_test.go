@@ -23,7 +23,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	acc := mustCreate(t, db, "writer", "mega", 1_000_000)
-	before, err := db.ListAccounts(ctx, "", 1000)
+	before, err := db.ListAccounts(ctx, AccountQuery{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if err := bak.IntegrityCheck(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := bak.ListAccounts(ctx, "", 1000)
+	got, err := bak.ListAccounts(ctx, AccountQuery{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,15 @@ func formatTime(t *time.Time, never string) string {
 }
 
 func runAccounts(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(e, args, "accounts", "create", "list")
+	verb, rest, err := subcommand(e, args, "accounts", "create", "list", "suspend", "unsuspend", "reset-key")
 	if err != nil {
 		return err
 	}
 	switch verb {
+	case "suspend", "unsuspend":
+		return runAccountStatus(ctx, e, verb, rest)
+	case "reset-key":
+		return runAccountResetKey(ctx, e, rest)
 	case "create":
 		fs := newFlags(e, "accounts create", "accounts create --name NAME --email EMAIL [--plan PLAN] [--credits N]")
 		path := dbFlag(e, fs)
@@ -65,8 +69,9 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "primary key (shown only now, store it safely): %s\n", created.Secret)
 		return nil
 	default: // list
-		fs := newFlags(e, "accounts list", "accounts list [--limit N]")
+		fs := newFlags(e, "accounts list", "accounts list [--search TEXT] [--limit N] [--after ID]")
 		path := dbFlag(e, fs)
+		search := fs.String("search", "", "only accounts whose name or email contains this (any case)")
 		limit := fs.Int("limit", 100, "how many accounts to show")
 		after := fs.String("after", "", "show accounts created after this account id")
 		if err := parseFlags(fs, rest); err != nil {
@@ -77,9 +82,9 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer db.Close()
-		accounts, err := db.ListAccounts(ctx, *after, *limit)
+		accounts, err := db.ListAccounts(ctx, store.AccountQuery{Search: *search, After: *after, Limit: *limit})
 		if err != nil {
-			return err
+			return describeStoreError(err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tPLAN\tSTATUS\tCREDITS\tPARENT\tCREATED")
@@ -92,6 +97,86 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		}
 		return tw.Flush()
 	}
+}
+
+// runAccountStatus suspends or unsuspends an account: a suspended
+// account's keys answer ACCOUNT_SUSPENDED, and so do its subaccounts'.
+func runAccountStatus(ctx context.Context, e env, verb string, args []string) error {
+	fs := newFlags(e, "accounts "+verb, "accounts "+verb+" --account ID")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("accounts %s needs --account", verb)
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	status := store.AccountActive
+	if verb == "suspend" {
+		status = store.AccountSuspended
+	}
+	acc, err := db.UpdateAccount(ctx, cliActor, *account, store.AccountPatch{Status: &status})
+	if err != nil {
+		return describeStoreError(err)
+	}
+	fmt.Fprintf(e.stdout, "account %s is %s\n", acc.ID, acc.Status)
+	return nil
+}
+
+// runAccountResetKey replaces an account's primary key, for an owner who
+// lost it: the owner's reset, done by the operator.
+func runAccountResetKey(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "accounts reset-key", "accounts reset-key --account ID [--grace 24h]")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	graceFlag := fs.String("grace", "0", "how long the old key keeps working, e.g. 24h or 7d, at most 168h (0: it dies now)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("accounts reset-key needs --account")
+	}
+	grace, err := parseGrace(*graceFlag)
+	if err != nil {
+		return err
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r, err := db.ResetPrimaryKey(ctx, cliActor, *account, grace)
+	if err != nil {
+		return describeStoreError(err)
+	}
+	when := "now"
+	if grace > 0 {
+		when = "at " + formatTime(r.Previous.ValidUntil, "")
+	}
+	fmt.Fprintf(e.stdout, "primary key of account %s reset; the old key ...%s stops working %s\n", *account, r.Previous.Hint, when)
+	for _, k := range r.Revoked {
+		fmt.Fprintf(e.stdout, "key ...%s, still in the grace of an earlier reset, stopped working now\n", k.Hint)
+	}
+	fmt.Fprintf(e.stdout, "new primary key (shown only now, store it safely): %s\n", r.Secret)
+	return nil
+}
+
+// parseGrace reads --grace: 0, a duration such as 90m or 24h, or days (7d),
+// up to store.MaxGracePeriod.
+func parseGrace(s string) (time.Duration, error) {
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	d, err := parseTTL(s)
+	if err != nil || d > store.MaxGracePeriod {
+		return 0, usagef("--grace must be 0 or a duration such as 24h or 7d, at most 168h")
+	}
+	return d, nil
 }
 
 // openAccount parses "--db" and "--account ID" for a read-only listing of
