@@ -424,6 +424,12 @@ var relRouteTable = []relRoute{
 		body: `{"site":"https://client.example/","plugin":"p","plugin_version":"1.0","wp_version":"6.5","scope":"optimize"}`},
 	{route: "POST /v1/usage", who: relPlugin, path: "/v1/usage", ok: 200, readBody: true,
 		body: `{"units":1,"scope":"optimize","idempotency_key":"order-1"}`},
+	// The ShortPixel-style check reads its key from the form or query (no
+	// credential header) and answers 200 whatever it finds (spio_test.go).
+	{route: "POST /v2/api-status.php", who: relPublic, path: "/v2/api-status.php", ok: 200},
+	{route: "GET /v2/api-status.php", who: relPublic, path: "/v2/api-status.php", ok: 200},
+	{route: "POST /v2/api-status", who: relPublic, path: "/v2/api-status", ok: 200},
+	{route: "GET /v2/api-status", who: relPublic, path: "/v2/api-status", ok: 200},
 
 	{route: "GET /v1/account", who: relOwner, path: "/v1/account", ok: 200},
 	{route: "PATCH /v1/account", who: relOwner, path: "/v1/account", ok: 200, readBody: true, body: `{"low_credit_threshold":5}`},

@@ -20,6 +20,13 @@ func (s *server) routes(r *gin.Engine) {
 	// Site plugins.
 	r.POST("/v1/validate", s.handleValidate)
 	r.POST("/v1/usage", s.postUsage)
+	if s.compatSPIO {
+		// Plugins written the ShortPixel way (spio.go).
+		for _, path := range []string{"/v2/api-status.php", "/v2/api-status"} {
+			r.POST(path, s.handleSPIOStatus)
+			r.GET(path, s.handleSPIOStatus)
+		}
+	}
 
 	// Account owners, with the account's primary key.
 	owner := r.Group("/v1", s.requirePrimaryKey)

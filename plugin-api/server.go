@@ -79,6 +79,9 @@ type Config struct {
 	AllowPrivateWebhooks bool
 	// Metrics, when set, counts requests, validations and credits spent.
 	Metrics *Metrics
+	// DisableCompatSPIO turns off the ShortPixel-style key check at
+	// /v2/api-status.php (spio.go), served by default.
+	DisableCompatSPIO bool
 }
 
 type server struct {
@@ -92,6 +95,7 @@ type server struct {
 	limiter  *rateLimiter
 
 	allowPrivateWebhooks bool
+	compatSPIO           bool
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
@@ -112,6 +116,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		jobs:     cfg.Jobs,
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		compatSPIO:           !cfg.DisableCompatSPIO,
 		metrics:              cfg.Metrics,
 	}
 	if s.log == nil {

@@ -211,14 +211,31 @@ func (s *server) handleValidate(c *gin.Context) {
 		s.validateFailure(c, toAPIError(err), nil)
 		return
 	}
-	if req.Scope != "" && !s.scopes.Known(req.Scope) {
-		s.validateFailure(c, fieldError("scope", "is not a known scope"), nil)
+	v, ae, expiresAt := s.judgeKey(c, &req)
+	if ae != nil {
+		s.validateFailure(c, ae, expiresAt)
 		return
+	}
+	buf := encodeBuffers.Get().(*[]byte)
+	*buf = appendValidBody((*buf)[:0], &v)
+	writeValidateBody(c, http.StatusOK, *buf)
+	encodeBuffers.Put(buf)
+}
+
+// judgeKey makes the decision of a validation for a well-formed request:
+// the key, its status and account, the account's shared rate limit, the
+// scope and the site, in that order. It records the outcome in the key's
+// activity and sets the rate-limit headers, and returns the key when it may
+// be used, or the contract's error (with the expiry for EXPIRED). Every
+// route that validates a key (validate and its compatibility routes) comes
+// here, so they can never disagree.
+func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, *apiError, *time.Time) {
+	if req.Scope != "" && !s.scopes.Known(req.Scope) {
+		return store.KeyView{}, fieldError("scope", "is not a known scope"), nil
 	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
-		s.validateFailure(c, errNoSuchKey, nil)
-		return
+		return v, errNoSuchKey, nil
 	}
 	// gin's per-request map costs as much as a lookup, so the hint is kept
 	// only when the request log shows successful requests at all.
@@ -233,21 +250,18 @@ func (s *server) handleValidate(c *gin.Context) {
 		if errors.Is(err, store.ErrKeyExpired) {
 			expiresAt = unixPtr(v.ExpiresAt)
 		}
-		s.validateFailure(c, keyCheckError(err, &v), expiresAt)
-		return
+		return v, keyCheckError(err, &v), expiresAt
 	}
 	// Only usable keys spend the account's shared limit, so a leaked key that
 	// was reset or deleted cannot exhaust it for the account's good keys.
 	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute)
 	verdict.setHeaders(c)
 	if !verdict.allowed {
-		s.validateFailure(c, rateLimited(verdict), nil)
-		return
+		return v, rateLimited(verdict), nil
 	}
 	if req.Scope != "" && !v.AllowsScope(req.Scope) {
 		s.store.RecordValidation(v, false, report, now)
-		s.validateFailure(c, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope), nil)
-		return
+		return v, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope), nil
 	}
 	if !v.AllowsSite(req.Site) {
 		s.store.RecordValidation(v, false, report, now)
@@ -255,14 +269,10 @@ func (s *server) handleValidate(c *gin.Context) {
 		if req.Site == "" {
 			msg = "this key is bound to specific sites; send the site's home URL as site"
 		}
-		s.validateFailure(c, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil)
-		return
+		return v, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil
 	}
 	s.store.RecordValidation(v, true, report, now)
-	buf := encodeBuffers.Get().(*[]byte)
-	*buf = appendValidBody((*buf)[:0], &v)
-	writeValidateBody(c, http.StatusOK, *buf)
-	encodeBuffers.Put(buf)
+	return v, nil, nil
 }
 
 // errNoSuchKey is the answer for a key that is not stored: made once, as

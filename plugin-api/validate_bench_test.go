@@ -130,6 +130,8 @@ func BenchmarkRouter(b *testing.B) {
 		{"validate-form", "POST", "/v1/validate", "application/x-www-form-urlencoded", form},
 		{"validate-json", "POST", "/v1/validate", "application/json", `{"key":"` + acc.Secret + `","site":"https://shop.example.com/"}`},
 		{"validate-unknown", "POST", "/v1/validate", "application/x-www-form-urlencoded", "key=AAAAAAAAAAAAAAAAAAAA"},
+		{"api-status.php", "POST", "/v2/api-status.php", "application/x-www-form-urlencoded", "key=" + acc.Secret +
+			"&useragent=AgentMozilla%252F5.0&DomainCheck=https%3A%2F%2Fshop.example.com&Info=6.8.1%7C8.2.7&ImagesCount=1200&ThumbsCount=8400&host=shop.example.com"},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -25,7 +25,7 @@ type loadConfig struct {
 	Target      string        // base URL, e.g. http://127.0.0.1:8080
 	Path        string        // /healthz, /v1/validate, ...
 	Method      string        // GET or POST
-	Body        string        // "form", "json", "usage" or "" (no body)
+	Body        string        // "form", "json", "usage", "spio" or "" (no body)
 	Keys        []string      // known keys to send
 	Unknown     float64       // share of requests with a random unknown key
 	Connections int           // concurrency
@@ -191,6 +191,10 @@ func (w *worker) nextKey() string {
 const (
 	formTail = "&site=https%3A%2F%2Fshop.example.com%2F&plugin=keyd-load&plugin_version=1.0.0&wp_version=6.8.1"
 	jsonTail = `,"site":"https://shop.example.com/","plugin":"keyd-load","plugin_version":"1.0.0","wp_version":"6.8.1"}`
+	// spioTail is the rest of a ShortPixel-style check (/v2/api-status.php)
+	// as that plugin sends it when validating a key.
+	spioTail = "&useragent=AgentMozilla%252F5.0&DomainCheck=https%3A%2F%2Fshop.example.com&Info=6.8.1%7C8.2.7" +
+		"&ImagesCount=1200&ThumbsCount=8400&host=shop.example.com"
 )
 
 func (w *worker) build() {
@@ -202,6 +206,8 @@ func (w *worker) build() {
 		body, ctype = `{"key":"`+w.nextKey()+`"`+jsonTail, "application/json"
 	case "usage":
 		body, ctype, apiKey = `{"units":1}`, "application/json", w.nextKey()
+	case "spio":
+		body, ctype = "key="+w.nextKey()+spioTail, "application/x-www-form-urlencoded"
 	}
 	b := w.req[:0]
 	b = append(b, w.cfg.Method...)

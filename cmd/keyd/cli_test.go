@@ -303,6 +303,12 @@ func TestCLIUsageErrors(t *testing.T) {
 			t.Errorf("keyd %s: error %v, want a usage error (exit status 2)", strings.Join(args, " "), err)
 		}
 	}
+	// A setting given by environment variable is checked as its flag is.
+	c.env["KEYD_COMPAT_SPIO"] = "maybe"
+	if _, _, err := c.run("serve", "--addr", "127.0.0.1:0"); !errors.As(err, new(usageError)) {
+		t.Errorf("keyd serve with KEYD_COMPAT_SPIO=maybe: error %v, want a usage error", err)
+	}
+	delete(c.env, "KEYD_COMPAT_SPIO")
 	// None of them touched the database file except those that got that far.
 	if _, err := os.Stat(filepath.Join(".", "keyd.db")); err == nil {
 		t.Error("a test created ./keyd.db in the source tree")

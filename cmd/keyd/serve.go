@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ type serveConfig struct {
 	pprofAddr                  string
 	metricsAddr                string
 	trustedProxies             string
+	compatSPIO                 bool
 	shutdownTimeout            time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
@@ -59,6 +61,14 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", e.getenv("KEYD_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, apart from the API, e.g. 127.0.0.1:9090; off when empty (env KEYD_METRICS_ADDR)")
 	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", e.getenv("KEYD_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default (env KEYD_TRUSTED_PROXIES)")
+	compat := true
+	if v := e.getenv("KEYD_COMPAT_SPIO"); v != "" {
+		var err error
+		if compat, err = strconv.ParseBool(v); err != nil {
+			return usagef("KEYD_COMPAT_SPIO must be 1 or 0, not %q", v)
+		}
+	}
+	fs.BoolVar(&cfg.compatSPIO, "compat-spio", compat, "answer ShortPixel-style key checks at /v2/api-status.php; --compat-spio=false turns the route off (env KEYD_COMPAT_SPIO)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	def := defaultLimits()
 	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
@@ -172,7 +182,8 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		metrics.WatchOutbox(db.PendingMessages)
 	}
 	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
-		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies)})
+		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies),
+		DisableCompatSPIO: !cfg.compatSPIO})
 	if err != nil {
 		db.Close()
 		return usagef("--trusted-proxies: %v", err)

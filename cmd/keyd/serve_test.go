@@ -173,6 +173,11 @@ func TestServeEndToEnd(t *testing.T) {
 	if status, out := c.validate(key); status != 200 || out["code"] != "VALID" || out["valid"] != true {
 		t.Fatalf("validate new key: %d %v", status, out)
 	}
+	// The ShortPixel-style check is served by default.
+	status, out = c.call("GET", "/v2/api-status.php?key="+key+"&host=acme.test", "")
+	if st, _ := out["Status"].(map[string]any); status != 200 || st["Code"] != 2.0 {
+		t.Errorf("api-status.php with a new key: %d %v", status, out)
+	}
 	if status, _ := c.admin("GET", "/admin/v1/accounts/"+accountID, ""); status != 200 {
 		t.Errorf("admin get: %d", status)
 	}

@@ -256,6 +256,20 @@ timeout 600 env \
 	KEYD_URL="$KEYD_URL" KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" \
 	node "$HERE/scenario.cjs" || die "browser steps failed (screenshots in $SHOTS)"
 
+if [ "$E2E_WITHOUT_KEYD" != 1 ]; then
+	log "10b. ShortPixel-style key check (compat/spio-to-keyd.php) against keyd"
+	cp "$ROOT/wp-plugin-stub/compat/spio-to-keyd.php" "$WP_MU_PLUGINS/keyd-spio-to-keyd.php"
+	SPIO_SITE_PASS="site-pass-$(random_token 16)"
+	(cd /usr/share/wordpress && env KEYD_URL="$KEYD_URL" KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" SPIO_SITE_PASS="$SPIO_SITE_PASS" \
+		php "$HERE/spio-check.php" "127.0.0.1:$WP_PORT") >"$LOGS/spio-check.log" 2>&1 ||
+		die "ShortPixel-style check failed, see $LOGS/spio-check.log"
+	rm -f "$WP_MU_PLUGINS/keyd-spio-to-keyd.php"
+	# The site's HTTP password went to keyd in every check; keyd keeps it nowhere.
+	if grep -rqF "$SPIO_SITE_PASS" "$LOGS/keyd.log" "$RUN_DIR/keyd"; then
+		die "keyd kept the site's HTTP password (log or database)"
+	fi
+fi
+
 log "11. uninstall removes everything the plugin stored"
 (cd /usr/share/wordpress && php "$HERE/wp-uninstall-check.php" "127.0.0.1:$WP_PORT") >"$LOGS/wp-uninstall.log" 2>&1 ||
 	die "uninstall check failed, see $LOGS/wp-uninstall.log"

@@ -51,8 +51,21 @@ function untrailingslashit( $value ) {
 function home_url( $path = '' ) {
 	return 'http://127.0.0.1' . $path;
 }
+class WP_Error {}
+function is_wp_error( $thing ) {
+	return $thing instanceof WP_Error;
+}
+function wp_parse_url( $url, $component = -1 ) {
+	return parse_url( $url, $component );
+}
 
 require_once dirname( __DIR__ ) . '/includes/signature.php';
 require_once dirname( __DIR__ ) . '/includes/settings.php';
 require_once dirname( __DIR__ ) . '/includes/validate.php';
 require_once dirname( __DIR__ ) . '/includes/webhook.php';
+
+// The ShortPixel-style compatibility pieces: the must-use plugin and the
+// client the end-to-end test speaks as.
+define( 'KEYD_SPIO_URL', 'http://127.0.0.1:8080/' );
+require_once dirname( __DIR__ ) . '/compat/spio-to-keyd.php';
+require_once dirname( __DIR__ ) . '/e2e/spio-client.php';

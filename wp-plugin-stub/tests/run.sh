@@ -11,7 +11,7 @@ if ! command -v phpunit >/dev/null 2>&1; then
 fi
 
 # Every PHP file of the plugin must at least parse.
-for f in "$here"/../*.php "$here"/../includes/*.php; do
+for f in "$here"/../*.php "$here"/../includes/*.php "$here"/../compat/*.php "$here"/../e2e/*.php; do
 	php -l "$f" >/dev/null
 done
 
