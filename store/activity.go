@@ -156,11 +156,7 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	if ok {
 		atomic.StoreUint32(&act.lastUsed, uint32(sec))
 	}
-	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
-		a.mu.Lock()
-		a.dirty = append(a.dirty, v.pos)
-		a.mu.Unlock()
-	}
+	a.list(v.pos, act)
 	if !ok || report.Site == "" {
 		return
 	}
@@ -175,6 +171,30 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 		atomic.StoreUint64(&act.report, hash)
 		atomic.StoreUint32(&act.reportAt, uint32(sec))
 	}
+}
+
+// list puts the key at pos on the list collect goes through, once.
+func (a *activity) list(pos uint32, act *keyActivity) {
+	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
+		a.mu.Lock()
+		a.dirty = append(a.dirty, pos)
+		a.mu.Unlock()
+	}
+}
+
+// recordUse notes, in memory only, that the key at pos was used at t other
+// than by a validation (a charge): its last use, as validation records it,
+// flushed with the rest.
+func (db *DB) recordUse(pos uint32, t time.Time) {
+	ix := db.index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if int(pos) >= len(ix.keys.s) {
+		return // the store is closed
+	}
+	act := &ix.keys.s[pos].act
+	atomic.StoreUint32(&act.lastUsed, uint32(t.Unix()))
+	db.activity.list(pos, act)
 }
 
 // spill moves a key's counters into the daily map and starts them afresh
@@ -368,9 +388,7 @@ func allDigits(s string) bool {
 
 // pendingLastUsed is the last use recorded in memory of the key with this
 // hash, flushed or not.
-func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
-	var h [32]byte
-	copy(h[:], hash)
+func (db *DB) pendingLastUsed(h [32]byte) (time.Time, bool) {
 	db.index.mu.RLock()
 	pos, found := db.index.find(&h)
 	var sec int64

@@ -229,7 +229,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		_, err = t.event(ctx, accountID, EventAliasUpdated, actor, id, aliasEventData(out, t.now))
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // UpdatePrimaryKey changes the primary key's name or narrows (or widens) its
@@ -276,7 +276,7 @@ func (db *DB) UpdatePrimaryKey(ctx context.Context, actor Actor, accountID, id s
 		})
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // SetAliasStatus deactivates (active=false) or reactivates an alias.
@@ -314,7 +314,7 @@ func (db *DB) SetAliasStatus(ctx context.Context, actor Actor, accountID, id str
 		_, err = t.event(ctx, accountID, event, actor, id, aliasEventData(out, t.now))
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // DeleteAlias kills an alias for ever: its key answers REVOKED from now on

@@ -120,6 +120,8 @@ type Key struct {
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+
+	hash [32]byte // finds the key's record in the index (withLastUse)
 }
 
 // StatusAt is the key's status as validation sees it at t: a temporary key
