@@ -330,8 +330,11 @@ func (a *activity) addUnits(pos uint32, units int64, t time.Time) {
 }
 
 // NormalizeSite turns a site's home URL into the form keyd records and
-// matches: lower-case host, optional port, and path without trailing slash,
-// e.g. "https://Example.com/blog/" -> "example.com/blog". It returns "" when
+// matches: the host as CanonicalHost gives it (lower case, no trailing dot,
+// an international name in its xn-- form), the port unless it is the
+// scheme's default (80 for http, 443 for https; a URL without a scheme is
+// http), and the path without trailing slash, e.g.
+// "https://Example.com.:443/blog/" -> "example.com/blog". It returns "" when
 // s names no host. Plain http(s) URLs, what plugins send, are read without
 // net/url, which is the costly part of recording a validation.
 func NormalizeSite(s string) string {
@@ -339,14 +342,11 @@ func NormalizeSite(s string) string {
 	if s == "" {
 		return ""
 	}
-	if rest, ok := plainSiteURL(s); ok {
-		host, path, _ := strings.Cut(rest, "/")
-		if host == "" {
-			return ""
-		}
+	if scheme, rest, ok := plainSiteURL(s); ok {
+		hostport, path, _ := strings.Cut(rest, "/")
 		// A port that is not a number is left to net/url, which refuses it.
-		if _, port, _ := strings.Cut(host, ":"); allDigits(port) {
-			return strings.ToLower(host) + strings.TrimRight("/"+path, "/")
+		if host, port, _ := strings.Cut(hostport, ":"); host != "" && allDigits(port) {
+			return joinSite(scheme, host, port, "/"+path)
 		}
 	}
 	if !strings.Contains(s, "://") {
@@ -356,25 +356,57 @@ func NormalizeSite(s string) string {
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	return strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+	return joinSite(u.Scheme, u.Hostname(), u.Port(), u.EscapedPath())
 }
 
-// plainSiteURL returns what follows the scheme of an http(s) URL made only of
-// characters that need no decoding and carry no user, query or fragment.
-func plainSiteURL(s string) (string, bool) {
-	rest, ok := strings.CutPrefix(s, "https://")
+// joinSite is NormalizeSite's answer from the parts of a URL.
+func joinSite(scheme, host, port, path string) string {
+	host = CanonicalHost(host)
+	if host == "" {
+		return ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port == defaultPort(scheme) {
+		port = ""
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return host + strings.TrimRight(path, "/")
+}
+
+// defaultPort is the port a browser leaves out of a URL of the scheme.
+func defaultPort(scheme string) string {
+	switch strings.ToLower(scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// plainSiteURL returns the scheme and what follows it of an http(s) URL made
+// only of characters that need no decoding and carry no user, query or
+// fragment.
+func plainSiteURL(s string) (scheme, rest string, ok bool) {
+	scheme = "https"
+	rest, ok = strings.CutPrefix(s, "https://")
 	if !ok {
+		scheme = "http"
 		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
-			return "", false
+			return "", "", false
 		}
 	}
 	for i := 0; i < len(rest); i++ {
 		c := rest[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '/' || c == '_' || c == ':' || c == '~') {
-			return "", false
+			return "", "", false
 		}
 	}
-	return rest, true
+	return scheme, rest, true
 }
 
 func allDigits(s string) bool {
