@@ -73,6 +73,7 @@ func TestUsageIsALastUse(t *testing.T) {
 		{"PATCH", "/v1/aliases/" + aliasID, map[string]any{"name": "renamed"}},
 		{"POST", "/v1/aliases/" + aliasID + "/deactivate", nil},
 		{"POST", "/v1/aliases/" + aliasID + "/reactivate", nil},
+		{"GET", "/v1/aliases/" + aliasID, nil},
 	} {
 		code, out := a.do(call.method, call.path, primary, call.body)
 		if code != http.StatusOK {

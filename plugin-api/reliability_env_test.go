@@ -432,6 +432,8 @@ var relRouteTable = []relRoute{
 	{route: "GET /v1/keys/:id/sites", who: relOwner, path: "/v1/keys/{key}/sites", ok: 200},
 	{route: "POST /v1/aliases", who: relOwner, path: "/v1/aliases", ok: 201, readBody: true,
 		body: `{"name":"New client","ttl":"7d","scopes":["optimize"],"allowed_sites":["client.example"]}`},
+	{route: "GET /v1/aliases", who: relOwner, path: "/v1/aliases", ok: 200, query: []string{"status", "limit", "before"}},
+	{route: "GET /v1/aliases/:id", who: relOwner, path: "/v1/aliases/{alias}", ok: 200},
 	{route: "PATCH /v1/aliases/:id", who: relOwner, path: "/v1/aliases/{alias}", ok: 200, readBody: true,
 		body: `{"name":"Renamed","expires_at":"2030-01-01T00:00:00Z","scopes":["*"],"allowed_sites":[]}`},
 	{route: "DELETE /v1/aliases/:id", who: relOwner, path: "/v1/aliases/{alias}", ok: 204},

@@ -30,6 +30,8 @@ func (s *server) routes(r *gin.Engine) {
 	owner.PATCH("/keys/:id", s.patchKey)
 	owner.GET("/keys/:id/sites", s.listKeySites)
 	owner.POST("/aliases", s.createAlias)
+	owner.GET("/aliases", s.listAliases)
+	owner.GET("/aliases/:id", s.getAlias)
 	owner.PATCH("/aliases/:id", s.patchAlias)
 	owner.DELETE("/aliases/:id", s.deleteAlias)
 	owner.POST("/aliases/:id/deactivate", s.setAliasStatus(false))

@@ -38,6 +38,8 @@ type Store interface {
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
 	SetAliasStatus(ctx context.Context, actor store.Actor, accountID, id string, active bool) (store.Key, error)
 	DeleteAlias(ctx context.Context, actor store.Actor, accountID, id string) error
+	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
+	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
 	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
