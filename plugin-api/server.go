@@ -48,7 +48,10 @@ type Store interface {
 	GetCreditInfo(ctx context.Context, id string) (store.CreditInfo, error)
 	SetLowCreditThreshold(ctx context.Context, actor store.Actor, id string, threshold *int64) error
 	CreateSubaccount(ctx context.Context, actor store.Actor, parentID string, in store.NewAccount) (store.Created, error)
-	ListSubaccounts(ctx context.Context, parentID string) ([]store.Subaccount, error)
+	ListSubaccounts(ctx context.Context, parentID, before string, limit int) ([]store.Subaccount, error)
+	GetSubaccount(ctx context.Context, parentID, subID string) (store.Subaccount, error)
+	SuspendSubaccount(ctx context.Context, actor store.Actor, parentID, subID string, suspend bool) (store.Subaccount, error)
+	ListSubaccountKeys(ctx context.Context, parentID, subID string) ([]store.Key, error)
 	AllocateCredits(ctx context.Context, actor store.Actor, parentID, subID string, amount int64) (store.Account, error)
 
 	ListPlans(ctx context.Context) ([]store.Plan, error)
