@@ -147,8 +147,8 @@ func plainText(s string, max int) bool {
 }
 
 // parseValidateRequest reads the request from a JSON or form body and the
-// key headers (see presentedKey) and validates it. A key that is present but not 20
-// letters and digits is 401 MALFORMED; every other problem is 400.
+// key headers (see presentedKey) and validates it. A key that is present
+// but not 20 letters and digits is 401 MALFORMED; every other problem is 400.
 func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	var req validateRequest
 	var err error
