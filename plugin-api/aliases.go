@@ -1,6 +1,7 @@
 package pluginapi
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -153,6 +154,48 @@ func (s *server) deleteAlias(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
+// listAliases is GET /v1/aliases?status=&limit=&before=: the account's
+// aliases newest first, those with the status given (as validation sees it
+// now) or all; next_before pages on, as in the audit log.
+func (s *server) listAliases(c *gin.Context) {
+	limit, err := queryLimit(c, 50, 500)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	status := c.Query("status")
+	switch status {
+	case "", store.KeyActive, store.KeyInactive, store.KeyExpired, store.KeyRevoked:
+	default:
+		writeError(c, fieldError("status", "must be one of: active, inactive, expired, revoked"))
+		return
+	}
+	keys, err := s.store.ListAliases(c.Request.Context(), owner(c).AccountID, status, c.Query("before"), limit)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]keyBody, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.keyBody(k))
+	}
+	var next *string
+	if len(keys) == limit {
+		next = &keys[len(keys)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"aliases": out, "next_before": next})
+}
+
+// getAlias is GET /v1/aliases/{id}.
+func (s *server) getAlias(c *gin.Context) {
+	k, err := s.store.GetAlias(c.Request.Context(), owner(c).AccountID, c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.keyBody(k))
+}
+
 // listKeys is GET /v1/keys.
 func (s *server) listKeys(c *gin.Context) {
 	keys, err := s.store.ListKeys(c.Request.Context(), owner(c).AccountID)
@@ -253,16 +296,26 @@ func queryDay(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// queryLimit is the limit query parameter of a paged list: def when absent,
+// otherwise a number from 1 to max.
+func queryLimit(c *gin.Context, def, max int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fieldError("limit", fmt.Sprintf("must be a number from 1 to %d", max))
+	}
+	return n, nil
+}
+
 // getAudit is GET /v1/audit?limit=&before=: newest first; next_before pages on.
 func (s *server) getAudit(c *gin.Context) {
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeError(c, fieldError("limit", "must be a number from 1 to 500"))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(c, 50, 500)
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	entries, err := s.store.ListAudit(c.Request.Context(), owner(c).AccountID, c.Query("before"), limit)
 	if err != nil {

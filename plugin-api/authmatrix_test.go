@@ -71,8 +71,7 @@ func relExpected(r relRoute, cred string) relExpect {
 		}
 		return relExpect{http.StatusUnauthorized, codeUnauthorized}
 	}
-	// Validate and usage.
-	validate := r.route == "POST /v1/validate"
+	// Validate and usage, which read the key the same way (presentedKey).
 	switch cred {
 	case "no key":
 		return relExpect{http.StatusBadRequest, codeInvalidRequest}
@@ -87,14 +86,7 @@ func relExpected(r relRoute, cred string) relExpect {
 	case "inactive alias":
 		return relExpect{http.StatusUnauthorized, codeInactive}
 	case "wrong admin token", "admin token":
-		if validate { // validate reads the key from the body or X-API-Key only
-			return relExpect{http.StatusBadRequest, codeInvalidRequest}
-		}
 		return relExpect{http.StatusUnauthorized, codeMalformed}
-	case "alias as bearer":
-		if validate {
-			return relExpect{http.StatusBadRequest, codeInvalidRequest}
-		}
 	}
 	return okay
 }

@@ -92,6 +92,8 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, store.ErrScopeExceeds):
 		return &apiError{Status: http.StatusForbidden, Code: codeScopeExceeds,
 			Message: "an alias may not allow scopes its primary key does not", Fields: map[string]string{"scopes": "exceed the primary key's scopes"}}
+	case errors.Is(err, store.ErrSuspendedByOperator):
+		return newError(http.StatusForbidden, codeAccountSuspended, "the operator suspended this subaccount; only the operator can lift the suspension")
 	case errors.Is(err, store.ErrSubaccountNesting):
 		return newError(http.StatusForbidden, codeNesting, "a subaccount cannot have subaccounts")
 	case errors.Is(err, store.ErrIdempotencyMismatch):

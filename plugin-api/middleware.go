@@ -114,17 +114,61 @@ func (s *server) limitBody(c *gin.Context) {
 // that looking it up needs no conversion on every request.
 const headerAPIKey = "X-Api-Key"
 
-// presentedKey is the key a request carries in X-API-Key or as a bearer token.
-func presentedKey(r *http.Request) string {
-	if k := r.Header.Get(headerAPIKey); k != "" {
-		return k
+// Where a request may carry a key, as the answer to a request that carries
+// two different keys names them.
+const (
+	fromAPIKeyHeader = "the X-API-Key header"
+	fromBearer       = "the Authorization: Bearer header"
+	fromBody         = "the body's key field"
+)
+
+// presentedKey is the one key a request carries: in X-API-Key, as a bearer
+// token, or (validate only) in the body's key field, given as bodyKey. Every
+// route decides through it, so a request carrying two keys that differ is
+// refused the same way everywhere (400 INVALID_REQUEST, naming where the two
+// came from) instead of one of them being picked silently. The same key in
+// several places is fine. "" with a nil error means no key at all.
+//
+// Validate calls it on every request, so it allocates only when it refuses.
+func presentedKey(r *http.Request, bodyKey string) (string, error) {
+	key, from := bodyKey, fromBody
+	var err error
+	for _, k := range r.Header[headerAPIKey] {
+		if key, from, err = sameKey(key, from, k, fromAPIKeyHeader); err != nil {
+			return "", err
+		}
 	}
-	return bearerToken(r)
+	for _, auth := range r.Header["Authorization"] {
+		if key, from, err = sameKey(key, from, bearerValue(auth), fromBearer); err != nil {
+			return "", err
+		}
+	}
+	return key, nil
+}
+
+// sameKey adds key k, found in source, to the key found so far (key, from).
+func sameKey(key, from, k, source string) (string, string, error) {
+	switch {
+	case k == "":
+		return key, from, nil
+	case key == "":
+		return k, source, nil
+	case k != key:
+		if from == source {
+			return "", "", badRequest("%s is sent more than once with different keys; send one key", source)
+		}
+		return "", "", badRequest("%s and %s carry different keys; send one key", from, source)
+	}
+	return key, from, nil
 }
 
 // bearerToken is the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+func bearerToken(r *http.Request) string { return bearerValue(r.Header.Get("Authorization")) }
+
+// bearerValue is the token of an Authorization header's value; "" when it is
+// not a bearer token.
+func bearerValue(auth string) string {
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		return strings.TrimSpace(auth[7:])
 	}
 	return ""
@@ -133,7 +177,11 @@ func bearerToken(r *http.Request) string {
 // requirePrimaryKey authenticates an account owner by the account's current
 // primary key. Aliases are refused with 403: they never manage anything.
 func (s *server) requirePrimaryKey(c *gin.Context) {
-	key := presentedKey(c.Request)
+	key, err := presentedKey(c.Request, "")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
 	if key == "" {
 		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "send the account's primary key in X-API-Key or Authorization: Bearer"))
 		return

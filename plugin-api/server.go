@@ -40,6 +40,8 @@ type Store interface {
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
 	SetAliasStatus(ctx context.Context, actor store.Actor, accountID, id string, active bool) (store.Key, error)
 	DeleteAlias(ctx context.Context, actor store.Actor, accountID, id string) error
+	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
+	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
 	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
@@ -48,7 +50,10 @@ type Store interface {
 	GetCreditInfo(ctx context.Context, id string) (store.CreditInfo, error)
 	SetLowCreditThreshold(ctx context.Context, actor store.Actor, id string, threshold *int64) error
 	CreateSubaccount(ctx context.Context, actor store.Actor, parentID string, in store.NewAccount) (store.Created, error)
-	ListSubaccounts(ctx context.Context, parentID string) ([]store.Subaccount, error)
+	ListSubaccounts(ctx context.Context, parentID, before string, limit int) ([]store.Subaccount, error)
+	GetSubaccount(ctx context.Context, parentID, subID string) (store.Subaccount, error)
+	SuspendSubaccount(ctx context.Context, actor store.Actor, parentID, subID string, suspend bool) (store.Subaccount, error)
+	ListSubaccountKeys(ctx context.Context, parentID, subID string) ([]store.Key, error)
 	AllocateCredits(ctx context.Context, actor store.Actor, parentID, subID string, amount int64) (store.Account, error)
 
 	ListPlans(ctx context.Context) ([]store.Plan, error)

@@ -24,11 +24,15 @@ type subaccountBody struct {
 	Credits      int64     `json:"credits"`
 	CreditsSpent int64     `json:"credits_spent"`
 	CreatedAt    time.Time `json:"created_at"`
+	// SuspendedBy is "parent" or "operator" while suspended: the parent
+	// may lift only its own suspension.
+	SuspendedBy *string `json:"suspended_by"`
 }
 
-func subaccountOf(a store.Account, spent int64) subaccountBody {
+func subaccountOf(sub store.Subaccount) subaccountBody {
+	a := sub.Account
 	return subaccountBody{ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status, Plan: a.Plan,
-		Credits: a.Credits, CreditsSpent: spent, CreatedAt: a.CreatedAt}
+		Credits: a.Credits, CreditsSpent: sub.CreditsSpent, CreatedAt: a.CreatedAt, SuspendedBy: sub.SuspendedBy}
 }
 
 // createSubaccount is POST /v1/subaccounts.
@@ -53,18 +57,59 @@ func (s *server) createSubaccount(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"account": body, "key": created.Secret})
 }
 
-// listSubaccounts is GET /v1/subaccounts.
+// listSubaccounts is GET /v1/subaccounts?limit=&before=: newest first, with
+// credits and status; next_before pages on, as in the audit log.
 func (s *server) listSubaccounts(c *gin.Context) {
-	subs, err := s.store.ListSubaccounts(c.Request.Context(), owner(c).AccountID)
+	limit, err := queryLimit(c, 50, 500)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	subs, err := s.store.ListSubaccounts(c.Request.Context(), owner(c).AccountID, c.Query("before"), limit)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	out := make([]subaccountBody, 0, len(subs))
 	for _, sub := range subs {
-		out = append(out, subaccountOf(sub.Account, sub.CreditsSpent))
+		out = append(out, subaccountOf(sub))
 	}
-	c.JSON(http.StatusOK, gin.H{"subaccounts": out})
+	var next *string
+	if len(subs) == limit {
+		next = &subs[len(subs)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"subaccounts": out, "next_before": next})
+}
+
+// suspendSubaccount is POST /v1/subaccounts/{id}/suspend and /unsuspend.
+func (s *server) suspendSubaccount(suspend bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := s.noBody(c); err != nil {
+			writeError(c, err)
+			return
+		}
+		sub, err := s.store.SuspendSubaccount(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), suspend)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, subaccountOf(sub))
+	}
+}
+
+// listSubaccountKeys is GET /v1/subaccounts/{id}/keys: the subaccount's keys
+// as GET /v1/keys shows them, hints only.
+func (s *server) listSubaccountKeys(c *gin.Context) {
+	keys, err := s.store.ListSubaccountKeys(c.Request.Context(), owner(c).AccountID, c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]keyBody, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.keyBody(k))
+	}
+	c.JSON(http.StatusOK, gin.H{"keys": out})
 }
 
 type allocateRequest struct {
@@ -91,10 +136,10 @@ func (s *server) allocateCredits(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	pool, err := s.store.GetCreditInfo(ctx, sub.ID)
+	after, err := s.store.GetSubaccount(ctx, parent, sub.ID)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(sub, pool.Spent), "credits": mine.Credits})
+	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(after), "credits": mine.Credits})
 }

@@ -23,7 +23,11 @@ type usageResponse struct {
 // postUsage is POST /v1/usage: any valid key (an alias too) spends from its
 // account's pool.
 func (s *server) postUsage(c *gin.Context) {
-	key := presentedKey(c.Request)
+	key, err := presentedKey(c.Request, "")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
 	if key == "" {
 		writeError(c, fieldError("key", "send the key in X-API-Key"))
 		return

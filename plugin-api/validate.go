@@ -147,8 +147,8 @@ func plainText(s string, max int) bool {
 }
 
 // parseValidateRequest reads the request from a JSON or form body and the
-// X-API-Key header and validates it. A key that is present but not 20
-// letters and digits is 401 MALFORMED; every other problem is 400.
+// key headers (see presentedKey) and validates it. A key that is present
+// but not 20 letters and digits is 401 MALFORMED; every other problem is 400.
 func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	var req validateRequest
 	var err error
@@ -160,11 +160,8 @@ func (s *server) parseValidateRequest(c *gin.Context) (validateRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if header := c.Request.Header.Get(headerAPIKey); header != "" {
-		if req.Key != "" && req.Key != header {
-			return req, fieldError("key", "differs from the X-API-Key header; send one key")
-		}
-		req.Key = header
+	if req.Key, err = presentedKey(c.Request, req.Key); err != nil {
+		return req, err
 	}
 	if plainValid(&req) {
 		return req, nil // certainly valid: skip the reflective pass

@@ -238,11 +238,19 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 			}
 			changes["plan"] = *p.Plan
 		}
-		if p.Status != nil && *p.Status != before.Status {
+		if p.Status != nil {
 			if *p.Status != AccountActive && *p.Status != AccountSuspended {
 				return invalidField("status", "must be active or suspended")
 			}
-			changes["status"] = *p.Status
+			// A suspension the parent made becomes the operator's when the
+			// operator suspends too, so the parent can no longer lift it.
+			var byParent bool
+			if err := t.tx.QueryRowContext(ctx, `SELECT suspended_by IS NOT NULL FROM accounts WHERE id = ?`, id).Scan(&byParent); err != nil {
+				return err
+			}
+			if *p.Status != before.Status || byParent {
+				changes["status"] = *p.Status
+			}
 		}
 		if p.SetAliasLimit {
 			if p.AliasLimitOverride != nil && (*p.AliasLimitOverride < 0 || *p.AliasLimitOverride > 1_000_000) {
@@ -253,9 +261,10 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 		if len(changes) > 0 {
 			_, err = t.tx.ExecContext(ctx, `UPDATE accounts SET
 				plan = coalesce(?, plan), status = coalesce(?, status),
+				suspended_by = CASE WHEN ? IS NULL THEN suspended_by END,
 				alias_limit_override = CASE WHEN ? THEN ? ELSE alias_limit_override END,
 				updated_at = ? WHERE id = ?`,
-				changes["plan"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride), t.now.Unix(), id)
+				changes["plan"], changes["status"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride), t.now.Unix(), id)
 			if err != nil {
 				return fmt.Errorf("store: update account: %w", err)
 			}

@@ -156,11 +156,7 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	if ok {
 		atomic.StoreUint32(&act.lastUsed, uint32(sec))
 	}
-	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
-		a.mu.Lock()
-		a.dirty = append(a.dirty, v.pos)
-		a.mu.Unlock()
-	}
+	a.list(v.pos, act)
 	if !ok || report.Site == "" {
 		return
 	}
@@ -175,6 +171,30 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 		atomic.StoreUint64(&act.report, hash)
 		atomic.StoreUint32(&act.reportAt, uint32(sec))
 	}
+}
+
+// list puts the key at pos on the list collect goes through, once.
+func (a *activity) list(pos uint32, act *keyActivity) {
+	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
+		a.mu.Lock()
+		a.dirty = append(a.dirty, pos)
+		a.mu.Unlock()
+	}
+}
+
+// recordUse notes, in memory only, that the key at pos was used at t other
+// than by a validation (a charge): its last use, as validation records it,
+// flushed with the rest.
+func (db *DB) recordUse(pos uint32, t time.Time) {
+	ix := db.index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if int(pos) >= len(ix.keys.s) {
+		return // the store is closed
+	}
+	act := &ix.keys.s[pos].act
+	atomic.StoreUint32(&act.lastUsed, uint32(t.Unix()))
+	db.activity.list(pos, act)
 }
 
 // spill moves a key's counters into the daily map and starts them afresh
@@ -310,8 +330,11 @@ func (a *activity) addUnits(pos uint32, units int64, t time.Time) {
 }
 
 // NormalizeSite turns a site's home URL into the form keyd records and
-// matches: lower-case host, optional port, and path without trailing slash,
-// e.g. "https://Example.com/blog/" -> "example.com/blog". It returns "" when
+// matches: the host as CanonicalHost gives it (lower case, no trailing dot,
+// an international name in its xn-- form), the port unless it is the
+// scheme's default (80 for http, 443 for https; a URL without a scheme is
+// http), and the path without trailing slash, e.g.
+// "https://Example.com.:443/blog/" -> "example.com/blog". It returns "" when
 // s names no host. Plain http(s) URLs, what plugins send, are read without
 // net/url, which is the costly part of recording a validation.
 func NormalizeSite(s string) string {
@@ -319,14 +342,11 @@ func NormalizeSite(s string) string {
 	if s == "" {
 		return ""
 	}
-	if rest, ok := plainSiteURL(s); ok {
-		host, path, _ := strings.Cut(rest, "/")
-		if host == "" {
-			return ""
-		}
+	if scheme, rest, ok := plainSiteURL(s); ok {
+		hostport, path, _ := strings.Cut(rest, "/")
 		// A port that is not a number is left to net/url, which refuses it.
-		if _, port, _ := strings.Cut(host, ":"); allDigits(port) {
-			return strings.ToLower(host) + strings.TrimRight("/"+path, "/")
+		if host, port, _ := strings.Cut(hostport, ":"); host != "" && allDigits(port) {
+			return joinSite(scheme, host, port, "/"+path)
 		}
 	}
 	if !strings.Contains(s, "://") {
@@ -336,25 +356,57 @@ func NormalizeSite(s string) string {
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	return strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+	return joinSite(u.Scheme, u.Hostname(), u.Port(), u.EscapedPath())
 }
 
-// plainSiteURL returns what follows the scheme of an http(s) URL made only of
-// characters that need no decoding and carry no user, query or fragment.
-func plainSiteURL(s string) (string, bool) {
-	rest, ok := strings.CutPrefix(s, "https://")
+// joinSite is NormalizeSite's answer from the parts of a URL.
+func joinSite(scheme, host, port, path string) string {
+	host = CanonicalHost(host)
+	if host == "" {
+		return ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port == defaultPort(scheme) {
+		port = ""
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return host + strings.TrimRight(path, "/")
+}
+
+// defaultPort is the port a browser leaves out of a URL of the scheme.
+func defaultPort(scheme string) string {
+	switch strings.ToLower(scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// plainSiteURL returns the scheme and what follows it of an http(s) URL made
+// only of characters that need no decoding and carry no user, query or
+// fragment.
+func plainSiteURL(s string) (scheme, rest string, ok bool) {
+	scheme = "https"
+	rest, ok = strings.CutPrefix(s, "https://")
 	if !ok {
+		scheme = "http"
 		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
-			return "", false
+			return "", "", false
 		}
 	}
 	for i := 0; i < len(rest); i++ {
 		c := rest[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '/' || c == '_' || c == ':' || c == '~') {
-			return "", false
+			return "", "", false
 		}
 	}
-	return rest, true
+	return scheme, rest, true
 }
 
 func allDigits(s string) bool {
@@ -368,9 +420,7 @@ func allDigits(s string) bool {
 
 // pendingLastUsed is the last use recorded in memory of the key with this
 // hash, flushed or not.
-func (db *DB) pendingLastUsed(hash []byte) (time.Time, bool) {
-	var h [32]byte
-	copy(h[:], hash)
+func (db *DB) pendingLastUsed(h [32]byte) (time.Time, bool) {
 	db.index.mu.RLock()
 	pos, found := db.index.find(&h)
 	var sec int64

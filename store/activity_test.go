@@ -300,6 +300,16 @@ func TestNormalizeSite(t *testing.T) {
 		"":                            "",
 		"https://":                    "",
 		"::::":                        "",
+		// One site however a browser or WordPress writes it.
+		"https://Example.com.:443/wp/":   "example.com/wp",
+		"http://example.com:80":          "example.com",
+		"example.com:80/blog":            "example.com/blog",
+		"https://example.com:80/":        "example.com:80",
+		"http://example.com:443/":        "example.com:443",
+		"https://BÜCHER.example/":        "xn--bcher-kva.example",
+		"https://b%C3%BCcher.example./x": "xn--bcher-kva.example/x",
+		"https://xn--bcher-kva.example/": "xn--bcher-kva.example",
+		"http://[2001:DB8::1]:80/":       "[2001:db8::1]",
 	} {
 		if got := NormalizeSite(in); got != want {
 			t.Errorf("NormalizeSite(%q) = %q, want %q", in, got, want)

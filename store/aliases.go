@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 	"unicode"
@@ -229,7 +231,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		_, err = t.event(ctx, accountID, EventAliasUpdated, actor, id, aliasEventData(out, t.now))
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // UpdatePrimaryKey changes the primary key's name or narrows (or widens) its
@@ -276,7 +278,7 @@ func (db *DB) UpdatePrimaryKey(ctx context.Context, actor Actor, accountID, id s
 		})
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // SetAliasStatus deactivates (active=false) or reactivates an alias.
@@ -314,7 +316,7 @@ func (db *DB) SetAliasStatus(ctx context.Context, actor Actor, accountID, id str
 		_, err = t.event(ctx, accountID, event, actor, id, aliasEventData(out, t.now))
 		return err
 	})
-	return out, err
+	return db.withLastUse(out), err
 }
 
 // DeleteAlias kills an alias for ever: its key answers REVOKED from now on
@@ -332,4 +334,54 @@ func (db *DB) DeleteAlias(ctx context.Context, actor Actor, accountID, id string
 		_, err = t.event(ctx, accountID, EventAliasDeleted, actor, id, aliasEventData(k, t.now))
 		return err
 	})
+}
+
+// ListAliases returns an account's aliases newest first, before the alias
+// with id before (empty for the newest), at most limit; with a status
+// (KeyActive, KeyInactive, KeyExpired or KeyRevoked, "" for all) only those
+// whose status is that now. Status is Key.StatusAt's, the one rule, so it is
+// applied here rather than in SQL: rows are read until limit are found.
+func (db *DB) ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]Key, error) {
+	beforeRow := int64(1<<63 - 1)
+	if before != "" {
+		err := db.r.QueryRowContext(ctx, `SELECT rowid FROM keys WHERE id = ? AND account_id = ? AND type = 'alias'`,
+			before, accountID).Scan(&beforeRow)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, invalidField("before", "is not an alias of this account")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys
+		WHERE account_id = ? AND type = 'alias' AND rowid < ? ORDER BY rowid DESC`, accountID, beforeRow)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	now := db.now()
+	out := []Key{}
+	for len(out) < limit && rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		if status == "" || k.StatusAt(now) == status {
+			out = append(out, db.withLastUse(k))
+		}
+	}
+	return out, rows.Err()
+}
+
+// GetAlias returns one alias of an account, deleted ones included; another
+// account's key or a primary key is ErrNotFound.
+func (db *DB) GetAlias(ctx context.Context, accountID, id string) (Key, error) {
+	k, err := getKey(ctx, db.r, accountID, id)
+	if err != nil {
+		return Key{}, err
+	}
+	if k.Type != KeyTypeAlias {
+		return Key{}, ErrNotFound
+	}
+	return db.withLastUse(k), nil
 }

@@ -48,6 +48,9 @@ const (
 	EventCreditsAdded      = "credits.added"
 	EventPlanUpdated       = "plan.updated"
 	EventKeyUpdated        = "key.updated"
+	// A parent suspended or unsuspended one of its subaccounts.
+	EventSubaccountSuspended   = "subaccount.suspended"
+	EventSubaccountUnsuspended = "subaccount.unsuspended"
 )
 
 // Errors returned by the store. The HTTP layer maps each to the contract's
@@ -60,6 +63,9 @@ var (
 	ErrSubaccountNesting   = errors.New("subaccounts cannot have subaccounts")
 	ErrScopeExceeds        = errors.New("scopes exceed the primary key's")
 	ErrAliasGone           = errors.New("alias deleted")
+	// ErrSuspendedByOperator refuses a parent lifting a suspension the
+	// operator made.
+	ErrSuspendedByOperator = errors.New("suspended by the operator")
 
 	// Outcomes of KeyView.Check.
 	ErrKeyRevoked       = errors.New("key revoked")
@@ -120,6 +126,8 @@ type Key struct {
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+
+	hash [32]byte // finds the key's record in the index (withLastUse)
 }
 
 // StatusAt is the key's status as validation sees it at t (see KeyStatus).

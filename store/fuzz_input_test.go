@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Fuzz targets for the parsers in store that take outside input: scope rules
@@ -162,8 +165,8 @@ func FuzzScopeRules(f *testing.F) {
 	})
 }
 
-// fuzzNormalizeViaURL is NormalizeSite done entirely with net/url, the
-// reference the hand-written fast path must agree with.
+// fuzzNormalizeViaURL is NormalizeSite done entirely with net/url and
+// idna, the reference the hand-written fast path must agree with.
 func fuzzNormalizeViaURL(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -176,14 +179,47 @@ func fuzzNormalizeViaURL(s string) string {
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	return strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+	host := strings.TrimSuffix(u.Hostname(), ".")
+	if host == "" || strings.HasSuffix(host, ".") {
+		return ""
+	}
+	isASCII := true
+	for _, r := range host {
+		if r >= 0x80 {
+			isASCII = false
+		}
+	}
+	switch {
+	case isASCII:
+		host = strings.ToLower(host)
+	case !utf8.ValidString(host):
+		return ""
+	default:
+		if host, err = idna.Lookup.ToASCII(host); err != nil {
+			return ""
+		}
+	}
+	if host == "" || strings.HasSuffix(host, ".") {
+		return ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	switch port := u.Port(); {
+	case port == "", strings.EqualFold(u.Scheme, "http") && port == "80", strings.EqualFold(u.Scheme, "https") && port == "443":
+	default:
+		host += ":" + port
+	}
+	return host + strings.TrimRight(u.EscapedPath(), "/")
 }
 
 // FuzzSiteMatching checks the site rules: NormalizeSite's fast path agrees
 // with net/url and its output is stable, SiteHost is lower-case and stable,
 // CheckSitePatterns only accepts host names or IPs and is idempotent, a
-// pattern matches its own host, a wildcard never matches its bare domain, and
-// a key without patterns works from any site.
+// pattern matches its own host however a browser may write it (case, a
+// trailing dot, the default port, the Unicode form of an international
+// name), a wildcard never matches its bare domain, and a key without
+// patterns works from any site.
 func FuzzSiteMatching(f *testing.F) {
 	for _, s := range [][2]string{
 		{"client.example.com", "https://client.example.com/"},
@@ -207,6 +243,12 @@ func FuzzSiteMatching(f *testing.F) {
 		{"\x00", "\x00"},
 		{"\xff.com", "http://\xff.com/"},
 		{strings.Repeat("a", 64) + ".com", "http://" + strings.Repeat("a", 64) + ".com"},
+		{"bücher.example", "https://xn--bcher-kva.example/"},
+		{"xn--bcher-kva.example", "https://BÜCHER.example.:443/"},
+		{"*.bücher.example", "http://shop.b%C3%BCcher.example:80/"},
+		{"example.com", "https://example.com:80/"},
+		{"xn--zz.example", "https://xn--zz.example/"},
+		{"a..", ".."},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -251,6 +293,17 @@ func FuzzSiteMatching(f *testing.F) {
 		}
 		if bare == p && !SiteAllowed(got, own) {
 			t.Fatalf("pattern %q refuses its own site %q", p, own)
+		}
+		if bare == p && !strings.Contains(bare, ":") {
+			variants := []string{"https://" + strings.ToUpper(bare) + "/", "https://" + bare + "./", "https://" + bare + ":443/", "http://" + bare + ":80/wp"}
+			if u, err := idna.Lookup.ToUnicode(bare); err == nil {
+				variants = append(variants, "https://"+u+"/")
+			}
+			for _, v := range variants {
+				if !SiteAllowed(got, v) {
+					t.Fatalf("pattern %q refuses %q, its own site written another way", p, v)
+				}
+			}
 		}
 		if bare != p {
 			if !SiteAllowed(got, "https://www."+bare+"/") {

@@ -13,7 +13,7 @@ import (
 // in key_last_used.
 const keyColumns = `id, account_id, type, name, hint, status, scopes, allowed_sites,
 	expires_at, valid_until, created_at,
-	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id)`
+	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id), hash`
 
 func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	var (
@@ -21,9 +21,10 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 		scopes, sites                 string
 		expires, validUntil, lastUsed sql.NullInt64
 		created                       int64
+		hash                          []byte
 	)
 	err := row.Scan(append([]any{&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hint, &k.Status, &scopes, &sites,
-		&expires, &validUntil, &created, &lastUsed}, extra...)...)
+		&expires, &validUntil, &created, &lastUsed, &hash}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, ErrNotFound
 	}
@@ -38,7 +39,19 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	}
 	k.ExpiresAt, k.ValidUntil, k.LastUsedAt = timePtr(expires), timePtr(validUntil), timePtr(lastUsed)
 	k.CreatedAt = time.Unix(created, 0).UTC()
+	copy(k.hash[:], hash)
 	return k, nil
+}
+
+// withLastUse is k with its last use as every answer shows it: the later of
+// the stored last_used_at (written by the activity flush, to the hour) and
+// the use still waiting in memory (exact). Every method that hands keys out
+// passes them through it, so they all agree with ListKeys.
+func (db *DB) withLastUse(k Key) Key {
+	if t, ok := db.pendingLastUsed(k.hash); ok && (k.LastUsedAt == nil || t.After(*k.LastUsedAt)) {
+		k.LastUsedAt = &t
+	}
+	return k
 }
 
 func getKey(ctx context.Context, q queryer, accountID, keyID string) (Key, error) {
@@ -47,13 +60,14 @@ func getKey(ctx context.Context, q queryer, accountID, keyID string) (Key, error
 
 // GetKey returns one key of an account; another account's key is ErrNotFound.
 func (db *DB) GetKey(ctx context.Context, accountID, keyID string) (Key, error) {
-	return getKey(ctx, db.r, accountID, keyID)
+	k, err := getKey(ctx, db.r, accountID, keyID)
+	return db.withLastUse(k), err
 }
 
 // ListKeys returns an account's keys: primary keys first, then aliases, each
 // oldest first. Last-used times still waiting in memory are included.
 func (db *DB) ListKeys(ctx context.Context, accountID string) ([]Key, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+keyColumns+`, hash FROM keys WHERE account_id = ?
+	rows, err := db.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ?
 		ORDER BY type = 'alias', created_at, rowid`, accountID)
 	if err != nil {
 		return nil, err
@@ -61,15 +75,11 @@ func (db *DB) ListKeys(ctx context.Context, accountID string) ([]Key, error) {
 	defer rows.Close()
 	var out []Key
 	for rows.Next() {
-		var hash []byte
-		k, err := scanKey(rows, &hash)
+		k, err := scanKey(rows)
 		if err != nil {
 			return nil, err
 		}
-		if t, ok := db.pendingLastUsed(hash); ok && (k.LastUsedAt == nil || t.After(*k.LastUsedAt)) {
-			k.LastUsedAt = &t
-		}
-		out = append(out, k)
+		out = append(out, db.withLastUse(k))
 	}
 	return out, rows.Err()
 }
@@ -226,5 +236,6 @@ func (db *DB) RevokeGrace(ctx context.Context, actor Actor, accountID, keyID str
 		out, err = t.revokePrimary(ctx, actor, k, RevokedEarly)
 		return err
 	})
+	out.Previous = db.withLastUse(out.Previous)
 	return out, err
 }

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Scope rules: "name" allows one scope, "*" allows every scope, "!name"
@@ -179,7 +182,8 @@ func (c Catalogue) RulesWithin(inner, outer []string) bool {
 }
 
 // Site patterns: a host name ("example.com"), a wildcard for its subdomains
-// ("*.example.com"), or an IP address.
+// ("*.example.com"), or an IP address. Names are kept as CanonicalHost gives
+// them, so "Bücher.Example." is kept as "xn--bcher-kva.example".
 var hostLabelPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // CheckSitePatterns validates and normalises allowed_sites entries.
@@ -207,10 +211,14 @@ func normalizeSitePattern(p string) (string, bool) {
 	if ip := net.ParseIP(strings.Trim(p, "[]")); ip != nil {
 		return ip.String(), true
 	}
-	host := strings.TrimPrefix(p, "*.")
-	if len(host) == 0 || len(host) > 253 {
+	wildcard, host := "", p
+	if rest, ok := strings.CutPrefix(p, "*."); ok {
+		wildcard, host = "*.", rest
+	}
+	if host = CanonicalHost(host); len(host) == 0 || len(host) > 253 {
 		return "", false
 	}
+	p = wildcard + host
 	labels := strings.Split(host, ".")
 	for _, l := range labels {
 		if !hostLabelPattern.MatchString(l) {
@@ -223,9 +231,57 @@ func normalizeSitePattern(p string) (string, bool) {
 	return p, true
 }
 
-// SiteHost extracts the host name from a site's home URL ("https://Example.com:8443/blog"
-// -> "example.com"); "" when there is none.
+// CanonicalHost is a host name as keyd keeps and compares it, the way
+// browsers read it: lower case, without the trailing dot of a fully
+// qualified name, and a name that is not plain ASCII in its ASCII (xn--)
+// form, so "Bücher.example." and "xn--bcher-kva.example" are one host. It
+// returns "" for a name that is not a valid international one. A name
+// already in that form (what nearly every site sends) is returned as it is,
+// without allocating.
+func CanonicalHost(host string) string {
+	ascii, plain := true, true
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c >= 0x80:
+			ascii, plain = false, false
+		case 'A' <= c && c <= 'Z':
+			plain = false
+		}
+	}
+	if plain && !strings.HasSuffix(host, ".") {
+		return host
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || strings.HasSuffix(host, ".") {
+		return "" // "." or a name ending in an empty label
+	}
+	if ascii {
+		return strings.ToLower(host)
+	}
+	if !utf8.ValidString(host) {
+		return ""
+	}
+	// UTS 46 mapping, as browsers do it: case folding, width and
+	// compatibility forms, then Punycode.
+	a, err := idna.Lookup.ToASCII(host)
+	if err != nil || strings.HasSuffix(a, ".") {
+		return ""
+	}
+	return a
+}
+
+// SiteHost extracts the host name from a site's home URL
+// ("https://Bücher.Example.:8443/blog" -> "xn--bcher-kva.example"); "" when
+// there is none. It is on validation's path for keys bound to sites, so a
+// plain http(s) URL is read without allocating.
 func SiteHost(site string) string {
+	site = strings.TrimSpace(site)
+	if _, rest, ok := plainSiteURL(site); ok {
+		hostport, _, _ := strings.Cut(rest, "/")
+		if host, port, _ := strings.Cut(hostport, ":"); host != "" && allDigits(port) {
+			return CanonicalHost(host)
+		}
+	}
 	n := NormalizeSite(site)
 	if n == "" {
 		return ""
@@ -260,8 +316,12 @@ func SiteAllowed(patterns []string, site string) bool {
 	if isLocalDevHost(host) {
 		return true
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		host = ip.String()
+	// Only what may be an address is parsed: a failed parse allocates its
+	// error, and names are nearly every site.
+	if strings.Contains(host, ":") || strings.Trim(host, "0123456789.") == "" {
+		if ip := net.ParseIP(host); ip != nil {
+			host = ip.String()
+		}
 	}
 	for _, p := range patterns {
 		if suffix, ok := strings.CutPrefix(p, "*"); ok {

@@ -1,8 +1,7 @@
 package store
 
 import (
-	"net/url"
-	"strings"
+	"slices"
 	"testing"
 )
 
@@ -143,6 +142,19 @@ func TestSiteAllowed(t *testing.T) {
 		{[]string{"client.example.com"}, "http://dev.localhost", true},
 		{[]string{"203.0.113.5"}, "http://203.0.113.5/wp", true},
 		{[]string{"203.0.113.5"}, "http://203.0.113.6/wp", false},
+		// Written the way browsers and WordPress may write the same site.
+		{[]string{"client.example.com"}, "https://client.example.com./", true},
+		{[]string{"client.example.com"}, "https://Client.Example.COM.:443/", true},
+		{[]string{"client.example.com"}, "http://client.example.com:80/wp", true},
+		{[]string{"*.example.com"}, "https://Shop.Example.com./", true},
+		{[]string{"xn--bcher-kva.example"}, "https://bücher.example/", true},
+		{[]string{"xn--bcher-kva.example"}, "https://BÜCHER.example/", true},
+		{[]string{"xn--bcher-kva.example"}, "https://b%C3%BCcher.example/", true},
+		{[]string{"xn--bcher-kva.example"}, "https://xn--bcher-kva.example./", true},
+		{[]string{"xn--bcher-kva.example"}, "https://bucher.example/", false},
+		{[]string{"*.xn--bcher-kva.example"}, "https://shop.bücher.example/", true},
+		{[]string{"*.xn--bcher-kva.example"}, "https://bücher.example/", false},
+		{[]string{"xn--bcher-kva.example"}, "https://b\xffcher.example/", false},
 	}
 	for _, c := range cases {
 		if got := SiteAllowed(c.patterns, c.site); got != c.want {
@@ -165,7 +177,14 @@ func TestCheckSitePatterns(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	}
-	for _, bad := range []string{"", "*", "*.com", "http://x.com", "a b.com", "x.com/path", "-x.com", "ex*ample.com"} {
+	idn, err := CheckSitePatterns([]string{"Bücher.Example.", "*.BÜCHER.example", "xn--bcher-kva.example", "ＥＸＡＭＰＬＥ.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"xn--bcher-kva.example", "*.xn--bcher-kva.example", "example.org"}; !slices.Equal(idn, want) {
+		t.Errorf("international patterns kept as %q, want %q", idn, want)
+	}
+	for _, bad := range []string{"", "*", "*.com", "http://x.com", "a b.com", "x.com/path", "-x.com", "ex*ample.com", "b\xffcher.example", "bü_cher.example", "*.ü"} {
 		if _, err := CheckSitePatterns([]string{bad}); err == nil {
 			t.Errorf("pattern %q accepted", bad)
 		}
@@ -177,17 +196,44 @@ func TestCheckSitePatterns(t *testing.T) {
 func TestNormalizeSiteFastPathAgrees(t *testing.T) {
 	for _, s := range []string{"https://Example.com", "https://example.com/", "http://example.com:8080/blog/", "https://a.b-c.example/x/y//",
 		"https://example.com/wp_1/~me", "http://[::1]:8080/", "https://user@example.com/", "https://example.com/a%20b", "https://example.com/?q=1",
-		"example.com/blog", "https://", "http:///path", "https://EXAMPLE.com:443/Path/", "http://client.example.com:junk/", "http://a:b:80/"} {
-		viaURL := ""
-		in := s
-		if !strings.Contains(in, "://") {
-			in = "http://" + in
-		}
-		if u, err := url.Parse(in); err == nil && u.Host != "" {
-			viaURL = strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
-		}
+		"example.com/blog", "https://", "http:///path", "https://EXAMPLE.com:443/Path/", "http://client.example.com:junk/", "http://a:b:80/",
+		"https://example.com:80/", "http://example.com:443/", "https://example.com./", "https://bücher.example/", "https://:443/", "http://example.com:/"} {
+		viaURL := fuzzNormalizeViaURL(s)
 		if got := NormalizeSite(s); got != viaURL {
 			t.Errorf("NormalizeSite(%q) = %q, net/url gives %q", s, got, viaURL)
+		}
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":           "example.com",
+		"Example.COM":           "example.com",
+		"example.com.":          "example.com",
+		"bücher.example":        "xn--bcher-kva.example",
+		"BÜCHER.Example.":       "xn--bcher-kva.example",
+		"xn--bcher-kva.example": "xn--bcher-kva.example",
+		"XN--BCHER-KVA.example": "xn--bcher-kva.example",
+		"ＥＸＡＭＰＬＥ.com":           "example.com", // full-width letters, as browsers map them
+		"mañana.com":            "xn--maana-pta.com",
+		"b\xffcher.example":     "", // not UTF-8
+		"bü cher.example":       "", // not a host name
+		"":                      "",
+	} {
+		if got := CanonicalHost(in); got != want {
+			t.Errorf("CanonicalHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSiteMatchingAllocatesNothingForPlainSites keeps validation of a key
+// bound to sites free of allocations when the site's URL is plain lower-case
+// ASCII, as nearly every site's is.
+func TestSiteMatchingAllocatesNothingForPlainSites(t *testing.T) {
+	patterns := []string{"other.example", "*.example.com", "client.example.org"}
+	for _, site := range []string{"https://client.example.org/", "https://shop.example.com:8443/blog", "http://nothere.example/"} {
+		if n := testing.AllocsPerRun(100, func() { SiteAllowed(patterns, site) }); n != 0 {
+			t.Errorf("SiteAllowed(%q) allocates %v times", site, n)
 		}
 	}
 }

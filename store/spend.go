@@ -162,8 +162,13 @@ func (db *DB) commitSpends(batch []*spendRequest) {
 			r.done <- spendResult{err: err}
 			continue
 		}
-		if res := results[i]; res.err == nil && !res.charge.Replayed {
-			db.activity.addUnits(r.keyPos, r.units, db.now())
+		if res := results[i]; res.err == nil {
+			// A charge, replayed or not, is a use of the key.
+			now := db.now()
+			db.recordUse(r.keyPos, now)
+			if !res.charge.Replayed {
+				db.activity.addUnits(r.keyPos, r.units, now)
+			}
 		}
 		r.done <- results[i]
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -111,27 +113,135 @@ func (db *DB) AllocateCredits(ctx context.Context, actor Actor, parentID, subID 
 	return out, err
 }
 
-// Subaccount is a subaccount with what it has left and has spent.
+// Subaccount is a subaccount with what it has left and has spent, and who
+// suspended it: SuspendedParent when its parent did (and so may lift it),
+// SuspendedOperator when the operator did; nil when it is active.
 type Subaccount struct {
 	Account
-	CreditsSpent int64 `json:"credits_spent"`
+	CreditsSpent int64   `json:"credits_spent"`
+	SuspendedBy  *string `json:"suspended_by"`
 }
 
-// ListSubaccounts returns a parent's subaccounts, oldest first.
-func (db *DB) ListSubaccounts(ctx context.Context, parentID string) ([]Subaccount, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+accountColumns+`, credits_spent FROM accounts
-		WHERE parent_id = ? ORDER BY rowid`, parentID)
+// Who suspended a subaccount, as Subaccount.SuspendedBy says it.
+const (
+	SuspendedParent   = "parent"
+	SuspendedOperator = "operator"
+)
+
+const subaccountColumns = accountColumns + `, credits_spent, suspended_by`
+
+func scanSubaccount(row interface{ Scan(...any) error }) (Subaccount, error) {
+	var (
+		s  Subaccount
+		by sql.NullString
+	)
+	a, err := scanAccount(row, &s.CreditsSpent, &by)
+	s.Account = a
+	switch {
+	case err != nil:
+	case by.Valid:
+		s.SuspendedBy = &by.String
+	case a.Status == AccountSuspended:
+		operator := SuspendedOperator
+		s.SuspendedBy = &operator
+	}
+	return s, err
+}
+
+// getSubaccount loads subID if it is a subaccount of parentID; any other
+// account is ErrNotFound.
+func getSubaccount(ctx context.Context, q queryer, parentID, subID string) (Subaccount, error) {
+	return scanSubaccount(q.QueryRowContext(ctx, `SELECT `+subaccountColumns+` FROM accounts
+		WHERE id = ? AND parent_id = ?`, subID, parentID))
+}
+
+// GetSubaccount returns a parent's subaccount; any other account is
+// ErrNotFound.
+func (db *DB) GetSubaccount(ctx context.Context, parentID, subID string) (Subaccount, error) {
+	return getSubaccount(ctx, db.r, parentID, subID)
+}
+
+// ListSubaccounts returns a parent's subaccounts newest first, before the
+// subaccount with id before (empty for the newest), at most limit (0: all).
+func (db *DB) ListSubaccounts(ctx context.Context, parentID, before string, limit int) ([]Subaccount, error) {
+	beforeRow := int64(1<<63 - 1)
+	if before != "" {
+		err := db.r.QueryRowContext(ctx, `SELECT rowid FROM accounts WHERE id = ? AND parent_id = ?`,
+			before, parentID).Scan(&beforeRow)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, invalidField("before", "is not a subaccount of this account")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if limit <= 0 {
+		limit = -1 // no limit
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+subaccountColumns+` FROM accounts
+		WHERE parent_id = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?`, parentID, beforeRow, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := []Subaccount{}
 	for rows.Next() {
-		var s Subaccount
-		if s.Account, err = scanAccount(rows, &s.CreditsSpent); err != nil {
+		s, err := scanSubaccount(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// SuspendSubaccount suspends (suspend true) or unsuspends a parent's
+// subaccount; every key of the subaccount answers ACCOUNT_SUSPENDED from the
+// commit on. A parent lifts only a suspension it made: one the operator made
+// is ErrSuspendedByOperator. Asking for the state the subaccount is in
+// changes nothing and records nothing.
+func (db *DB) SuspendSubaccount(ctx context.Context, actor Actor, parentID, subID string, suspend bool) (Subaccount, error) {
+	var out Subaccount
+	err := db.write(ctx, func(t *Tx) error {
+		sub, err := getSubaccount(ctx, t.tx, parentID, subID)
+		if err != nil {
+			return err
+		}
+		status, by, event := AccountSuspended, any(SuspendedParent), EventSubaccountSuspended
+		if !suspend {
+			status, by, event = AccountActive, nil, EventSubaccountUnsuspended
+		}
+		if sub.Status == status {
+			out = sub
+			return nil
+		}
+		if !suspend && (sub.SuspendedBy == nil || *sub.SuspendedBy != SuspendedParent) {
+			return ErrSuspendedByOperator
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE accounts SET status = ?, suspended_by = ?, updated_at = ? WHERE id = ?`,
+			status, by, t.now.Unix(), subID); err != nil {
+			return fmt.Errorf("store: suspend subaccount: %w", err)
+		}
+		// Both audit logs tell it; the subaccount's event also refreshes
+		// its keys in the index.
+		data := map[string]any{"parent_id": parentID, "subaccount_id": subID, "status": status}
+		for _, id := range []string{parentID, subID} {
+			data["account_id"] = id
+			if _, err := t.event(ctx, id, event, actor, subID, data); err != nil {
+				return err
+			}
+		}
+		out, err = getSubaccount(ctx, t.tx, parentID, subID)
+		return err
+	})
+	return out, err
+}
+
+// ListSubaccountKeys returns the keys of a parent's subaccount as ListKeys
+// does (never their secrets); any other account is ErrNotFound.
+func (db *DB) ListSubaccountKeys(ctx context.Context, parentID, subID string) ([]Key, error) {
+	if _, err := getSubaccount(ctx, db.r, parentID, subID); err != nil {
+		return nil, err
+	}
+	return db.ListKeys(ctx, subID)
 }

@@ -315,7 +315,7 @@ func runSubaccounts(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	subs, err := db.ListSubaccounts(ctx, account)
+	subs, err := db.ListSubaccounts(ctx, account, "", 0)
 	if err != nil {
 		return err
 	}
