@@ -169,6 +169,7 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 		}
 		return nil
 	})
+	out.Previous = db.withLastUse(out.Previous)
 	return out, err
 }
 
@@ -236,6 +237,5 @@ func (db *DB) RevokeGrace(ctx context.Context, actor Actor, accountID, keyID str
 		out, err = t.revokePrimary(ctx, actor, k, RevokedEarly)
 		return err
 	})
-	out.Previous = db.withLastUse(out.Previous)
-	return out, err
+	return db.withLastUse(out), err
 }
