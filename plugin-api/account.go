@@ -16,6 +16,7 @@ type planBody struct {
 	Name               string `json:"name"`
 	AliasLimit         *int   `json:"alias_limit"`
 	RateLimitPerMinute *int   `json:"rate_limit_per_minute"`
+	SubaccountLimit    *int   `json:"subaccount_limit"`
 }
 
 // accountBody is an account as its owner sees it.
@@ -27,11 +28,12 @@ type accountBody struct {
 	Plan    planBody `json:"plan"`
 	Credits int64    `json:"credits"`
 	// CreditsSpent and LowCreditThreshold describe the pool beyond its size.
-	CreditsSpent       int64            `json:"credits_spent"`
-	LowCreditThreshold int64            `json:"low_credit_threshold"`
-	Aliases            store.AliasUsage `json:"aliases"`
-	ParentID           *string          `json:"parent_id"`
-	CreatedAt          time.Time        `json:"created_at"`
+	CreditsSpent       int64                 `json:"credits_spent"`
+	LowCreditThreshold int64                 `json:"low_credit_threshold"`
+	Aliases            store.AliasUsage      `json:"aliases"`
+	Subaccounts        store.SubaccountUsage `json:"subaccounts"`
+	ParentID           *string               `json:"parent_id"`
+	CreatedAt          time.Time             `json:"created_at"`
 }
 
 // adminAccountBody adds what only the operator sees.
@@ -39,6 +41,8 @@ type adminAccountBody struct {
 	accountBody
 	AliasLimitOverride *int      `json:"alias_limit_override"`
 	UpdatedAt          time.Time `json:"updated_at"`
+	// SubaccountLimitOverride replaces the plan's subaccount limit when set.
+	SubaccountLimitOverride *int `json:"subaccount_limit_override"`
 }
 
 func (s *server) describeAccount(ctx context.Context, a store.Account) (accountBody, error) {
@@ -50,21 +54,27 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	if err != nil {
 		return accountBody{}, err
 	}
+	subs, err := s.store.SubaccountSlots(ctx, a.ID)
+	if err != nil {
+		return accountBody{}, err
+	}
 	pool, err := s.store.GetCreditInfo(ctx, a.ID)
 	if err != nil {
 		return accountBody{}, err
 	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
-		Plan:    planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute},
+		Plan: planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute,
+			SubaccountLimit: plan.SubaccountLimit},
 		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
-		Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
+		Aliases: slots, Subaccounts: subs, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil
 }
 
 func (s *server) describeAccountForAdmin(ctx context.Context, a store.Account) (adminAccountBody, error) {
 	body, err := s.describeAccount(ctx, a)
-	return adminAccountBody{accountBody: body, AliasLimitOverride: a.AliasLimitOverride, UpdatedAt: a.UpdatedAt}, err
+	return adminAccountBody{accountBody: body, AliasLimitOverride: a.AliasLimitOverride, UpdatedAt: a.UpdatedAt,
+		SubaccountLimitOverride: a.SubaccountLimitOverride}, err
 }
 
 // getAccount is GET /v1/account.

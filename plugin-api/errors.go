@@ -23,6 +23,7 @@ const (
 	codeNotFound           = "NOT_FOUND"
 	codeNameTaken          = "NAME_TAKEN"
 	codeAliasLimit         = "ALIAS_LIMIT_REACHED"
+	codeSubaccountLimit    = "SUBACCOUNT_LIMIT_REACHED"
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
@@ -87,6 +88,8 @@ func toAPIError(err error) *apiError {
 			Message: "an alias of this account already has that name", Fields: map[string]string{"name": "already taken"}}
 	case errors.Is(err, store.ErrAliasLimit):
 		return newError(http.StatusForbidden, codeAliasLimit, "the plan's alias limit is reached; deactivate or delete an alias, or upgrade the plan")
+	case errors.Is(err, store.ErrSubaccountLimit):
+		return newError(http.StatusForbidden, codeSubaccountLimit, "the plan's subaccount limit is reached; upgrade the plan to add more subaccounts")
 	case errors.Is(err, store.ErrAliasGone):
 		return newError(http.StatusNotFound, codeNotFound, "this alias was deleted")
 	case errors.Is(err, store.ErrScopeExceeds):
