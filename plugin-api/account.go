@@ -119,7 +119,7 @@ func (s *server) patchAccount(c *gin.Context) {
 }
 
 type resetKeyRequest struct {
-	// GracePeriod is a duration ("24h", "7d") or a number of seconds.
+	// GracePeriod is a duration string ("24h", "7d"); see durationString.
 	GracePeriod json.RawMessage `json:"grace_period"`
 }
 
@@ -136,22 +136,17 @@ type resetKeyResponse struct {
 	Previous previousKeyBody `json:"previous"`
 }
 
+// parseGrace reads grace_period: absent or null is 0 (the old key dies now).
 func parseGrace(raw json.RawMessage) (time.Duration, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
+	s, given, err := durationString("grace_period", raw)
+	if err != nil || !given {
+		return 0, err
 	}
-	var text string
-	if json.Unmarshal(raw, &text) == nil {
-		if len(text) > 32 {
-			return 0, fieldError("grace_period", "is longer than 32 characters")
-		}
-		return parseDuration("grace_period", text)
+	d, err := store.GracePeriod.Parse(s)
+	if err != nil {
+		return 0, fieldError("grace_period", err.Error())
 	}
-	var secs int64
-	if json.Unmarshal(raw, &secs) == nil && secs >= 0 && secs <= int64(store.MaxGracePeriod/time.Second) {
-		return time.Duration(secs) * time.Second, nil
-	}
-	return 0, fieldError("grace_period", "must be a duration such as 24h, or seconds, from 0 to 168h")
+	return d, nil
 }
 
 // resetKey is POST /v1/account/reset-key.

@@ -114,8 +114,8 @@ func TestResetKey(t *testing.T) {
 		{`{"grace_period":"168h"}`, 168 * time.Hour},
 		{`{"grace_period":"7d"}`, 168 * time.Hour},
 		{`{"grace_period":"90m"}`, 90 * time.Minute},
-		{`{"grace_period":3600}`, time.Hour},
-		{`{"grace_period":0}`, 0},
+		{`{"grace_period":"1.5h"}`, 90 * time.Minute},
+		{`{"grace_period":"1.5d"}`, 36 * time.Hour},
 	} {
 		old := key
 		key, res = reset(tt.body)
@@ -152,6 +152,9 @@ func TestResetKey(t *testing.T) {
 		`{"grace_period":"d"}`,
 		`{"grace_period":"99999999999999999999h"}`,
 		`{"grace_period":604801}`,
+		`{"grace_period":3600}`, // a bare number: seconds? minutes? refused like in ttl
+		`{"grace_period":0}`,
+		`{"grace_period":"9223372036854775807ns"}`,
 		`{"grace_period":-5}`,
 		`{"grace_period":1.5}`,
 		`{"grace_period":null,"extra":1}`,
