@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"keyd/store"
 )
@@ -37,7 +38,7 @@ func FuzzDurationFieldsAgree(f *testing.F) {
 		return toAPIError(err).Fields[field]
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		if !json.Valid([]byte(value)) {
+		if !json.Valid([]byte(value)) || !utf8.ValidString(value) {
 			return // both bodies would be refused before any field is read
 		}
 		var alias createAliasRequest
