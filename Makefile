@@ -23,9 +23,9 @@ test: lint
 ## fuzz: run every fuzz target for FUZZTIME each (their seeds also run in make test)
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
-	plugin-api:FuzzValidateRequest plugin-api:FuzzPlainValidImpliesValid plugin-api:FuzzParseDuration \
+	plugin-api:FuzzValidateRequest plugin-api:FuzzPlainValidImpliesValid plugin-api:FuzzDurationFieldsAgree \
 	plugin-api:FuzzValidateFormAgreesWithParseQuery plugin-api:FuzzAliasBodies plugin-api:FuzzGracePeriod \
-	store:FuzzScopeRules store:FuzzSiteMatching \
+	store:FuzzScopeRules store:FuzzSiteMatching store:FuzzParseDuration \
 	webhooks:FuzzValidateURL webhooks:FuzzMatchPattern
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -16,6 +16,7 @@ type planBody struct {
 	Name               string `json:"name"`
 	AliasLimit         *int   `json:"alias_limit"`
 	RateLimitPerMinute *int   `json:"rate_limit_per_minute"`
+	SubaccountLimit    *int   `json:"subaccount_limit"`
 }
 
 // accountBody is an account as its owner sees it.
@@ -27,11 +28,12 @@ type accountBody struct {
 	Plan    planBody `json:"plan"`
 	Credits int64    `json:"credits"`
 	// CreditsSpent and LowCreditThreshold describe the pool beyond its size.
-	CreditsSpent       int64            `json:"credits_spent"`
-	LowCreditThreshold int64            `json:"low_credit_threshold"`
-	Aliases            store.AliasUsage `json:"aliases"`
-	ParentID           *string          `json:"parent_id"`
-	CreatedAt          time.Time        `json:"created_at"`
+	CreditsSpent       int64                 `json:"credits_spent"`
+	LowCreditThreshold int64                 `json:"low_credit_threshold"`
+	Aliases            store.AliasUsage      `json:"aliases"`
+	Subaccounts        store.SubaccountUsage `json:"subaccounts"`
+	ParentID           *string               `json:"parent_id"`
+	CreatedAt          time.Time             `json:"created_at"`
 }
 
 // adminAccountBody adds what only the operator sees.
@@ -39,6 +41,8 @@ type adminAccountBody struct {
 	accountBody
 	AliasLimitOverride *int      `json:"alias_limit_override"`
 	UpdatedAt          time.Time `json:"updated_at"`
+	// SubaccountLimitOverride replaces the plan's subaccount limit when set.
+	SubaccountLimitOverride *int `json:"subaccount_limit_override"`
 }
 
 func (s *server) describeAccount(ctx context.Context, a store.Account) (accountBody, error) {
@@ -50,21 +54,27 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	if err != nil {
 		return accountBody{}, err
 	}
+	subs, err := s.store.SubaccountSlots(ctx, a.ID)
+	if err != nil {
+		return accountBody{}, err
+	}
 	pool, err := s.store.GetCreditInfo(ctx, a.ID)
 	if err != nil {
 		return accountBody{}, err
 	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
-		Plan:    planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute},
+		Plan: planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute,
+			SubaccountLimit: plan.SubaccountLimit},
 		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
-		Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
+		Aliases: slots, Subaccounts: subs, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil
 }
 
 func (s *server) describeAccountForAdmin(ctx context.Context, a store.Account) (adminAccountBody, error) {
 	body, err := s.describeAccount(ctx, a)
-	return adminAccountBody{accountBody: body, AliasLimitOverride: a.AliasLimitOverride, UpdatedAt: a.UpdatedAt}, err
+	return adminAccountBody{accountBody: body, AliasLimitOverride: a.AliasLimitOverride, UpdatedAt: a.UpdatedAt,
+		SubaccountLimitOverride: a.SubaccountLimitOverride}, err
 }
 
 // getAccount is GET /v1/account.
@@ -109,7 +119,7 @@ func (s *server) patchAccount(c *gin.Context) {
 }
 
 type resetKeyRequest struct {
-	// GracePeriod is a duration ("24h", "7d") or a number of seconds.
+	// GracePeriod is a duration string ("24h", "7d"); see durationString.
 	GracePeriod json.RawMessage `json:"grace_period"`
 }
 
@@ -126,22 +136,17 @@ type resetKeyResponse struct {
 	Previous previousKeyBody `json:"previous"`
 }
 
+// parseGrace reads grace_period: absent or null is 0 (the old key dies now).
 func parseGrace(raw json.RawMessage) (time.Duration, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
+	s, given, err := durationString("grace_period", raw)
+	if err != nil || !given {
+		return 0, err
 	}
-	var text string
-	if json.Unmarshal(raw, &text) == nil {
-		if len(text) > 32 {
-			return 0, fieldError("grace_period", "is longer than 32 characters")
-		}
-		return parseDuration("grace_period", text)
+	d, err := store.GracePeriod.Parse(s)
+	if err != nil {
+		return 0, fieldError("grace_period", err.Error())
 	}
-	var secs int64
-	if json.Unmarshal(raw, &secs) == nil && secs >= 0 && secs <= int64(store.MaxGracePeriod/time.Second) {
-		return time.Duration(secs) * time.Second, nil
-	}
-	return 0, fieldError("grace_period", "must be a duration such as 24h, or seconds, from 0 to 168h")
+	return d, nil
 }
 
 // resetKey is POST /v1/account/reset-key.

@@ -23,20 +23,25 @@ func TestGetAccount(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("GET /v1/account with %s: %d %s", auth[0], res.status, res.raw)
 		}
-		checkFields(t, "account", res.body, "id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "parent_id", "created_at")
-		checkFields(t, "plan", res.body["plan"], "name", "alias_limit", "rate_limit_per_minute")
+		checkFields(t, "account", res.body, "id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "subaccounts", "parent_id", "created_at")
+		checkFields(t, "plan", res.body["plan"], "name", "alias_limit", "subaccount_limit", "rate_limit_per_minute")
 		checkFields(t, "aliases", res.body["aliases"], "used", "limit")
+		checkFields(t, "subaccounts", res.body["subaccounts"], "used", "limit")
 		b := res.body
 		if str(b, "id") != id || str(b, "name") != "Acme" || str(b, "email") != "acme@example.com" || str(b, "status") != "active" ||
 			b["credits"] != float64(1200) || b["parent_id"] != nil || str(b, "created_at") != t0.Format(time.RFC3339) {
 			t.Errorf("account = %s", res.raw)
 		}
-		if str(b, "plan", "name") != "pro" || dig(b, "plan", "alias_limit") != float64(5) || dig(b, "plan", "rate_limit_per_minute") != float64(600) {
+		if str(b, "plan", "name") != "pro" || dig(b, "plan", "alias_limit") != float64(5) || dig(b, "plan", "rate_limit_per_minute") != float64(600) ||
+			dig(b, "plan", "subaccount_limit") != float64(5) {
 			t.Errorf("plan = %v", b["plan"])
 		}
 		// Only the active alias holds a slot.
 		if dig(b, "aliases", "used") != float64(1) || dig(b, "aliases", "limit") != float64(5) {
 			t.Errorf("aliases = %v, want used 1 of 5", b["aliases"])
+		}
+		if dig(b, "subaccounts", "used") != float64(0) || dig(b, "subaccounts", "limit") != float64(5) {
+			t.Errorf("subaccounts = %v, want used 0 of 5", b["subaccounts"])
 		}
 	}
 	// Once the alias has expired by the clock it frees its slot.
@@ -109,8 +114,8 @@ func TestResetKey(t *testing.T) {
 		{`{"grace_period":"168h"}`, 168 * time.Hour},
 		{`{"grace_period":"7d"}`, 168 * time.Hour},
 		{`{"grace_period":"90m"}`, 90 * time.Minute},
-		{`{"grace_period":3600}`, time.Hour},
-		{`{"grace_period":0}`, 0},
+		{`{"grace_period":"1.5h"}`, 90 * time.Minute},
+		{`{"grace_period":"1.5d"}`, 36 * time.Hour},
 	} {
 		old := key
 		key, res = reset(tt.body)
@@ -147,6 +152,9 @@ func TestResetKey(t *testing.T) {
 		`{"grace_period":"d"}`,
 		`{"grace_period":"99999999999999999999h"}`,
 		`{"grace_period":604801}`,
+		`{"grace_period":3600}`, // a bare number: seconds? minutes? refused like in ttl
+		`{"grace_period":0}`,
+		`{"grace_period":"9223372036854775807ns"}`,
 		`{"grace_period":-5}`,
 		`{"grace_period":1.5}`,
 		`{"grace_period":null,"extra":1}`,

@@ -1,6 +1,9 @@
 package pluginapi
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -114,6 +117,8 @@ type updateAccountRequest struct {
 	Plan       *string     `json:"plan" validate:"omitnil,planname"`
 	Status     *string     `json:"status" validate:"omitnil,oneof=active suspended"`
 	AliasLimit nullableInt `json:"alias_limit"`
+	// SubaccountLimit sets the account's override like AliasLimit.
+	SubaccountLimit nullableInt `json:"subaccount_limit"`
 }
 
 // adminUpdateAccount is PATCH /admin/v1/accounts/{id}.
@@ -124,7 +129,8 @@ func (s *server) adminUpdateAccount(c *gin.Context) {
 		return
 	}
 	acc, err := s.store.UpdateAccount(c.Request.Context(), operator(c), c.Param("id"), store.AccountPatch{
-		Plan: req.Plan, Status: req.Status, SetAliasLimit: req.AliasLimit.Set, AliasLimitOverride: req.AliasLimit.Value})
+		Plan: req.Plan, Status: req.Status, SetAliasLimit: req.AliasLimit.Set, AliasLimitOverride: req.AliasLimit.Value,
+		SetSubaccountLimit: req.SubaccountLimit.Set, SubaccountLimitOverride: req.SubaccountLimit.Value})
 	s.answerAccount(c, acc, err)
 }
 
@@ -154,21 +160,88 @@ func (s *server) adminListPlans(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"plans": plans})
 }
 
+// putPlanRequest holds each limit raw: a number, the limit's word for
+// "none", or absent (keep the plan's value). null is refused, so that
+// "none" is never what a client gets by leaving a field empty.
 type putPlanRequest struct {
-	AliasLimit         *int `json:"alias_limit"`
-	RateLimitPerMinute *int `json:"rate_limit_per_minute"`
+	AliasLimit         json.RawMessage `json:"alias_limit"`
+	SubaccountLimit    json.RawMessage `json:"subaccount_limit"`
+	RateLimitPerMinute json.RawMessage `json:"rate_limit_per_minute"`
 }
 
-// adminPutPlan is PUT /admin/v1/plans/{name}: creates or replaces a plan.
-// A null alias_limit means "set per account"; a null rate limit, unlimited.
+// The words that set a limit to "none" in PUT /admin/v1/plans/{name} and in
+// keyd plans set.
+const (
+	perAccount = "per-account" // alias and subaccount limits: set per account
+	unlimited  = "unlimited"   // rate limit
+)
+
+// planLimit reads one limit of a plan change: a whole number or none.
+func planLimit(field string, raw json.RawMessage, none string) (store.PlanLimit, error) {
+	if len(raw) == 0 {
+		return store.PlanLimit{}, nil
+	}
+	var word string
+	if json.Unmarshal(raw, &word) == nil && word == none {
+		return store.PlanLimit{Set: true}, nil
+	}
+	var n int
+	if string(raw) == "null" || json.Unmarshal(raw, &n) != nil {
+		return store.PlanLimit{}, fieldError(field, fmt.Sprintf("must be a whole number or %q", none))
+	}
+	return store.PlanLimit{Set: true, Value: &n}, nil
+}
+
+// adminPutPlan is PUT /admin/v1/plans/{name}. It changes an existing plan:
+// a limit left out keeps its value, and an unknown name is 404 so that a
+// mistyped name creates nothing. With ?create=true it creates the plan (or
+// replaces every limit of an existing one) and needs every limit.
 func (s *server) adminPutPlan(c *gin.Context) {
 	name := c.Param("name")
+	var create bool
+	switch c.Query("create") {
+	case "", "false":
+	case "true":
+		create = true
+	default:
+		writeError(c, fieldError("create", "must be true or false"))
+		return
+	}
 	var req putPlanRequest
 	if err := s.bindJSON(c, &req, false); err != nil {
 		writeError(c, err)
 		return
 	}
-	plan, err := s.store.PutPlan(c.Request.Context(), operator(c), store.Plan{Name: name, AliasLimit: req.AliasLimit, RateLimitPerMinute: req.RateLimitPerMinute})
+	var ch store.PlanChange
+	for _, l := range []struct {
+		field, none string
+		raw         json.RawMessage
+		to          *store.PlanLimit
+	}{
+		{"alias_limit", perAccount, req.AliasLimit, &ch.AliasLimit},
+		{"subaccount_limit", perAccount, req.SubaccountLimit, &ch.SubaccountLimit},
+		{"rate_limit_per_minute", unlimited, req.RateLimitPerMinute, &ch.RateLimitPerMinute},
+	} {
+		var err error
+		if *l.to, err = planLimit(l.field, l.raw, l.none); err != nil {
+			writeError(c, err)
+			return
+		}
+		if create && !l.to.Set {
+			writeError(c, fieldError(l.field, "is required to create a plan"))
+			return
+		}
+	}
+	var plan store.Plan
+	var err error
+	if create {
+		plan, err = s.store.PutPlan(c.Request.Context(), operator(c), ch.Plan(name))
+	} else {
+		plan, err = s.store.UpdatePlan(c.Request.Context(), operator(c), name, ch)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		err = newError(http.StatusNotFound, codeNotFound, "there is no plan %q; to create it, send ?create=true with every limit", name)
+	}
 	if err != nil {
 		writeError(c, err)
 		return

@@ -61,7 +61,7 @@ func TestAdminAccounts(t *testing.T) {
 		t.Fatalf("create: %d %s", res.status, res.raw)
 	}
 	checkFields(t, "created", res.body, "account", "key")
-	accountFields := []string{"id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "parent_id", "created_at", "alias_limit_override", "updated_at"}
+	accountFields := []string{"id", "name", "email", "status", "plan", "credits", "credits_spent", "low_credit_threshold", "aliases", "subaccounts", "parent_id", "created_at", "alias_limit_override", "subaccount_limit_override", "updated_at"}
 	checkFields(t, "account", res.body["account"], accountFields...)
 	a, key := res.body["account"].(map[string]any), str(res.body, "key")
 	id := str(a, "id")
@@ -196,31 +196,31 @@ func TestAdminPlans(t *testing.T) {
 	}
 	checkFields(t, "plans answer", res.body, "plans")
 	plans, _ := res.body["plans"].([]any)
-	want := []string{"free 0 60", "pro 5 600", "mega 25 3000", "enterprise <nil> <nil>"}
+	want := []string{"free 0 0 60", "pro 5 5 600", "mega 25 25 3000", "enterprise <nil> <nil> <nil>"}
 	if len(plans) != len(want) {
 		t.Fatalf("plans = %s", res.raw)
 	}
 	for i, p := range plans {
-		checkFields(t, "plan", p, "name", "alias_limit", "rate_limit_per_minute", "updated_at")
+		checkFields(t, "plan", p, "name", "alias_limit", "subaccount_limit", "rate_limit_per_minute", "updated_at")
 		m := p.(map[string]any)
-		if got := fmt.Sprint(m["name"], " ", m["alias_limit"], " ", m["rate_limit_per_minute"]); got != want[i] {
+		if got := fmt.Sprint(m["name"], " ", m["alias_limit"], " ", m["subaccount_limit"], " ", m["rate_limit_per_minute"]); got != want[i] {
 			t.Errorf("plan %d = %s, want %s", i, got, want[i])
 		}
 	}
 
 	e.clock.Add(time.Hour)
-	res = e.admin("PUT", "/admin/v1/plans/gold", `{"alias_limit":10,"rate_limit_per_minute":null}`)
+	res = e.admin("PUT", "/admin/v1/plans/gold?create=true", `{"alias_limit":10,"subaccount_limit":"per-account","rate_limit_per_minute":"unlimited"}`)
 	if res.status != 200 {
 		t.Fatalf("put gold: %d %s", res.status, res.raw)
 	}
-	checkFields(t, "plan", res.body, "name", "alias_limit", "rate_limit_per_minute", "updated_at")
+	checkFields(t, "plan", res.body, "name", "alias_limit", "subaccount_limit", "rate_limit_per_minute", "updated_at")
 	if str(res.body, "name") != "gold" || res.body["alias_limit"] != float64(10) || res.body["rate_limit_per_minute"] != nil ||
-		str(res.body, "updated_at") != t0.Add(time.Hour).Format(time.RFC3339) {
+		res.body["subaccount_limit"] != nil || str(res.body, "updated_at") != t0.Add(time.Hour).Format(time.RFC3339) {
 		t.Errorf("put gold = %s", res.raw)
 	}
 	res = e.admin("PUT", "/admin/v1/plans/pro", `{"alias_limit":7,"rate_limit_per_minute":700}`)
-	if res.status != 200 || res.body["alias_limit"] != float64(7) || res.body["rate_limit_per_minute"] != float64(700) {
-		t.Errorf("replace pro: %d %s", res.status, res.raw)
+	if res.status != 200 || res.body["alias_limit"] != float64(7) || res.body["rate_limit_per_minute"] != float64(700) || res.body["subaccount_limit"] != float64(5) {
+		t.Errorf("change pro: %d %s", res.status, res.raw)
 	}
 	if r := e.admin("GET", "/admin/v1/plans", ""); len(r.body["plans"].([]any)) != 5 {
 		t.Errorf("after adding gold: %s", r.raw)
@@ -245,6 +245,12 @@ func TestAdminPlans(t *testing.T) {
 		{"gold", `{"alias_limit":"1"}`},
 		{"gold", `{"alias_limit":1,"burst":3}`},
 		{"gold", `{"alias_limit":1000001}`},
+		{"gold", `{"subaccount_limit":-1}`},
+		{"gold", `{"rate_limit_per_minute":null}`},
+		{"gold", `{"alias_limit":null}`},
+		{"gold", `{"rate_limit_per_minute":"per-account"}`},
+		{"gold", `{"alias_limit":"unlimited"}`},
+		{"gold?create=yes", `{"alias_limit":1}`},
 	} {
 		checkError(t, e.admin("PUT", "/admin/v1/plans/"+tt.name, tt.body), http.StatusBadRequest, "INVALID_REQUEST")
 	}
@@ -404,5 +410,101 @@ func TestAdminResetKey(t *testing.T) {
 	}
 	if r := e.validateJSON(k3); r.status != 200 {
 		t.Errorf("refused resets touched the key: %d %s", r.status, r.raw)
+	}
+}
+
+// Plan limits fail closed: a limit left out keeps its value, "none" is only
+// ever said in words, and a mistyped name creates nothing.
+func TestAdminPlanChangesFailClosed(t *testing.T) {
+	e := newEnv(t, testToken)
+	plan := func(name string) string {
+		t.Helper()
+		for _, p := range e.admin("GET", "/admin/v1/plans", "").body["plans"].([]any) {
+			if m := p.(map[string]any); m["name"] == name {
+				return fmt.Sprint(m["alias_limit"], " ", m["subaccount_limit"], " ", m["rate_limit_per_minute"])
+			}
+		}
+		return "missing"
+	}
+
+	// Only alias_limit: the rate limit and the subaccount limit stay.
+	if res := e.admin("PUT", "/admin/v1/plans/pro", `{"alias_limit":9}`); res.status != 200 {
+		t.Fatalf("change pro's alias limit: %d %s", res.status, res.raw)
+	}
+	if got := plan("pro"); got != "9 5 600" {
+		t.Errorf("pro after changing its alias limit = %s, want 9 5 600", got)
+	}
+	// An empty change changes nothing.
+	if res := e.admin("PUT", "/admin/v1/plans/pro", `{}`); res.status != 200 || plan("pro") != "9 5 600" {
+		t.Errorf("empty change: %d %s; pro = %s", res.status, res.raw, plan("pro"))
+	}
+	// Unlimited and per-account are said explicitly.
+	if res := e.admin("PUT", "/admin/v1/plans/pro", `{"rate_limit_per_minute":"unlimited","subaccount_limit":"per-account"}`); res.status != 200 {
+		t.Fatalf("explicit none: %d %s", res.status, res.raw)
+	}
+	if got := plan("pro"); got != "9 <nil> <nil>" {
+		t.Errorf("pro after the explicit none = %s", got)
+	}
+
+	// A mistyped name is 404 and creates nothing, whatever the body.
+	for _, body := range []string{`{}`, `{"alias_limit":3}`, `{"alias_limit":3,"subaccount_limit":1,"rate_limit_per_minute":60}`} {
+		checkError(t, e.admin("PUT", "/admin/v1/plans/porr", body), http.StatusNotFound, "NOT_FOUND")
+	}
+	if got := plan("porr"); got != "missing" {
+		t.Errorf("a mistyped name created plan porr: %s", got)
+	}
+	// Creating needs every limit.
+	for _, body := range []string{`{}`, `{"alias_limit":3,"rate_limit_per_minute":60}`, `{"alias_limit":3,"subaccount_limit":1}`} {
+		res := e.admin("PUT", "/admin/v1/plans/silver?create=true", body)
+		checkError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+		if len(dig(res.body, "error", "fields").(map[string]any)) != 1 {
+			t.Errorf("create with %s: the error does not name the missing field: %s", body, res.raw)
+		}
+	}
+	if got := plan("silver"); got != "missing" {
+		t.Errorf("an incomplete create made plan silver: %s", got)
+	}
+	res := e.admin("PUT", "/admin/v1/plans/silver?create=true", `{"alias_limit":3,"subaccount_limit":1,"rate_limit_per_minute":60}`)
+	if res.status != 200 || plan("silver") != "3 1 60" {
+		t.Errorf("create silver: %d %s; silver = %s", res.status, res.raw, plan("silver"))
+	}
+}
+
+func TestSubaccountLimitIsAdminAdjustable(t *testing.T) {
+	e := newEnv(t, testToken)
+	id, key := e.createAccount("Big Co", "enterprise", 100)
+	create := func(i int) response {
+		return e.doJSON("POST", "/v1/subaccounts", fmt.Sprintf(`{"name":"Client %d","email":"c%d@client.test"}`, i, i), "X-API-Key", key)
+	}
+	// Enterprise sets the limit per account: none until the operator does.
+	res := create(0)
+	checkError(t, res, http.StatusForbidden, "SUBACCOUNT_LIMIT_REACHED")
+	if dig(res.body, "error", "message") == "" {
+		t.Errorf("the refusal says nothing: %s", res.raw)
+	}
+	res = e.admin("PATCH", "/admin/v1/accounts/"+id, `{"subaccount_limit":1}`)
+	if res.status != 200 || res.body["subaccount_limit_override"] != 1.0 || dig(res.body, "subaccounts", "limit") != 1.0 {
+		t.Fatalf("set the override: %d %s", res.status, res.raw)
+	}
+	if res := create(1); res.status != http.StatusCreated {
+		t.Fatalf("first subaccount under the override: %d %s", res.status, res.raw)
+	}
+	checkError(t, create(2), http.StatusForbidden, "SUBACCOUNT_LIMIT_REACHED")
+	for _, body := range []string{`{"subaccount_limit":-1}`, `{"subaccount_limit":1000001}`, `{"subaccount_limit":"2"}`} {
+		checkError(t, e.admin("PATCH", "/admin/v1/accounts/"+id, body), http.StatusBadRequest, "INVALID_REQUEST")
+	}
+	// Clearing the override falls back to the plan, which the operator can change.
+	if res := e.admin("PATCH", "/admin/v1/accounts/"+id, `{"subaccount_limit":null}`); res.status != 200 || res.body["subaccount_limit_override"] != nil {
+		t.Fatalf("clear the override: %d %s", res.status, res.raw)
+	}
+	if res := e.admin("PUT", "/admin/v1/plans/enterprise", `{"subaccount_limit":2}`); res.status != 200 || res.body["subaccount_limit"] != 2.0 {
+		t.Fatalf("raise enterprise: %d %s", res.status, res.raw)
+	}
+	if res := create(3); res.status != http.StatusCreated {
+		t.Fatalf("second subaccount under the plan's limit: %d %s", res.status, res.raw)
+	}
+	res = e.do("GET", "/v1/account", "", "", "X-API-Key", key)
+	if dig(res.body, "subaccounts", "used") != 2.0 || dig(res.body, "subaccounts", "limit") != 2.0 || dig(res.body, "plan", "subaccount_limit") != 2.0 {
+		t.Errorf("account after two subaccounts: %s", res.raw)
 	}
 }

@@ -1,6 +1,7 @@
 package pluginapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -37,29 +38,37 @@ func (s *server) keyBody(k store.Key) keyBody {
 		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now)}
 }
 
-// expiryFields are the two ways to give an expiry: a time or a duration from now.
+// expiryFields are the two ways to give an expiry: a time or a duration
+// from now. Both have the same bounds: at least a minute and at most 3650
+// days ahead.
 type expiryFields struct {
-	ExpiresAt *time.Time `json:"expires_at"`
-	TTL       *string    `json:"ttl" validate:"omitnil,max=32"`
+	ExpiresAt json.RawMessage `json:"expires_at"` // an RFC 3339 time; see timeField
+	TTL       json.RawMessage `json:"ttl"`        // a duration string; see durationString
 }
 
 // expiry resolves expires_at / ttl; set is false when neither was given.
 func (e expiryFields) expiry(now time.Time) (at *time.Time, set bool, err error) {
+	ttl, hasTTL, err := durationString("ttl", e.TTL)
+	if err != nil {
+		return nil, false, err
+	}
+	expiresAt, err := timeField("expires_at", e.ExpiresAt)
 	switch {
-	case e.ExpiresAt != nil && e.TTL != nil:
+	case err != nil:
+		return nil, false, err
+	case expiresAt != nil && hasTTL:
 		return nil, false, fieldError("ttl", "give either expires_at or ttl, not both")
-	case e.TTL != nil:
-		d, err := parseDuration("ttl", *e.TTL)
+	case hasTTL:
+		t, err := store.ExpiryFromTTL(now, ttl)
 		if err != nil {
 			return nil, false, err
 		}
-		if d < time.Minute {
-			return nil, false, fieldError("ttl", "must be at least 1m")
-		}
-		t := now.Add(d).UTC().Truncate(time.Second)
 		return &t, true, nil
-	case e.ExpiresAt != nil:
-		t := e.ExpiresAt.UTC().Truncate(time.Second)
+	case expiresAt != nil:
+		t := expiresAt.UTC().Truncate(time.Second)
+		if err := store.CheckExpiresAt(now, t); err != nil {
+			return nil, false, err
+		}
 		return &t, true, nil
 	}
 	return nil, false, nil

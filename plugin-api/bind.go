@@ -27,6 +27,7 @@ const (
 	tagText     = "text"      // valid UTF-8 without control characters
 	tagPlanName = "planname"  // plan names
 	tagAlias    = "aliasname" // alias (and key) names
+	tagBetween  = "between"   // a whole number from MIN to MAX: between=MIN MAX
 )
 
 // newValidator builds the one validator every request struct goes through.
@@ -53,7 +54,26 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation(tagPlanName, func(fl validator.FieldLevel) bool {
 		return store.ValidPlanName(fl.Field().String())
 	}))
+	// between says both bounds of a number in one rule, so that a value
+	// out of range is told the whole range, whichever end it missed.
+	must(v.RegisterValidation(tagBetween, func(fl validator.FieldLevel) bool {
+		lo, hi := betweenBounds(fl.Param())
+		n := fl.Field().Int()
+		return n >= lo && n <= hi
+	}))
 	return v
+}
+
+// betweenBounds reads the "MIN MAX" of a between tag; a malformed tag is a
+// programming error caught by the first request that uses it.
+func betweenBounds(param string) (lo, hi int64) {
+	a, b, _ := strings.Cut(param, " ")
+	lo, err1 := strconv.ParseInt(a, 10, 64)
+	hi, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || lo > hi {
+		panic("between: bad bounds " + strconv.Quote(param))
+	}
+	return lo, hi
 }
 
 func must(err error) {
@@ -236,21 +256,31 @@ func checkJSONShape(body []byte) error {
 	}
 }
 
-// parseDuration reads a Go duration ("36h", "90m") or a number of days ("7d").
-func parseDuration(field, s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 3650 {
-			return 0, fieldError(field, "must be a duration such as 36h or 7d")
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
+// durationString reads a duration field (ttl, grace_period) from its raw
+// JSON: given is false when it is absent or null; anything but a string is
+// refused with the grammar's message, so a bare number is never read as
+// some unit (store.ParseDuration has the grammar).
+func durationString(field string, raw json.RawMessage) (s string, given bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fieldError(field, "must be a duration such as 36h or 7d")
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false, fieldError(field, store.DurationSyntax)
 	}
-	return d, nil
+	return s, true, nil
+}
+
+// timeField reads a time field from its raw JSON: nil when it is absent or
+// null; anything but an RFC 3339 string is a 400 naming the field.
+func timeField(field string, raw json.RawMessage) (*time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var t time.Time
+	if json.Unmarshal(raw, &t) != nil {
+		return nil, fieldError(field, "must be a time in RFC 3339 form, such as 2026-12-01T00:00:00Z")
+	}
+	return &t, nil
 }
 
 // nullableInt is a JSON field where absent, null and a number mean different

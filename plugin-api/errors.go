@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ const (
 	codeNotFound           = "NOT_FOUND"
 	codeNameTaken          = "NAME_TAKEN"
 	codeAliasLimit         = "ALIAS_LIMIT_REACHED"
+	codeSubaccountLimit    = "SUBACCOUNT_LIMIT_REACHED"
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
@@ -87,6 +89,8 @@ func toAPIError(err error) *apiError {
 			Message: "an alias of this account already has that name", Fields: map[string]string{"name": "already taken"}}
 	case errors.Is(err, store.ErrAliasLimit):
 		return newError(http.StatusForbidden, codeAliasLimit, "the plan's alias limit is reached; deactivate or delete an alias, or upgrade the plan")
+	case errors.Is(err, store.ErrSubaccountLimit):
+		return newError(http.StatusForbidden, codeSubaccountLimit, "the plan's subaccount limit is reached; upgrade the plan to add more subaccounts")
 	case errors.Is(err, store.ErrAliasGone):
 		return newError(http.StatusNotFound, codeNotFound, "this alias was deleted")
 	case errors.Is(err, store.ErrScopeExceeds):
@@ -125,14 +129,38 @@ func validationError(verr validator.ValidationErrors) *apiError {
 	return e
 }
 
+// describeRule says what a rule asks in the client's terms, by the kind of
+// value it is about: a length for strings, a count for lists, a value for
+// numbers.
 func describeRule(fe validator.FieldError) string {
+	kind := fe.Kind()
+	isNumber := kind >= reflect.Int && kind <= reflect.Float64
+	isList := kind == reflect.Slice || kind == reflect.Array || kind == reflect.Map
 	switch fe.Tag() {
 	case "required":
+		if isNumber {
+			return "must not be 0" // the zero value is all a number field can miss by
+		}
 		return "is required"
 	case "max":
-		return "is longer than " + fe.Param() + " characters"
+		switch {
+		case isNumber:
+			return "must be at most " + fe.Param()
+		case isList:
+			return "must have at most " + fe.Param() + " items"
+		}
+		return "must be at most " + fe.Param() + " characters long"
 	case "min":
-		return "must be at least " + fe.Param()
+		switch {
+		case isNumber:
+			return "must be at least " + fe.Param()
+		case isList:
+			return "must have at least " + fe.Param() + " items"
+		}
+		return "must be at least " + fe.Param() + " characters long"
+	case tagBetween:
+		lo, hi := betweenBounds(fe.Param())
+		return fmt.Sprintf("must be between %d and %d", lo, hi)
 	case "email":
 		return "is not an email address"
 	case "oneof":
@@ -169,7 +197,10 @@ func decodeError(err error) error {
 		if typ.Field == "" {
 			return badRequest("request body must be a JSON object")
 		}
-		return fieldError(typ.Field, "must be "+jsonKind(typ.Type.Kind().String()))
+		// Field is a path that names embedded Go structs too
+		// ("expiryFields.ttl"); the client knows only the JSON name at its end.
+		field := typ.Field[strings.LastIndex(typ.Field, ".")+1:]
+		return fieldError(field, "must be "+jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return fieldError(name, "is not a known field")

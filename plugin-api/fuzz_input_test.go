@@ -3,13 +3,13 @@ package pluginapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"keyd/store"
 )
@@ -18,34 +18,75 @@ import (
 // the alias bodies, the latter through the real router. Their seeds run
 // under plain go test.
 
-// FuzzParseDuration checks parseDuration: a refusal is a 400 naming the
-// field; what it accepts is a Go duration or a whole number of days up to
-// ten years, and reads back the same from its Go form.
-func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"36h", "90m", "7d", "0d", "3650d", "3651d", "-1d", "+2d", "d", "1.5d", " 7d ", "1h30m", "-5m",
-		"2562047h", "2562048h", "9223372036854775807d", "1e3h", "", "\x00", "7\x00d", "１d", "7D", "0x10d", "00007d"} {
+// FuzzDurationFieldsAgree sends the same JSON value as an alias's ttl and
+// as a reset's grace_period through their request parsing. The two fields
+// speak one grammar (store.ParseDuration): both refuse a value outside it
+// with the same message, or both read it as the same duration, which each
+// then takes exactly when it is within its own bounds. A refusal is always
+// a 400 naming its field.
+func FuzzDurationFieldsAgree(f *testing.F) {
+	for _, s := range []string{`"36h"`, `"90m"`, `"7d"`, `"1.5h"`, `"1.5d"`, `"0s"`, `"59s"`, `"1m"`, `"168h"`, `"169h"`, `"3650d"`,
+		`"3651d"`, `"10000d"`, `"9223372036854775807ns"`, `"1h30m"`, `"24"`, `"0"`, `3600`, `0`, `1.5`, `null`, `true`, `[]`, `{}`,
+		`""`, `"-1h"`, `" 7d"`, `"7D"`, `"1e3s"`, `"\u0000"`} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseDuration("ttl", s)
-		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != codeInvalidRequest || ae.Fields["ttl"] == "" {
-				t.Fatalf("parseDuration(%q) error %#v is not a 400 naming ttl", s, err)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	named := func(t *testing.T, err error, field string) string {
+		if ae := toAPIError(err); ae.Status != http.StatusBadRequest || ae.Code != codeInvalidRequest || ae.Fields[field] == "" {
+			t.Fatalf("error %#v is not a 400 naming %s", err, field)
+		}
+		return toAPIError(err).Fields[field]
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		if !json.Valid([]byte(value)) || !utf8.ValidString(value) {
+			return // both bodies would be refused before any field is read
+		}
+		var alias createAliasRequest
+		if err := decodeStrict([]byte(`{"name":"x","ttl":`+value+`}`), &alias); err != nil {
+			t.Fatalf("ttl %s: the body does not decode: %v", value, err)
+		}
+		var reset resetKeyRequest
+		if err := decodeStrict([]byte(`{"grace_period":`+value+`}`), &reset); err != nil {
+			t.Fatalf("grace_period %s: the body does not decode: %v", value, err)
+		}
+		at, given, ttlErr := alias.expiry(now)
+		grace, graceErr := parseGrace(reset.GracePeriod)
+		if value == "null" {
+			if ttlErr != nil || given || graceErr != nil || grace != 0 {
+				t.Fatalf("null: ttl %v %v %v, grace %v %v; want both absent", at, given, ttlErr, grace, graceErr)
 			}
 			return
 		}
-		trimmed := strings.TrimSpace(s)
-		if days, ok := strings.CutSuffix(trimmed, "d"); ok {
-			n, err := strconv.Atoi(days)
-			if err != nil || n < 0 || n > 3650 || d != time.Duration(n)*24*time.Hour {
-				t.Fatalf("parseDuration(%q) = %v, not a number of days up to 3650", s, d)
+		var text string
+		inGrammar := json.Unmarshal([]byte(value), &text) == nil
+		d, parseErr := store.ParseDuration(text)
+		inGrammar = inGrammar && parseErr == nil
+		if !inGrammar {
+			if ttlErr == nil || graceErr == nil {
+				t.Fatalf("%s is outside the grammar but ttl gives %v, %v and grace_period %v, %v", value, at, ttlErr, grace, graceErr)
 			}
-		} else if want, err := time.ParseDuration(trimmed); err != nil || want != d {
-			t.Fatalf("parseDuration(%q) = %v, time.ParseDuration gives %v, %v", s, d, want, err)
+			if m1, m2 := named(t, ttlErr, "ttl"), named(t, graceErr, "grace_period"); m1 != store.DurationSyntax || m2 != m1 {
+				t.Fatalf("%s: ttl says %q and grace_period %q; want both %q", value, m1, m2, store.DurationSyntax)
+			}
+			return
 		}
-		if again, err := parseDuration("ttl", d.String()); err != nil || again != d {
-			t.Fatalf("parseDuration(%q) = %v, which reads back as %v, %v", s, d, again, err)
+		inTTL := d >= store.AliasLifetime.Min && d <= store.AliasLifetime.Max
+		if (ttlErr == nil) != inTTL {
+			t.Fatalf("ttl %s (%v): error %v, want accepted %v", value, d, ttlErr, inTTL)
+		}
+		if ttlErr != nil {
+			named(t, ttlErr, "ttl")
+		} else if !given || !at.Equal(now.Add(d).Truncate(time.Second)) {
+			t.Fatalf("ttl %s gives expiry %v, want now + %v", value, at, d)
+		}
+		inGrace := d >= store.GracePeriod.Min && d <= store.GracePeriod.Max
+		if (graceErr == nil) != inGrace {
+			t.Fatalf("grace_period %s (%v): error %v, want accepted %v", value, d, graceErr, inGrace)
+		}
+		if graceErr != nil {
+			named(t, graceErr, "grace_period")
+		} else if grace != d {
+			t.Fatalf("grace_period %s = %v, ttl reads %v", value, grace, d)
 		}
 	})
 }
@@ -194,8 +235,12 @@ func (a *fuzzAPI) checkAcceptedAlias(t *testing.T, body []byte, patch bool, got 
 	}
 	if exp, ok := alias["expires_at"].(string); ok {
 		at, err := time.Parse(time.RFC3339, exp)
-		if err != nil || !at.After(a.clock()) {
-			t.Fatalf("expires_at %q is not a time in the future", exp)
+		if err != nil || !at.After(a.clock()) || at.Sub(a.clock()) > store.AliasLifetime.Max {
+			t.Fatalf("expires_at %q is not a time in the future within %s", exp, store.AliasLifetime.Range)
+		}
+		// A new expiry is at least a minute ahead (less the rounding to the second).
+		if !patch && at.Sub(a.clock()) < store.AliasLifetime.Min-time.Second {
+			t.Fatalf("expires_at %q is less than a minute ahead", exp)
 		}
 	}
 	if patch {
@@ -226,9 +271,9 @@ func (a *fuzzAPI) checkAcceptedAlias(t *testing.T, body []byte, patch bool, got 
 }
 
 // FuzzGracePeriod sends arbitrary grace periods to POST
-// /v1/account/reset-key. A grace from 0 to 168 hours (a duration, a number
-// of days or of seconds) resets the key with the old one valid exactly that
-// long; anything else is a 400 naming grace_period and changes nothing.
+// /v1/account/reset-key. A grace from 0 to 168 hours (a duration string)
+// resets the key with the old one valid exactly that long; anything else is
+// a 400 naming grace_period and changes nothing.
 func FuzzGracePeriod(f *testing.F) {
 	a := newFuzzAPI(f)
 	for _, s := range []string{`"24h"`, `"0"`, `0`, `"168h"`, `"169h"`, `"7d"`, `"8d"`, `604800`, `604801`, `-1`, `"-1h"`, `1.5`, `1e3`,

@@ -480,8 +480,8 @@ var relRouteTable = []relRoute{
 	{route: "POST /admin/v1/accounts/:id/reset-key", who: relAdmin, path: "/admin/v1/accounts/{account}/reset-key", ok: 200, readBody: true, emptyOK: true,
 		body: `{"grace_period":"1h"}`},
 	{route: "GET /admin/v1/plans", who: relAdmin, path: "/admin/v1/plans", ok: 200},
-	{route: "PUT /admin/v1/plans/:name", who: relAdmin, path: "/admin/v1/plans/gold", ok: 200, readBody: true,
-		body: `{"alias_limit":3,"rate_limit_per_minute":100}`},
+	{route: "PUT /admin/v1/plans/:name", who: relAdmin, path: "/admin/v1/plans/gold?create=true", ok: 200, readBody: true,
+		body: `{"alias_limit":3,"subaccount_limit":1,"rate_limit_per_minute":100}`},
 	{route: "GET /admin/v1/jobs", who: relAdmin, path: "/admin/v1/jobs", ok: 200},
 }
 

@@ -31,6 +31,7 @@ type Store interface {
 	UpdateAccount(ctx context.Context, actor store.Actor, id string, p store.AccountPatch) (store.Account, error)
 	AddCredits(ctx context.Context, actor store.Actor, id string, amount int64, reason string) (store.Account, error)
 	AliasSlots(ctx context.Context, accountID string) (store.AliasUsage, error)
+	SubaccountSlots(ctx context.Context, accountID string) (store.SubaccountUsage, error)
 	ResetPrimaryKey(ctx context.Context, actor store.Actor, accountID string, grace time.Duration) (store.Reset, error)
 
 	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
@@ -59,6 +60,7 @@ type Store interface {
 	ListPlans(ctx context.Context) ([]store.Plan, error)
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
 	PutPlan(ctx context.Context, actor store.Actor, p store.Plan) (store.Plan, error)
+	UpdatePlan(ctx context.Context, actor store.Actor, name string, ch store.PlanChange) (store.Plan, error)
 
 	WebhookStore // webhooks.go
 }

@@ -10,7 +10,7 @@ import (
 )
 
 type usageRequest struct {
-	Units          int64  `json:"units" validate:"required,min=1,max=1000000"`
+	Units          int64  `json:"units" validate:"between=1 1000000"`
 	Scope          string `json:"scope" validate:"max=64,text"`
 	IdempotencyKey string `json:"idempotency_key" validate:"max=128,text"`
 }

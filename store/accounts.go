@@ -133,7 +133,7 @@ func (t *Tx) requirePlan(ctx context.Context, name string) error {
 	return nil
 }
 
-const accountColumns = `id, name, email, plan, status, credits, parent_id, alias_limit_override, created_at, updated_at`
+const accountColumns = `id, name, email, plan, status, credits, parent_id, alias_limit_override, created_at, updated_at, subaccount_limit_override`
 
 func scanAccount(row interface{ Scan(...any) error }, extra ...any) (Account, error) {
 	var (
@@ -141,8 +141,9 @@ func scanAccount(row interface{ Scan(...any) error }, extra ...any) (Account, er
 		parent           sql.NullString
 		override         sql.NullInt64
 		created, updated int64
+		subsOverride     sql.NullInt64
 	)
-	err := row.Scan(append([]any{&a.ID, &a.Name, &a.Email, &a.Plan, &a.Status, &a.Credits, &parent, &override, &created, &updated}, extra...)...)
+	err := row.Scan(append([]any{&a.ID, &a.Name, &a.Email, &a.Plan, &a.Status, &a.Credits, &parent, &override, &created, &updated, &subsOverride}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -155,6 +156,10 @@ func scanAccount(row interface{ Scan(...any) error }, extra ...any) (Account, er
 	if override.Valid {
 		v := int(override.Int64)
 		a.AliasLimitOverride = &v
+	}
+	if subsOverride.Valid {
+		v := int(subsOverride.Int64)
+		a.SubaccountLimitOverride = &v
 	}
 	a.CreatedAt = time.Unix(created, 0).UTC()
 	a.UpdatedAt = time.Unix(updated, 0).UTC()
@@ -221,6 +226,9 @@ type AccountPatch struct {
 	// AliasLimitOverride is applied when SetAliasLimit is true; nil clears it.
 	SetAliasLimit      bool
 	AliasLimitOverride *int
+	// SubaccountLimitOverride is applied when SetSubaccountLimit is true; nil clears it.
+	SetSubaccountLimit      bool
+	SubaccountLimitOverride *int
 }
 
 // UpdateAccount applies an operator's change to an account.
@@ -258,13 +266,21 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 			}
 			changes["alias_limit_override"] = p.AliasLimitOverride
 		}
+		if p.SetSubaccountLimit {
+			if p.SubaccountLimitOverride != nil && (*p.SubaccountLimitOverride < 0 || *p.SubaccountLimitOverride > maxAliasOrSubaccountLimit) {
+				return invalidField("subaccount_limit", "must be between 0 and 1000000, or null")
+			}
+			changes["subaccount_limit_override"] = p.SubaccountLimitOverride
+		}
 		if len(changes) > 0 {
 			_, err = t.tx.ExecContext(ctx, `UPDATE accounts SET
 				plan = coalesce(?, plan), status = coalesce(?, status),
 				suspended_by = CASE WHEN ? IS NULL THEN suspended_by END,
 				alias_limit_override = CASE WHEN ? THEN ? ELSE alias_limit_override END,
+				subaccount_limit_override = CASE WHEN ? THEN ? ELSE subaccount_limit_override END,
 				updated_at = ? WHERE id = ?`,
-				changes["plan"], changes["status"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride), t.now.Unix(), id)
+				changes["plan"], changes["status"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride),
+				p.SetSubaccountLimit, intOrNil(p.SubaccountLimitOverride), t.now.Unix(), id)
 			if err != nil {
 				return fmt.Errorf("store: update account: %w", err)
 			}
@@ -321,4 +337,42 @@ func (db *DB) AliasSlots(ctx context.Context, accountID string) (AliasUsage, err
 	}
 	used, err := activeAliases(ctx, db.r, accountID, db.now())
 	return AliasUsage{Used: used, Limit: limit}, err
+}
+
+// SubaccountUsage is how many subaccounts an account has and may have.
+type SubaccountUsage struct {
+	Used  int `json:"used"`
+	Limit int `json:"limit"`
+}
+
+// effectiveSubaccountLimit is the account's override, else its plan's limit,
+// else zero (a plan whose limit is set per account, before the operator sets
+// it). A subaccount may have none: subaccounts do not nest.
+func effectiveSubaccountLimit(ctx context.Context, q queryer, accountID string) (int, error) {
+	var limit int
+	err := q.QueryRowContext(ctx, `SELECT CASE WHEN a.parent_id IS NOT NULL THEN 0
+		ELSE coalesce(a.subaccount_limit_override, p.subaccount_limit, 0) END
+		FROM accounts a JOIN plans p ON p.name = a.plan WHERE a.id = ?`, accountID).Scan(&limit)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return limit, err
+}
+
+// countSubaccounts counts an account's subaccounts, suspended ones included:
+// they keep their keys and credits, and unsuspending one takes no slot.
+func countSubaccounts(ctx context.Context, q queryer, accountID string) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE parent_id = ?`, accountID).Scan(&n)
+	return n, err
+}
+
+// SubaccountSlots reports an account's subaccounts against its limit.
+func (db *DB) SubaccountSlots(ctx context.Context, accountID string) (SubaccountUsage, error) {
+	limit, err := effectiveSubaccountLimit(ctx, db.r, accountID)
+	if err != nil {
+		return SubaccountUsage{}, err
+	}
+	used, err := countSubaccounts(ctx, db.r, accountID)
+	return SubaccountUsage{Used: used, Limit: limit}, err
 }

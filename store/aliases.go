@@ -57,9 +57,16 @@ func aliasEventData(k Key, now time.Time) map[string]any {
 	}
 }
 
+// checkExpiry is the last guard, inside the transaction, on an expiry the
+// caller checked with CheckExpiresAt or made with ExpiryFromTTL a moment
+// earlier: it must still be in the future, and not beyond the longest
+// lifetime (which only grows shorter as time passes, so it is checked again).
 func (t *Tx) checkExpiry(expiresAt *time.Time) error {
 	if expiresAt != nil && !expiresAt.After(t.now) {
 		return invalidField("expires_at", "must be in the future")
+	}
+	if expiresAt != nil && expiresAt.Sub(t.now) > AliasLifetime.Max {
+		return invalidField("expires_at", "must be between 1 minute and 3650 days from now")
 	}
 	return nil
 }

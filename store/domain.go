@@ -59,6 +59,7 @@ var (
 	ErrNotFound            = errors.New("not found")
 	ErrNameTaken           = errors.New("name already taken")
 	ErrAliasLimit          = errors.New("alias limit reached")
+	ErrSubaccountLimit     = errors.New("subaccount limit reached")
 	ErrInsufficientCredits = errors.New("insufficient credits")
 	ErrSubaccountNesting   = errors.New("subaccounts cannot have subaccounts")
 	ErrScopeExceeds        = errors.New("scopes exceed the primary key's")
@@ -92,6 +93,8 @@ type Plan struct {
 	Name string `json:"name"`
 	// AliasLimit is nil when the limit is set per account (enterprise).
 	AliasLimit *int `json:"alias_limit"`
+	// SubaccountLimit is nil when the limit is set per account (enterprise).
+	SubaccountLimit *int `json:"subaccount_limit"`
 	// RateLimitPerMinute is nil for unlimited.
 	RateLimitPerMinute *int      `json:"rate_limit_per_minute"`
 	UpdatedAt          time.Time `json:"updated_at"`
@@ -109,6 +112,8 @@ type Account struct {
 	AliasLimitOverride *int      `json:"alias_limit_override"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
+	// SubaccountLimitOverride, when set, replaces the plan's subaccount limit.
+	SubaccountLimitOverride *int `json:"subaccount_limit_override"`
 }
 
 // Key is a primary key or an alias, without its secret.

@@ -155,3 +155,17 @@ func TestLastUsedMigratesToItsOwnTable(t *testing.T) {
 		t.Error("key_last_used took a row for a key that does not exist")
 	}
 }
+
+func TestSubaccountLimitMigration(t *testing.T) {
+	db := openMigratedFrom(t, 6, `INSERT INTO plans (name, alias_limit, rate_limit_per_minute, created_at, updated_at) VALUES ('gold', 10, 100, 0, 0)`,
+		oldSchemaAccount)
+	// The seeded plans get their limits; a plan the operator added allows
+	// none until the operator says how many.
+	if got, want := dumpRows(t, db, `SELECT name, coalesce(subaccount_limit, 'per-account') FROM plans ORDER BY rowid`),
+		"free,0;pro,5;mega,25;enterprise,per-account;gold,per-account"; got != want {
+		t.Errorf("plans after migration: got %q, want %q", got, want)
+	}
+	if got := dumpRows(t, db, `SELECT count(*) FROM accounts WHERE subaccount_limit_override IS NULL`); got != "1" {
+		t.Errorf("accounts without an override after migration: %s, want 1", got)
+	}
+}

@@ -26,6 +26,19 @@ func (db *DB) CreateSubaccount(ctx context.Context, actor Actor, parentID string
 		if parent.ParentID != nil {
 			return ErrSubaccountNesting
 		}
+		// Counted inside the write transaction that adds the subaccount, so
+		// concurrent requests can never exceed the limit.
+		limit, err := effectiveSubaccountLimit(ctx, t.tx, parentID)
+		if err != nil {
+			return err
+		}
+		used, err := countSubaccounts(ctx, t.tx, parentID)
+		if err != nil {
+			return err
+		}
+		if used >= limit {
+			return ErrSubaccountLimit
+		}
 		from, err := t.loadPool(ctx, parentID)
 		if err != nil {
 			return err

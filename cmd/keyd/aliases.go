@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ func runAliases(ctx context.Context, e env, args []string) error {
 	var id, name, ttl, expiresAt, scopes, sites *string
 	if verb == "create" {
 		name = fs.String("name", "", "alias name (required)")
-		ttl = fs.String("ttl", "", "lifetime, e.g. 36h or 7d (empty: permanent)")
+		ttl = fs.String("ttl", "", "lifetime, a number and a unit (s, m, h, d) from 1m to 3650d, e.g. 90m, 1.5h or 7d (empty: permanent)")
 		expiresAt = fs.String("expires-at", "", "expiry as RFC 3339 (empty: permanent)")
 		scopes = fs.String("scopes", "*", "comma-separated scope rules")
 		sites = fs.String("sites", "", "comma-separated allowed site hosts (empty: any site)")
@@ -59,16 +60,19 @@ func runAliases(ctx context.Context, e env, args []string) error {
 		case *ttl != "" && *expiresAt != "":
 			return usagef("give --ttl or --expires-at, not both")
 		case *ttl != "":
-			d, err := parseTTL(*ttl)
+			t, err := store.ExpiryFromTTL(db.Now(), *ttl)
 			if err != nil {
-				return err
+				return flagError("--ttl", err)
 			}
-			t := db.Now().Add(d).UTC().Truncate(time.Second)
 			in.ExpiresAt = &t
 		case *expiresAt != "":
 			t, err := time.Parse(time.RFC3339, *expiresAt)
 			if err != nil {
 				return usagef("--expires-at must be RFC 3339, e.g. 2026-12-01T00:00:00Z")
+			}
+			t = t.UTC().Truncate(time.Second)
+			if err := store.CheckExpiresAt(db.Now(), t); err != nil {
+				return flagError("--expires-at", err)
 			}
 			in.ExpiresAt = &t
 		}
@@ -105,18 +109,14 @@ func splitComma(s string) []string {
 	return out
 }
 
-// parseTTL reads a Go duration or a number of days ("7d").
-func parseTTL(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 {
-			return 0, usagef("--ttl must be a duration such as 36h or 7d")
+// flagError words a store.InvalidError about a value as a usage error
+// naming the flag the value came from.
+func flagError(flagName string, err error) error {
+	var inv *store.InvalidError
+	if errors.As(err, &inv) {
+		for _, msg := range inv.Fields {
+			return usagef("%s %s", flagName, msg)
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, usagef("--ttl must be a duration such as 36h or 7d")
-	}
-	return d, nil
+	return err
 }

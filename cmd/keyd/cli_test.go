@@ -207,9 +207,9 @@ func TestCLICredits(t *testing.T) {
 
 func TestCLIPlans(t *testing.T) {
 	c := newCLI(t)
-	header := []string{"PLAN", "ALIAS LIMIT", "RATE LIMIT / MIN"}
+	header := []string{"PLAN", "ALIAS LIMIT", "SUBACCOUNT LIMIT", "RATE LIMIT / MIN"}
 	rows := tableRows(t, c.mustRun("plans", "list"), header...)
-	want := []string{"free|0|60", "pro|5|600", "mega|25|3000", "enterprise|per-account|unlimited"}
+	want := []string{"free|0|0|60", "pro|5|5|600", "mega|25|25|3000", "enterprise|per-account|per-account|unlimited"}
 	if len(rows) != len(want) {
 		t.Fatalf("plans list: %q", rows)
 	}
@@ -218,14 +218,28 @@ func TestCLIPlans(t *testing.T) {
 			t.Errorf("plans list row %d = %q, want %s", i, r, want[i])
 		}
 	}
-	rows = tableRows(t, c.mustRun("plans", "set", "gold", "--alias-limit", "3", "--rate-limit", "unlimited"), header...)
-	if len(rows) != 5 || strings.Join(rows[4], "|") != "gold|3|unlimited" {
+	// A new plan is created only when asked, and states every limit.
+	if _, _, err := c.run("plans", "set", "gold", "--alias-limit", "3", "--subaccount-limit", "1", "--rate-limit", "unlimited"); err == nil ||
+		!strings.Contains(err.Error(), `no plan "gold"`) {
+		t.Errorf("plans set of an unknown plan without --create: %v", err)
+	}
+	if rows := tableRows(t, c.mustRun("plans", "list"), header...); len(rows) != 4 {
+		t.Errorf("a mistyped plan name created a plan: %q", rows)
+	}
+	rows = tableRows(t, c.mustRun("plans", "set", "gold", "--create", "--alias-limit", "3", "--subaccount-limit", "1", "--rate-limit", "unlimited"), header...)
+	if len(rows) != 5 || strings.Join(rows[4], "|") != "gold|3|1|unlimited" {
 		t.Errorf("plans set gold: %q", rows)
 	}
-	c.mustRun("plans", "set", "pro", "--alias-limit", "per-account", "--rate-limit", "100")
+	// A limit left out keeps its value.
+	c.mustRun("plans", "set", "pro", "--alias-limit", "per-account")
 	rows = tableRows(t, c.mustRun("plans", "list"), header...)
-	if strings.Join(rows[1], "|") != "pro|per-account|100" {
-		t.Errorf("after plans set pro: %q", rows[1])
+	if strings.Join(rows[1], "|") != "pro|per-account|5|600" {
+		t.Errorf("after plans set pro --alias-limit per-account: %q", rows[1])
+	}
+	c.mustRun("plans", "set", "pro", "--rate-limit", "100", "--subaccount-limit", "2")
+	rows = tableRows(t, c.mustRun("plans", "list"), header...)
+	if strings.Join(rows[1], "|") != "pro|per-account|2|100" {
+		t.Errorf("after plans set pro --rate-limit 100 --subaccount-limit 2: %q", rows[1])
 	}
 	// An account can use the new plan.
 	c.createAccount("--name", "Gold", "--email", "g@example.com", "--plan", "gold")
@@ -235,6 +249,9 @@ func TestCLIPlans(t *testing.T) {
 	}
 	if _, _, err := c.run("plans", "set", "gold", "--alias-limit", "1", "--rate-limit", "0"); err == nil {
 		t.Error("a zero rate limit was accepted")
+	}
+	if _, _, err := c.run("plans", "set", "gold", "--subaccount-limit", "-1"); err == nil {
+		t.Error("a negative subaccount limit was accepted")
 	}
 }
 
@@ -288,9 +305,10 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"plans", "set"},
 		{"plans", "set", "--alias-limit", "3"},
 		{"plans", "set", "gold"},
-		{"plans", "set", "gold", "--alias-limit", "3"},
+		{"plans", "set", "gold", "--create", "--alias-limit", "3", "--rate-limit", "5"},
 		{"plans", "set", "gold", "--alias-limit", "three", "--rate-limit", "5"},
 		{"plans", "set", "gold", "--alias-limit", "3", "--rate-limit", "fast"},
+		{"plans", "set", "gold", "--subaccount-limit", "many"},
 		{"serve", "--bogus"},
 		{"serve", "stray"},
 		{"serve", "--admin-token", "too-short"},

@@ -166,15 +166,15 @@ func runAccountResetKey(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// parseGrace reads --grace: 0, a duration such as 90m or 24h, or days (7d),
-// up to store.MaxGracePeriod.
+// parseGrace reads --grace in the API's duration grammar (store.GracePeriod):
+// 0, or a duration such as 90m, 24h or 7d, up to 168h.
 func parseGrace(s string) (time.Duration, error) {
-	if s == "0" || s == "" {
+	if s == "" {
 		return 0, nil
 	}
-	d, err := parseTTL(s)
-	if err != nil || d > store.MaxGracePeriod {
-		return 0, usagef("--grace must be 0 or a duration such as 24h or 7d, at most 168h")
+	d, err := store.GracePeriod.Parse(s)
+	if err != nil {
+		return 0, usagef("--grace %s", err)
 	}
 	return d, nil
 }
@@ -332,21 +332,45 @@ func runPlans(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	usage := "plans list | plans set NAME [--alias-limit N|per-account] [--rate-limit N|unlimited]"
+	usage := "plans list | plans set NAME [--create] [--alias-limit N|per-account] [--subaccount-limit N|per-account] [--rate-limit N|unlimited]"
 	fs := newFlags(e, "plans "+verb, usage)
 	path := dbFlag(e, fs)
-	var aliasLimit, rateLimit *string
+	var aliasLimit, subaccountLimit, rateLimit *string
+	var create *bool
 	var name string
 	if verb == "set" {
 		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
 			return usagef("usage: keyd %s", usage)
 		}
 		name, rest = rest[0], rest[1:]
-		aliasLimit = fs.String("alias-limit", "", "aliases allowed, or per-account (required)")
-		rateLimit = fs.String("rate-limit", "", "requests per minute shared by the account's keys, or unlimited (required)")
+		create = fs.Bool("create", false, "create the plan (every limit required); without it an unknown name is an error")
+		aliasLimit = fs.String("alias-limit", "", "active aliases allowed, or per-account (left out: unchanged)")
+		subaccountLimit = fs.String("subaccount-limit", "", "subaccounts allowed, or per-account (left out: unchanged)")
+		rateLimit = fs.String("rate-limit", "", "requests per minute shared by the account's keys, or unlimited (left out: unchanged)")
 	}
 	if err := parseFlags(fs, rest); err != nil {
 		return err
+	}
+	var change store.PlanChange
+	if verb == "set" {
+		for _, l := range []struct {
+			flag, value, none string
+			to                *store.PlanLimit
+		}{
+			{"--alias-limit", *aliasLimit, "per-account", &change.AliasLimit},
+			{"--subaccount-limit", *subaccountLimit, "per-account", &change.SubaccountLimit},
+			{"--rate-limit", *rateLimit, "unlimited", &change.RateLimitPerMinute},
+		} {
+			if *l.to, err = planLimitFlag(l.flag, l.value, l.none); err != nil {
+				return err
+			}
+		}
+		switch {
+		case *create && !change.Complete():
+			return usagef("plans set --create needs --alias-limit, --subaccount-limit and --rate-limit")
+		case !change.AliasLimit.Set && !change.SubaccountLimit.Set && !change.RateLimitPerMinute.Set:
+			return usagef("plans set needs at least one of --alias-limit, --subaccount-limit, --rate-limit")
+		}
 	}
 	db, err := openForCommand(ctx, e, *path)
 	if err != nil {
@@ -354,14 +378,15 @@ func runPlans(ctx context.Context, e env, args []string) error {
 	}
 	defer db.Close()
 	if verb == "set" {
-		plan := store.Plan{Name: name}
-		if plan.AliasLimit, err = optionalNumber("--alias-limit", *aliasLimit, "per-account"); err != nil {
-			return err
+		if *create {
+			_, err = db.PutPlan(ctx, cliActor, change.Plan(name))
+		} else {
+			_, err = db.UpdatePlan(ctx, cliActor, name, change)
 		}
-		if plan.RateLimitPerMinute, err = optionalNumber("--rate-limit", *rateLimit, "unlimited"); err != nil {
-			return err
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("there is no plan %q; to create it, add --create and every limit", name)
 		}
-		if _, err := db.PutPlan(ctx, cliActor, plan); err != nil {
+		if err != nil {
 			return describeStoreError(err)
 		}
 	}
@@ -370,25 +395,28 @@ func runPlans(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLAN\tALIAS LIMIT\tRATE LIMIT / MIN")
+	fmt.Fprintln(tw, "PLAN\tALIAS LIMIT\tSUBACCOUNT LIMIT\tRATE LIMIT / MIN")
 	for _, p := range plans {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, numberOr(p.AliasLimit, "per-account"), numberOr(p.RateLimitPerMinute, "unlimited"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, numberOr(p.AliasLimit, "per-account"),
+			numberOr(p.SubaccountLimit, "per-account"), numberOr(p.RateLimitPerMinute, "unlimited"))
 	}
 	return tw.Flush()
 }
 
-func optionalNumber(flagName, v, none string) (*int, error) {
-	if v == "" {
-		return nil, usagef("plans set needs %s (a number or %q)", flagName, none)
-	}
-	if v == none {
-		return nil, nil
+// planLimitFlag reads a limit flag of plans set: empty keeps the plan's
+// value, none (per-account, unlimited) is said in words, else a number.
+func planLimitFlag(flagName, v, none string) (store.PlanLimit, error) {
+	switch v {
+	case "":
+		return store.PlanLimit{}, nil
+	case none:
+		return store.PlanLimit{Set: true}, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		return nil, usagef("%s must be a number or %q", flagName, none)
+		return store.PlanLimit{}, usagef("%s must be a number or %q", flagName, none)
 	}
-	return &n, nil
+	return store.PlanLimit{Set: true, Value: &n}, nil
 }
 
 func numberOr(v *int, none string) string {
@@ -407,6 +435,8 @@ func describeStoreError(err error) error {
 		return fmt.Errorf("the account does not have that many credits")
 	case errors.Is(err, store.ErrAliasLimit):
 		return fmt.Errorf("the account's alias limit is reached")
+	case errors.Is(err, store.ErrSubaccountLimit):
+		return fmt.Errorf("the account's subaccount limit is reached")
 	case errors.Is(err, store.ErrNameTaken):
 		return fmt.Errorf("the account already has an alias with that name")
 	case errors.Is(err, store.ErrScopeExceeds):

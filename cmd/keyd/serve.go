@@ -225,6 +225,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("keyd listening", "addr", ln.Addr().String(), "version", version, "admin_api", token != "")
+	warnInsecureSettings(log, cfg, token)
 	fmt.Fprintf(e.stdout, "keyd listening on http://%s\n", ln.Addr())
 
 	select {
@@ -312,6 +313,22 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", *path, v)
 	return nil
+}
+
+// warnInsecureSettings logs a warning for each setting that weakens
+// security, so an operator who turned one on for development (or kept a
+// container's 0.0.0.0) sees it in the log of every start.
+func warnInsecureSettings(log *slog.Logger, cfg serveConfig, token string) {
+	if cfg.webhooks.allowPrivate {
+		log.Warn("--webhook-allow-private is on: webhook receivers may be on loopback and private addresses, so account owners can make keyd send requests into this host's network; use it only for development and tests")
+	}
+	if isLoopbackAddr(cfg.addr) {
+		return
+	}
+	log.Warn("the API listens on a non-loopback address: it is reachable from other machines; put TLS (a reverse proxy) in front of it", "addr", cfg.addr)
+	if token != "" {
+		log.Warn("the admin API is on and listens on a non-loopback address: anyone who can reach it may try the admin token; restrict who can reach /admin/v1", "addr", cfg.addr)
+	}
 }
 
 // isLoopbackAddr reports whether host:port names a loopback host.
