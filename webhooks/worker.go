@@ -42,7 +42,8 @@ type WorkerConfig struct {
 	Logger    *slog.Logger
 	// OnAttempt, if set, is told of every recorded attempt: "delivered"
 	// (2xx), "retrying" (failed, another try scheduled), "failed" (no tries
-	// left) or "gone" (410, the endpoint is disabled). It must not block.
+	// left, or the address was refused) or "gone" (410, the endpoint is
+	// disabled). It must not block.
 	OnAttempt func(outcome string)
 }
 
@@ -217,6 +218,8 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 		rec.Delivered = true
 	case OutcomeGone:
 		rec.Gone = true
+	case OutcomeRefused:
+		// No NextAttemptAt: the message fails now.
 	default:
 		if next, ok := NextAttempt(m.Tries+1, at, a.RetryAfter, w.cfg.Rand); ok {
 			rec.NextAttemptAt = &next
@@ -246,6 +249,9 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 	default:
 		attrs := []any{"message_id", m.ID, "webhook_id", m.EndpointID, "type", m.EventType, "attempt", m.Tries + 1,
 			"status", a.StatusCode, "error", a.Error}
+		if a.Detail != "" {
+			attrs = append(attrs, "detail", a.Detail) // the operator's to see, not the owner's
+		}
 		if rec.NextAttemptAt != nil {
 			attrs = append(attrs, "next_attempt_at", rec.NextAttemptAt.UTC())
 		} else {
