@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -284,6 +285,18 @@ func TestAliasLifecycleOverHTTP(t *testing.T) {
 	}
 	if audit["next_before"] == nil {
 		t.Error("a full page of audit entries should give next_before")
+	}
+	// Each entry carries the account's sequence, one less than the entry
+	// before it, and its time to the millisecond.
+	for i, e := range events {
+		ev := e.(map[string]any)
+		seq, ok := ev["sequence"].(float64)
+		if !ok || i > 0 && seq != events[i-1].(map[string]any)["sequence"].(float64)-1 {
+			t.Errorf("audit entry %d has sequence %v", i, ev["sequence"])
+		}
+		if at, _ := ev["created_at"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(at) {
+			t.Errorf("audit entry %d has created_at %q, want RFC 3339 with milliseconds", i, at)
+		}
 	}
 }
 

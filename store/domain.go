@@ -188,7 +188,10 @@ var SystemActor = Actor{Type: ActorSystem}
 
 // Event is one row of the append-only event log.
 type Event struct {
-	Seq       int64           `json:"-"`
+	Seq int64 `json:"-"`
+	// Sequence counts the account's events in commit order (1, 2, ...);
+	// 0 for an event of no account.
+	Sequence  int64           `json:"sequence,omitempty"`
 	ID        string          `json:"id"`
 	AccountID string          `json:"account_id,omitempty"`
 	Type      string          `json:"type"`

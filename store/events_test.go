@@ -21,7 +21,7 @@ type eventRow struct {
 
 func readEvents(tb testing.TB, db *DB, afterSeq int64) []eventRow {
 	tb.Helper()
-	rows, err := db.r.Query(`SELECT seq, coalesce(account_id, ''), type, actor_type, actor_id, actor_ip, target_id, data, created_at
+	rows, err := db.r.Query(`SELECT seq, coalesce(account_id, ''), type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms / 1000
 		FROM events WHERE seq > ? ORDER BY seq`, afterSeq)
 	if err != nil {
 		tb.Fatal(err)

@@ -10,13 +10,16 @@ import (
 
 // AuditEntry is one event as the audit log shows it.
 type AuditEntry struct {
-	ID        string          `json:"id"`
+	ID string `json:"id"`
+	// Sequence is the event's place among the account's events, as its
+	// webhook payload carries it.
+	Sequence  int64           `json:"sequence"`
 	Action    string          `json:"action"`
 	Actor     AuditActor      `json:"actor"`
 	TargetID  *string         `json:"target_id"`
 	IP        *string         `json:"ip"`
 	Data      json.RawMessage `json:"data"`
-	CreatedAt time.Time       `json:"created_at"`
+	CreatedAt EventTime       `json:"created_at"`
 }
 
 // AuditActor is who did it: a key (with its type), the operator or keyd.
@@ -36,7 +39,7 @@ func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int
 		}
 		beforeSeq = int64(n)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms
 		FROM events WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
 	if err != nil {
 		return nil, err
@@ -50,13 +53,13 @@ func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int
 			actorID, ip, target sql.NullString
 			data                string
 		)
-		if err := rows.Scan(&seq, &e.Action, &e.Actor.Type, &actorID, &ip, &target, &data, &created); err != nil {
+		if err := rows.Scan(&seq, &e.Sequence, &e.Action, &e.Actor.Type, &actorID, &ip, &target, &data, &created); err != nil {
 			return nil, err
 		}
 		e.ID = formatID(prefixEvent, uint64(seq))
 		e.Actor.KeyID, e.IP, e.TargetID = stringPtr(actorID), stringPtr(ip), stringPtr(target)
 		e.Data = json.RawMessage(data)
-		e.CreatedAt = time.Unix(created, 0).UTC()
+		e.CreatedAt = EventTime(eventTimeFromMillis(created))
 		out = append(out, e)
 	}
 	return out, rows.Err()

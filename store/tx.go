@@ -93,20 +93,31 @@ func (t *Tx) touch(accountID string) { t.touched[accountID] = true }
 
 // event appends an event for accountID (empty for none) and marks the
 // account for an index refresh. data must never hold a key or its hash.
+//
+// The event's Sequence is the account's previous one plus one: writes are
+// serialised, so it increases in commit order. Its time is the
+// transaction's to the millisecond.
 func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targetID string, data any) (Event, error) {
 	body, err := json.Marshal(data)
 	if err != nil {
 		return Event{}, err
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO events
-		(account_id, type, actor_type, actor_id, actor_ip, target_id, data, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	at := t.exact.Truncate(time.Millisecond)
+	var (
+		seq      int64
+		sequence sql.NullInt64
+	)
+	err = t.tx.QueryRowContext(ctx, `INSERT INTO events
+		(account_id, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms)
+		VALUES (?1, CASE WHEN ?1 IS NULL THEN NULL ELSE
+				(SELECT coalesce(max(account_seq), 0) + 1 FROM events WHERE account_id = ?1) END,
+			?2, ?3, ?4, ?5, ?6, ?7, ?8)
+		RETURNING seq, account_seq`,
 		nullString(accountID), typ, actor.Type, nullString(actor.KeyID), nullString(actor.IP),
-		nullString(targetID), string(body), t.now.Unix())
+		nullString(targetID), string(body), at.UnixMilli()).Scan(&seq, &sequence)
 	if err != nil {
 		return Event{}, fmt.Errorf("store: append event: %w", err)
 	}
-	seq, _ := res.LastInsertId()
 	t.notify = true
 	if accountID != "" {
 		t.touch(accountID)
@@ -114,8 +125,8 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 	if typ == EventPlanUpdated {
 		t.plansChanged = true
 	}
-	return Event{Seq: seq, ID: formatID(prefixEvent, uint64(seq)), AccountID: accountID, Type: typ,
-		Actor: actor, TargetID: targetID, Data: body, CreatedAt: t.now}, nil
+	return Event{Seq: seq, Sequence: sequence.Int64, ID: formatID(prefixEvent, uint64(seq)), AccountID: accountID, Type: typ,
+		Actor: actor, TargetID: targetID, Data: body, CreatedAt: at}, nil
 }
 
 func nullString(s string) any {

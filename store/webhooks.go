@@ -530,7 +530,8 @@ func (t *Tx) fanOutBatch(ctx context.Context, rules MessageRules) (int, error) {
 	if err := t.tx.QueryRowContext(ctx, `SELECT last_seq FROM webhook_cursor WHERE id = 1`).Scan(&cursor); err != nil {
 		return 0, fmt.Errorf("store: fan-out cursor: %w", err)
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT seq, coalesce(account_id, ''), type, coalesce(target_id, ''), data, created_at
+	rows, err := t.tx.QueryContext(ctx, `SELECT seq, coalesce(account_seq, 0), coalesce(account_id, ''), type,
+		coalesce(target_id, ''), data, created_at_ms
 		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, cursor, fanOutBatch)
 	if err != nil {
 		return 0, err
@@ -542,11 +543,11 @@ func (t *Tx) fanOutBatch(ctx context.Context, rules MessageRules) (int, error) {
 			data    string
 			created int64
 		)
-		if err := rows.Scan(&e.Seq, &e.AccountID, &e.Type, &e.TargetID, &data, &created); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Sequence, &e.AccountID, &e.Type, &e.TargetID, &data, &created); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		e.ID, e.Data, e.CreatedAt = formatID(prefixEvent, uint64(e.Seq)), json.RawMessage(data), time.Unix(created, 0).UTC()
+		e.ID, e.Data, e.CreatedAt = formatID(prefixEvent, uint64(e.Seq)), json.RawMessage(data), eventTimeFromMillis(created)
 		events = append(events, e)
 	}
 	rows.Close()
@@ -623,25 +624,29 @@ func (t *Tx) fanEndpoints(ctx context.Context, accountID string) ([]fanEndpoint,
 	return out, rows.Err()
 }
 
-// DueMessages returns pending messages whose next attempt is due at now, at
-// most perEndpoint for any one endpoint (the earliest) and limit in all,
-// earliest first. Messages of a disabled endpoint are not due, except test
-// messages. It claims nothing: the one worker keeps track of what it is
-// sending.
-func (db *DB) DueMessages(ctx context.Context, now time.Time, perEndpoint, limit int) ([]OutboxMessage, error) {
+// DueMessages returns the message to send next to each endpoint that has
+// one due at now: of its pending messages due by now, the one of the
+// earliest event, so that messages to an endpoint start in the order of
+// their events. A message waiting for a retry is not due and holds back
+// none behind it. At most limit messages, earliest due first. Messages of
+// a disabled endpoint are not due, except test messages. It claims nothing:
+// the one worker keeps track of what it is sending, and sends nothing to an
+// endpoint while a message to it is in flight.
+func (db *DB) DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
 	s, err := db.secrets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT d.id, d.endpoint_id, e.url, d.event_type, d.body, d.tries,
+	rows, err := db.r.QueryContext(ctx, `SELECT m.id, m.endpoint_id, e.url, m.event_type, m.body, m.tries,
 			e.secret, e.old_secret, coalesce(e.old_secret_until, 0)
-		FROM (SELECT m.id, m.endpoint_id, m.event_type, m.body, m.tries, m.next_attempt_at, m.rowid AS r,
-				row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.next_attempt_at, m.rowid) AS rn
+		FROM (SELECT m.rowid AS r, m.endpoint_id, m.next_attempt_at, m.event_seq,
+				row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.event_seq) AS rn
 			FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
 			WHERE m.status = 'pending' AND m.next_attempt_at <= ? AND (e.enabled = 1 OR m.event_type = ?)) d
+		JOIN webhook_messages m ON m.rowid = d.r
 		JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.rn <= ? ORDER BY d.next_attempt_at, d.r LIMIT ?`,
-		now.Unix(), EventWebhookTest, perEndpoint, limit)
+		WHERE d.rn = 1 ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
+		now.Unix(), EventWebhookTest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due messages: %w", err)
 	}

@@ -82,7 +82,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 	}
 
 	// The worker gets both secrets during the overlap, the new one first.
-	due, err := db.DueMessages(ctx, clock.Now(), 2, 10)
+	due, err := db.DueMessages(ctx, clock.Now(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 
 	// After the overlap only the new secret signs, and pruning drops the old.
 	clock.Advance(24*time.Hour + time.Second)
-	due, err = db.DueMessages(ctx, clock.Now(), 2, 10)
+	due, err = db.DueMessages(ctx, clock.Now(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,13 @@ type Outcome string
 const (
 	// OutcomeSuccess: the receiver answered 2xx. Only 2xx counts.
 	OutcomeSuccess Outcome = "success"
-	// OutcomeRetry: any other failure (no answer, timeout, refused
-	// address, redirect, other status); retry on the schedule.
+	// OutcomeRetry: any other failure (no answer, timeout, redirect,
+	// other status); retry on the schedule.
 	OutcomeRetry Outcome = "retry"
+	// OutcomeRefused: the receiver's address is one deliveries may not
+	// connect to (see [NewClient]). Nothing was sent, and trying again
+	// would only knock on the same door, so the message fails at once.
+	OutcomeRefused Outcome = "refused"
 	// OutcomeRetryAfter: 429 or 503 with a valid Retry-After; retry no
 	// sooner than Attempt.RetryAfter (see [NextAttempt]).
 	OutcomeRetryAfter Outcome = "retry_after"
@@ -66,10 +70,16 @@ type Attempt struct {
 	// Response is the first [ResponseLimit] bytes of the answer's body, as
 	// received (it may be cut inside a UTF-8 sequence).
 	Response string
-	// Error says what went wrong, empty on success. It never contains a
-	// secret, and not the URL either (which may carry the receiver's own
-	// token).
+	// Error says what went wrong, empty on success, in words meant for the
+	// endpoint's owner: it never contains a secret, nor the URL (which may
+	// carry the receiver's own token), nor an address, port or resolver of
+	// the network keyd runs in.
 	Error string
+	// Detail is the underlying error in full when there was no whole
+	// answer, for the operator's log only: it may name the address dialled
+	// and the resolver asked, so it is never stored or shown to the owner.
+	// It never contains a secret or the URL.
+	Detail string
 	// Outcome is what the worker should do next.
 	Outcome Outcome
 	// RetryAfter is the receiver's requested delay when Outcome is
@@ -104,7 +114,10 @@ func Deliver(ctx context.Context, client *http.Client, d Delivery, now time.Time
 	resp, err := client.Do(req)
 	if err != nil {
 		a.Duration = time.Since(start)
-		a.Error = stripURL(err).Error()
+		a.Error, a.Detail = failureReason(err), stripURL(err).Error()
+		if errors.Is(err, ErrBlockedAddress) {
+			a.Outcome = OutcomeRefused
+		}
 		return a
 	}
 	a.StatusCode = resp.StatusCode
@@ -136,7 +149,8 @@ func Deliver(ctx context.Context, client *http.Client, d Delivery, now time.Time
 	// A body cut short by a timeout or reset does not undo a 2xx: the
 	// receiver has already accepted the message.
 	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) && a.Outcome != OutcomeSuccess {
-		a.Error += " (reading answer: " + stripURL(rerr).Error() + ")"
+		a.Error += " (reading answer: " + failureReason(rerr) + ")"
+		a.Detail = "reading answer: " + stripURL(rerr).Error()
 	}
 	return a
 }

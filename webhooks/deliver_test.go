@@ -65,7 +65,7 @@ var testNow = time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 
 func testDelivery(t *testing.T, url string, secrets ...string) Delivery {
 	t.Helper()
-	body, err := NewBody(store.EventAliasCreated, testNow.Add(-time.Second), map[string]string{"alias_id": "key_01", "hint": "x9Qa"})
+	body, err := NewBody(store.EventAliasCreated, 1, testNow.Add(-time.Second), map[string]string{"alias_id": "key_01", "hint": "x9Qa"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestDeliverTimeout(t *testing.T) {
 	client := NewClient(true)
 	client.Timeout = 50 * time.Millisecond
 	a := Deliver(t.Context(), client, testDelivery(t, rc.URL), testNow)
-	if a.Outcome != OutcomeRetry || a.StatusCode != 0 || !strings.Contains(a.Error, "Timeout") {
+	if a.Outcome != OutcomeRetry || a.StatusCode != 0 || a.Error != reasonTimeout || !strings.Contains(a.Detail, "Timeout") {
 		t.Fatalf("attempt = %+v, want a timed-out retry", a)
 	}
 	if a.Duration < 50*time.Millisecond || a.Duration > 5*time.Second {
@@ -240,7 +240,7 @@ func TestDeliverTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	a = Deliver(ctx, NewClient(true), testDelivery(t, rc.URL), testNow)
-	if a.Outcome != OutcomeRetry || a.StatusCode != 0 || !strings.Contains(a.Error, "deadline exceeded") {
+	if a.Outcome != OutcomeRetry || a.StatusCode != 0 || a.Error != reasonTimeout || !strings.Contains(a.Detail, "deadline exceeded") {
 		t.Fatalf("attempt = %+v, want a retry after the context deadline", a)
 	}
 }
@@ -281,25 +281,30 @@ func TestDeliverFailuresWithoutAnswer(t *testing.T) {
 		client  *http.Client
 		d       Delivery
 		errPart string
-		reached bool
+		outcome Outcome
 	}{
-		{"loopback refused", NewClient(false), testDelivery(t, rc.URL+"/?token=receiver-own-token", goodSecret), "destination address refused: loopback", false},
-		{"connection refused", NewClient(true), testDelivery(t, closed.URL), "connection refused", false},
-		{"bad scheme", NewClient(true), testDelivery(t, "ftp://example.com/"), "unsupported protocol scheme", false},
-		{"bad URL", NewClient(true), testDelivery(t, "http://[::1"), "cannot build request", false},
-		{"invalid secret", NewClient(true), testDelivery(t, rc.URL, "whsec_dG9vLXNob3J0LXNlY3JldA=="), "cannot sign message", false},
-		{"no secret", NewClient(true), Delivery{URL: rc.URL, MsgID: "msg_1", Body: []byte("{}")}, "no signing secret", false},
-		{"no message id", NewClient(true), Delivery{URL: rc.URL, Body: []byte("{}"), Secrets: []string{goodSecret}}, "empty message id", false},
+		{"loopback refused", NewClient(false), testDelivery(t, rc.URL+"/?token=receiver-own-token", goodSecret), "address not allowed", OutcomeRefused},
+		{"connection refused", NewClient(true), testDelivery(t, closed.URL), "connection refused", OutcomeRetry},
+		{"bad scheme", NewClient(true), testDelivery(t, "ftp://example.com/"), "unsupported protocol scheme", OutcomeRetry},
+		{"bad URL", NewClient(true), testDelivery(t, "http://[::1"), "cannot build request", OutcomeRetry},
+		{"invalid secret", NewClient(true), testDelivery(t, rc.URL, "whsec_dG9vLXNob3J0LXNlY3JldA=="), "cannot sign message", OutcomeRetry},
+		{"no secret", NewClient(true), Delivery{URL: rc.URL, MsgID: "msg_1", Body: []byte("{}")}, "no signing secret", OutcomeRetry},
+		{"no message id", NewClient(true), Delivery{URL: rc.URL, Body: []byte("{}"), Secrets: []string{goodSecret}}, "empty message id", OutcomeRetry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(rc.requests())
 			a := Deliver(t.Context(), tt.client, tt.d, testNow)
-			if a.Outcome != OutcomeRetry || a.StatusCode != 0 || !strings.Contains(a.Error, tt.errPart) {
-				t.Fatalf("attempt = %+v, want a retry with error %q", a, tt.errPart)
+			if a.Outcome != tt.outcome || a.StatusCode != 0 || !strings.Contains(a.Error, tt.errPart) {
+				t.Fatalf("attempt = %+v, want %s with error %q", a, tt.outcome, tt.errPart)
 			}
-			if strings.Contains(a.Error, "receiver-own-token") || strings.Contains(a.Error, "dG9vLXNob3J0") {
-				t.Fatalf("Error %q leaks the URL or a secret", a.Error)
+			for _, s := range []string{a.Error, a.Detail} {
+				if strings.Contains(s, "receiver-own-token") || strings.Contains(s, "dG9vLXNob3J0") {
+					t.Fatalf("%q leaks the URL or a secret", s)
+				}
+			}
+			if s := networkDetail.FindString(a.Error); s != "" {
+				t.Fatalf("Error %q names %q", a.Error, s)
 			}
 			checkNoSecret(t, a, tt.d.Secrets)
 			if after := len(rc.requests()); after != before {

@@ -11,7 +11,10 @@ import (
 // eventTypes are the event types sent to endpoints: the contract's twelve
 // (API.md, "Webhooks") and the two about the endpoint itself. The names are
 // the store's, which writes the events; the store also writes audit-only
-// types (account.created, ...) that are never sent.
+// types (account.created, ...) that are never sent. A message for any of
+// them carries the event's type, its time to the millisecond and its
+// sequence among the account's events, around the event's data (see
+// [Payload]); a receiver orders the events about one key by the sequence.
 var eventTypes = []string{
 	store.EventKeyReset, store.EventKeyRevoked,
 	store.EventAliasCreated, store.EventAliasUpdated, store.EventAliasDeactivated,

@@ -55,7 +55,7 @@ func buildWPFixture(t *testing.T) []byte {
 		Hint     string `json:"hint"`
 		Previous keyRef `json:"previous"`
 	}{"key_2Jc8nQ", "Qw3r", keyRef{"key_9xTz1a", "Zx8v", at.Format(time.RFC3339)}}
-	body, err := NewBody(store.EventKeyReset, at, data)
+	body, err := NewBody(store.EventKeyReset, 12, at, data)
 	if err != nil {
 		t.Fatal(err)
 	}

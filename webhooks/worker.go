@@ -17,7 +17,7 @@ type Store interface {
 	// messages to send.
 	Changes() <-chan struct{}
 	FanOut(ctx context.Context, rules store.MessageRules) (int, error)
-	DueMessages(ctx context.Context, now time.Time, perEndpoint, limit int) ([]store.OutboxMessage, error)
+	DueMessages(ctx context.Context, now time.Time, limit int) ([]store.OutboxMessage, error)
 	RecordAttempt(ctx context.Context, rec store.AttemptRecord) error
 }
 
@@ -26,11 +26,10 @@ type WorkerConfig struct {
 	// Client makes the requests; nil means NewClient(AllowPrivate).
 	Client       *http.Client
 	AllowPrivate bool
-	// Workers bounds deliveries in flight overall (default 8).
+	// Workers bounds deliveries in flight overall (default 8). One
+	// endpoint has at most one in flight, so a slow receiver holds at most
+	// one of them.
 	Workers int
-	// PerEndpoint bounds deliveries in flight to one endpoint (default 2),
-	// so that a slow receiver holds at most that many of the Workers.
-	PerEndpoint int
 	// Now is the clock (default time.Now); tests pass a fake one.
 	Now func() time.Time
 	// Rand spreads retries (see NextAttempt); nil means math/rand.
@@ -42,7 +41,8 @@ type WorkerConfig struct {
 	Logger    *slog.Logger
 	// OnAttempt, if set, is told of every recorded attempt: "delivered"
 	// (2xx), "retrying" (failed, another try scheduled), "failed" (no tries
-	// left) or "gone" (410, the endpoint is disabled). It must not block.
+	// left, or the address was refused) or "gone" (410, the endpoint is
+	// disabled). It must not block.
 	OnAttempt func(outcome string)
 }
 
@@ -57,6 +57,12 @@ const unrecordedRetry = 5 * time.Second
 // due and changes made by other processes). The worker keeps track of the
 // messages it is sending in memory: after a crash nothing is in flight and
 // every pending message is due again, so delivery is at least once.
+//
+// Messages to one endpoint start in the order of their events: one at a
+// time, and a message starts only once every earlier one has been
+// attempted (see store.DB.DueMessages). A message that failed goes to its
+// retry schedule and does not hold back the ones behind it, so a retry can
+// arrive after later events; receivers order by the payload's sequence.
 type Worker struct {
 	st     Store
 	cfg    WorkerConfig
@@ -71,21 +77,18 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
-	closed      bool
-	inFlight    map[string]bool      // message ids
-	held        map[string]time.Time // message id -> not before: attempts that could not be recorded
-	perEndpoint map[string]int
-	wg          sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	inFlight map[string]bool      // message ids
+	held     map[string]time.Time // message id -> not before: attempts that could not be recorded
+	busy     map[string]bool      // endpoint ids with a message in flight
+	wg       sync.WaitGroup
 }
 
 // NewWorker makes a worker over st; nothing runs until Run or Sweep.
 func NewWorker(st Store, cfg WorkerConfig) *Worker {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
-	}
-	if cfg.PerEndpoint <= 0 {
-		cfg.PerEndpoint = 2
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -94,15 +97,15 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 		cfg.StopGrace = 5 * time.Second
 	}
 	w := &Worker{
-		st:          st,
-		cfg:         cfg,
-		client:      cfg.Client,
-		log:         cfg.Logger,
-		rules:       Rules(),
-		wake:        make(chan struct{}, 1),
-		inFlight:    map[string]bool{},
-		held:        map[string]time.Time{},
-		perEndpoint: map[string]int{},
+		st:       st,
+		cfg:      cfg,
+		client:   cfg.Client,
+		log:      cfg.Logger,
+		rules:    Rules(),
+		wake:     make(chan struct{}, 1),
+		inFlight: map[string]bool{},
+		held:     map[string]time.Time{},
+		busy:     map[string]bool{},
 	}
 	if w.client == nil {
 		w.client = NewClient(cfg.AllowPrivate)
@@ -170,9 +173,10 @@ func (w *Worker) Sweep(ctx context.Context) error {
 	if closed || busy >= w.cfg.Workers {
 		return nil
 	}
-	// Messages in flight are still pending, so ask for enough to find
-	// free-slot's worth of others.
-	due, err := w.st.DueMessages(ctx, w.cfg.Now(), w.cfg.PerEndpoint, w.cfg.Workers+busy)
+	// An endpoint's message in flight is still pending and is what the
+	// store names as its next, so ask for enough to find free slots' worth
+	// of others.
+	due, err := w.st.DueMessages(ctx, w.cfg.Now(), w.cfg.Workers+busy)
 	if err != nil {
 		return fmt.Errorf("webhooks: due messages: %w", err)
 	}
@@ -188,11 +192,13 @@ func (w *Worker) Sweep(ctx context.Context) error {
 		if w.closed || len(w.inFlight) >= w.cfg.Workers {
 			break
 		}
-		if _, held := w.held[m.ID]; held || w.inFlight[m.ID] || w.perEndpoint[m.EndpointID] >= w.cfg.PerEndpoint {
+		// m is the endpoint's next message; while an earlier one is in
+		// flight, or held after an unrecorded attempt, m waits for it.
+		if _, held := w.held[m.ID]; held || w.inFlight[m.ID] || w.busy[m.EndpointID] {
 			continue
 		}
 		w.inFlight[m.ID] = true
-		w.perEndpoint[m.EndpointID]++
+		w.busy[m.EndpointID] = true
 		w.wg.Add(1)
 		go w.deliver(m)
 	}
@@ -217,6 +223,8 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 		rec.Delivered = true
 	case OutcomeGone:
 		rec.Gone = true
+	case OutcomeRefused:
+		// No NextAttemptAt: the message fails now.
 	default:
 		if next, ok := NextAttempt(m.Tries+1, at, a.RetryAfter, w.cfg.Rand); ok {
 			rec.NextAttemptAt = &next
@@ -246,6 +254,9 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 	default:
 		attrs := []any{"message_id", m.ID, "webhook_id", m.EndpointID, "type", m.EventType, "attempt", m.Tries + 1,
 			"status", a.StatusCode, "error", a.Error}
+		if a.Detail != "" {
+			attrs = append(attrs, "detail", a.Detail) // the operator's to see, not the owner's
+		}
 		if rec.NextAttemptAt != nil {
 			attrs = append(attrs, "next_attempt_at", rec.NextAttemptAt.UTC())
 		} else {
@@ -275,9 +286,7 @@ func (w *Worker) finished(m store.OutboxMessage) {
 	defer w.sweepMu.Unlock()
 	w.mu.Lock()
 	delete(w.inFlight, m.ID)
-	if w.perEndpoint[m.EndpointID]--; w.perEndpoint[m.EndpointID] <= 0 {
-		delete(w.perEndpoint, m.EndpointID)
-	}
+	delete(w.busy, m.EndpointID)
 	w.mu.Unlock()
 	w.wg.Done()
 	w.Wake() // a slot is free

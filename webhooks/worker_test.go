@@ -99,8 +99,8 @@ func (e *workerEnv) alias(name string) store.Created {
 }
 
 // sweep sweeps and waits for the deliveries, again while messages are due
-// (a sweep starts at most PerEndpoint messages to one endpoint), as the
-// running worker would.
+// (a sweep starts at most one message to an endpoint), as the running
+// worker would.
 func (e *workerEnv) sweep() {
 	e.t.Helper()
 	for range 100 {
@@ -108,7 +108,7 @@ func (e *workerEnv) sweep() {
 			e.t.Fatal(err)
 		}
 		e.w.wg.Wait()
-		due, err := e.db.DueMessages(e.ctx(), e.w.cfg.Now(), 1, 1)
+		due, err := e.db.DueMessages(e.ctx(), e.w.cfg.Now(), 1)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -413,7 +413,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 func TestGoneDisablesTheEndpointAndTellsTheOthers(t *testing.T) {
 	// One message in flight per endpoint, so the second is still pending
 	// when the first one's answer disables the endpoint.
-	e := newWorkerEnv(t, false, WorkerConfig{PerEndpoint: 1})
+	e := newWorkerEnv(t, false, WorkerConfig{})
 	gone := newReceiver(t, answer(410, nil, "unsubscribed"))
 	watcher := newReceiver(t, answer(200, nil, ""))
 	goneHook, _ := e.endpoint(gone.URL, "*")
@@ -560,7 +560,7 @@ func TestEndpointFailingForFiveDaysIsDisabled(t *testing.T) {
 }
 
 func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
-	e := newWorkerEnv(t, false, WorkerConfig{Workers: 3, PerEndpoint: 2})
+	e := newWorkerEnv(t, false, WorkerConfig{Workers: 3})
 	release := make(chan struct{})
 	var inSlow, maxSlow atomic.Int64
 	slow := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
@@ -593,9 +593,9 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 		e.alias(fmt.Sprintf("client %d", i))
 	}
 	waitFor(t, "the fast endpoint to get every message", func() bool { return len(fast.requests()) == events })
-	waitFor(t, "two requests held by the slow endpoint", func() bool { return inSlow.Load() == 2 })
-	if m := maxSlow.Load(); m > 2 {
-		t.Fatalf("%d requests in flight to one endpoint, want at most 2", m)
+	waitFor(t, "a request held by the slow endpoint", func() bool { return inSlow.Load() == 1 })
+	if m := maxSlow.Load(); m > 1 {
+		t.Fatalf("%d requests in flight to one endpoint, want at most 1", m)
 	}
 	waitFor(t, "the fast endpoint's messages to be delivered", func() bool {
 		for _, m := range e.messages(fastHook.ID) {
@@ -605,8 +605,8 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 		}
 		return true
 	})
-	if n := len(slow.requests()); n != 2 {
-		t.Fatalf("the slow endpoint got %d requests while holding two", n)
+	if n := len(slow.requests()); n != 1 {
+		t.Fatalf("the slow endpoint got %d requests while holding one", n)
 	}
 	releaseOnce.Do(func() { close(release) })
 	waitFor(t, "the slow endpoint to catch up", func() bool {
@@ -620,8 +620,8 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	if n := len(slow.requests()); n != events {
 		t.Fatalf("slow endpoint got %d requests, want %d", n, events)
 	}
-	if m := maxSlow.Load(); m > 2 {
-		t.Fatalf("%d requests in flight to one endpoint, want at most 2", m)
+	if m := maxSlow.Load(); m > 1 {
+		t.Fatalf("%d requests in flight to one endpoint, want at most 1", m)
 	}
 }
 
@@ -684,7 +684,7 @@ func TestStoppedAttemptIsNotRecorded(t *testing.T) {
 	if m.Status != store.MessagePending || len(m.Attempts) != 0 {
 		t.Fatalf("after a stop mid-attempt: %+v", m)
 	}
-	due, err := e.db.DueMessages(e.ctx(), e.clock.Now(), 2, 10)
+	due, err := e.db.DueMessages(e.ctx(), e.clock.Now(), 10)
 	if err != nil || len(due) != 1 || due[0].Tries != 0 {
 		t.Fatalf("due after the stop: %+v, %v", due, err)
 	}
@@ -707,9 +707,9 @@ func TestRulesMatchTheStore(t *testing.T) {
 			t.Errorf("event %s is not delivered", typ)
 		}
 	}
-	body, err := r.Body(store.Event{Type: store.EventAliasCreated, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	body, err := r.Body(store.Event{Type: store.EventAliasCreated, Sequence: 9, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC),
 		Data: json.RawMessage(`{"key_id": "key_1"}`)})
-	if err != nil || string(body) != `{"type":"alias.created","timestamp":"2026-01-02T03:04:05Z","data":{"key_id":"key_1"}}` {
+	if err != nil || string(body) != `{"type":"alias.created","timestamp":"2026-01-02T03:04:05.006Z","sequence":9,"data":{"key_id":"key_1"}}` {
 		t.Fatalf("body %s, %v", body, err)
 	}
 }

@@ -27,7 +27,7 @@ func addWebhookFlags(e env, fs *flag.FlagSet, cfg *webhookConfig) {
 	allow, _ := strconv.ParseBool(e.getenv("KEYD_WEBHOOK_ALLOW_PRIVATE"))
 	fs.BoolVar(&cfg.allowPrivate, "webhook-allow-private", allow,
 		"allow webhook receivers on loopback and private addresses, for development and tests (env KEYD_WEBHOOK_ALLOW_PRIVATE=1)")
-	fs.IntVar(&cfg.workers, "webhook-workers", 8, "webhook deliveries in flight at most (at most 2 to any one endpoint)")
+	fs.IntVar(&cfg.workers, "webhook-workers", 8, "webhook deliveries in flight at most (one at a time to any one endpoint)")
 	fs.StringVar(&cfg.secretKey, "secret-key", e.getenv("KEYD_SECRET_KEY"),
 		"base64 of 32 bytes sealing webhook secrets in the database; empty uses (and creates) the file <db>.key (env KEYD_SECRET_KEY)")
 }

@@ -9,6 +9,8 @@
  * - keyd_stub_status:   what keyd last said about the key, plus the key id and
  *   hint of a successful validation, so webhook events can be matched.
  * - keyd_stub_seen_webhooks: recent webhook-id values, to drop duplicates.
+ * - keyd_stub_event_sequences: per key, the sequence of the last event about
+ *   it that was applied, to ignore older events that arrive late.
  *
  * @package KeydStub
  */
@@ -20,6 +22,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 const KEYD_STUB_OPTION_SETTINGS = 'keyd_stub_settings';
 const KEYD_STUB_OPTION_STATUS   = 'keyd_stub_status';
 const KEYD_STUB_OPTION_SEEN     = 'keyd_stub_seen_webhooks';
+const KEYD_STUB_OPTION_SEQUENCE = 'keyd_stub_event_sequences';
 
 /**
  * Where keyd answers when neither the settings nor KEYD_URL say otherwise.

@@ -5,8 +5,9 @@
  *
  * URL: /wp-json/keyd-stub/v1/webhook (with plain permalinks:
  * /?rest_route=/keyd-stub/v1/webhook). Answers, as API.md fixes them:
- * 200 good signature (also for a duplicate or an event we do not act on),
- * 401 bad or missing signature, 400 timestamp more than 5 minutes off.
+ * 200 good signature (also for a duplicate, an event older than one already
+ * applied, or an event we do not act on), 401 bad or missing signature, 400
+ * timestamp more than 5 minutes off.
  *
  * @package KeydStub
  */
@@ -20,6 +21,9 @@ const KEYD_STUB_SEEN_TTL = 3 * DAY_IN_SECONDS;
 
 /** At most this many webhook-ids are remembered. */
 const KEYD_STUB_SEEN_MAX = 500;
+
+/** At most this many keys have their last applied sequence remembered. */
+const KEYD_STUB_SEQUENCE_MAX = 50;
 
 /**
  * Registers the REST route.
@@ -86,8 +90,11 @@ function keyd_stub_handle_webhook( WP_REST_Request $request ) {
 		keyd_stub_webhook_remember( $msg_id );
 		return new WP_REST_Response( array( 'ok' => true, 'acted' => false ), 200 );
 	}
-	$data  = isset( $event['data'] ) && is_array( $event['data'] ) ? $event['data'] : array();
-	$acted = keyd_stub_apply_event( $event['type'], $data );
+	$data = isset( $event['data'] ) && is_array( $event['data'] ) ? $event['data'] : array();
+	// keyd numbers each account's events in commit order; a message from
+	// before keyd did has no number and is applied as it comes.
+	$sequence = isset( $event['sequence'] ) && is_int( $event['sequence'] ) && $event['sequence'] > 0 ? $event['sequence'] : null;
+	$acted    = keyd_stub_apply_event( $event['type'], $data, $sequence );
 	keyd_stub_webhook_remember( $msg_id );
 
 	return new WP_REST_Response( array( 'ok' => true, 'acted' => $acted ), 200 );
@@ -181,13 +188,46 @@ function keyd_stub_event_matches( array $status, $key, array $ids, array $hints 
 }
 
 /**
+ * Records that an event with this sequence about the key in use is being
+ * applied, unless one with the same or a later sequence already was.
+ *
+ * keyd starts deliveries in order, but a message that failed is retried
+ * after the ones behind it went out, so an old event (say the
+ * alias.deactivated before an alias.reactivated) can arrive last. Keeping
+ * the last sequence applied per key tells such a straggler apart.
+ *
+ * @param string $key      The key in use.
+ * @param int    $sequence The event's sequence.
+ * @return bool False when the event is older than one already applied.
+ */
+function keyd_stub_sequence_advance( $key, $sequence ) {
+	$last = get_option( KEYD_STUB_OPTION_SEQUENCE, array() );
+	if ( ! is_array( $last ) ) {
+		$last = array();
+	}
+	$ref = keyd_stub_key_fingerprint( $key );
+	if ( isset( $last[ $ref ] ) && (int) $last[ $ref ] >= $sequence ) {
+		return false;
+	}
+	// Most recently used last, so the oldest keys are the ones forgotten.
+	unset( $last[ $ref ] );
+	$last[ $ref ] = $sequence;
+	if ( count( $last ) > KEYD_STUB_SEQUENCE_MAX ) {
+		$last = array_slice( $last, -KEYD_STUB_SEQUENCE_MAX, null, true );
+	}
+	update_option( KEYD_STUB_OPTION_SEQUENCE, $last, false );
+	return true;
+}
+
+/**
  * Acts on a verified event.
  *
- * @param string $type The event type, e.g. "key.reset".
- * @param array  $data The event's data object.
- * @return bool Whether the event concerned the key in use.
+ * @param string   $type     The event type, e.g. "key.reset".
+ * @param array    $data     The event's data object.
+ * @param int|null $sequence The event's sequence (null: not numbered).
+ * @return bool Whether the event concerned the key in use and was applied.
  */
-function keyd_stub_apply_event( $type, array $data ) {
+function keyd_stub_apply_event( $type, array $data, $sequence = null ) {
 	$key    = keyd_stub_get_api_key();
 	$status = keyd_stub_get_status();
 
@@ -203,6 +243,11 @@ function keyd_stub_apply_event( $type, array $data ) {
 	$ids   = keyd_stub_event_values( $data, $id_paths );
 	$hints = keyd_stub_event_values( $data, $hint_paths );
 	if ( ! keyd_stub_event_matches( $status, $key, $ids, $hints ) ) {
+		return false;
+	}
+	// Every event about the key counts, those we do not act on too: an
+	// alias.reactivated is what makes a late alias.deactivated stale.
+	if ( null !== $sequence && ! keyd_stub_sequence_advance( $key, $sequence ) ) {
 		return false;
 	}
 

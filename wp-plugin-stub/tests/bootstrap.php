@@ -59,6 +59,42 @@ function wp_parse_url( $url, $component = -1 ) {
 	return parse_url( $url, $component );
 }
 
+/** The parts of WordPress's REST classes the webhook handler uses. */
+class WP_REST_Request {
+	private $headers;
+	private $body;
+	public function __construct( array $headers, $body ) {
+		$this->headers = array_change_key_case( $headers );
+		$this->body    = $body;
+	}
+	public function get_header( $name ) {
+		$name = strtolower( $name );
+		return isset( $this->headers[ $name ] ) ? $this->headers[ $name ] : null;
+	}
+	public function get_body() {
+		return $this->body;
+	}
+}
+class WP_REST_Response {
+	public $data;
+	public $status;
+	public function __construct( $data = null, $status = 200 ) {
+		$this->data   = $data;
+		$this->status = $status;
+	}
+	public function get_status() {
+		return $this->status;
+	}
+}
+class WP_Error {
+	public $code;
+	public $data;
+	public function __construct( $code = '', $message = '', $data = '' ) {
+		$this->code = $code;
+		$this->data = $data;
+	}
+}
+
 require_once dirname( __DIR__ ) . '/includes/signature.php';
 require_once dirname( __DIR__ ) . '/includes/settings.php';
 require_once dirname( __DIR__ ) . '/includes/validate.php';
