@@ -51,10 +51,6 @@ function untrailingslashit( $value ) {
 function home_url( $path = '' ) {
 	return 'http://127.0.0.1' . $path;
 }
-class WP_Error {}
-function is_wp_error( $thing ) {
-	return $thing instanceof WP_Error;
-}
 function wp_parse_url( $url, $component = -1 ) {
 	return parse_url( $url, $component );
 }
@@ -93,6 +89,9 @@ class WP_Error {
 		$this->code = $code;
 		$this->data = $data;
 	}
+}
+function is_wp_error( $thing ) {
+	return $thing instanceof WP_Error;
 }
 
 require_once dirname( __DIR__ ) . '/includes/signature.php';
