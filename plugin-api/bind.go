@@ -29,6 +29,9 @@ const (
 	tagAlias    = "aliasname" // alias (and key) names
 )
 
+// tagEmail is an account owner's email: ValidEmail.
+const tagEmail = "accountemail"
+
 // newValidator builds the one validator every request struct goes through.
 // Field names in errors are the JSON (or form) names clients sent.
 func newValidator() *validator.Validate {
@@ -53,7 +56,23 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation(tagPlanName, func(fl validator.FieldLevel) bool {
 		return store.ValidPlanName(fl.Field().String())
 	}))
+	must(v.RegisterValidation(tagEmail, func(fl validator.FieldLevel) bool {
+		return ValidEmail(fl.Field().String())
+	}))
 	return v
+}
+
+// maxEmailLength is the longest address SMTP can carry (RFC 5321).
+const maxEmailLength = 254
+
+// emailSyntax holds validator's own email check, for ValidEmail.
+var emailSyntax = validator.New()
+
+// ValidEmail is the one rule for an account owner's email, held by the API
+// and the command line alike: at most 254 bytes of clean text that
+// validator's email check accepts.
+func ValidEmail(s string) bool {
+	return len(s) <= maxEmailLength && isCleanText(s) && emailSyntax.Var(s, "email") == nil
 }
 
 func must(err error) {

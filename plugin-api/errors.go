@@ -131,8 +131,8 @@ func describeRule(fe validator.FieldError) string {
 		return "is longer than " + fe.Param() + " characters"
 	case "min":
 		return "must be at least " + fe.Param()
-	case "email":
-		return "is not an email address"
+	case tagEmail:
+		return "is not an email address (at most 254 characters)"
 	case "oneof":
 		return "must be one of: " + fe.Param()
 	case tagAPIKey:

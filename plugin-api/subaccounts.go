@@ -11,7 +11,7 @@ import (
 
 type createSubaccountRequest struct {
 	Name    string `json:"name" validate:"required,max=100,text"`
-	Email   string `json:"email" validate:"required,max=254,email"`
+	Email   string `json:"email" validate:"required,accountemail"`
 	Credits int64  `json:"credits" validate:"min=0"`
 }
 
