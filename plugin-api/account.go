@@ -11,11 +11,17 @@ import (
 	"keyd/store"
 )
 
-// planBody is a plan as shown inside an account.
+// planBody is a plan as shown inside an account: the one shape of an
+// account's plan in every owner and operator answer (validate alone, by
+// contract, gives just the name).
 type planBody struct {
 	Name               string `json:"name"`
 	AliasLimit         *int   `json:"alias_limit"`
 	RateLimitPerMinute *int   `json:"rate_limit_per_minute"`
+}
+
+func planOf(p store.Plan) planBody {
+	return planBody{Name: p.Name, AliasLimit: p.AliasLimit, RateLimitPerMinute: p.RateLimitPerMinute}
 }
 
 // accountBody is an account as its owner sees it.
@@ -56,7 +62,7 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
-		Plan:    planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute},
+		Plan:    planOf(plan),
 		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
 		Aliases: slots, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil

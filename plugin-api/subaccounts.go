@@ -20,14 +20,14 @@ type subaccountBody struct {
 	Name         string    `json:"name"`
 	Email        string    `json:"email"`
 	Status       string    `json:"status"`
-	Plan         string    `json:"plan"`
+	Plan         planBody  `json:"plan"`
 	Credits      int64     `json:"credits"`
 	CreditsSpent int64     `json:"credits_spent"`
 	CreatedAt    time.Time `json:"created_at"`
 }
 
-func subaccountOf(a store.Account, spent int64) subaccountBody {
-	return subaccountBody{ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status, Plan: a.Plan,
+func subaccountOf(a store.Account, spent int64, plan store.Plan) subaccountBody {
+	return subaccountBody{ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status, Plan: planOf(plan),
 		Credits: a.Credits, CreditsSpent: spent, CreatedAt: a.CreatedAt}
 }
 
@@ -60,9 +60,18 @@ func (s *server) listSubaccounts(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	plans, err := s.store.ListPlans(c.Request.Context())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	byName := make(map[string]store.Plan, len(plans))
+	for _, p := range plans {
+		byName[p.Name] = p
+	}
 	out := make([]subaccountBody, 0, len(subs))
 	for _, sub := range subs {
-		out = append(out, subaccountOf(sub.Account, sub.CreditsSpent))
+		out = append(out, subaccountOf(sub.Account, sub.CreditsSpent, byName[sub.Plan]))
 	}
 	c.JSON(http.StatusOK, gin.H{"subaccounts": out})
 }
@@ -96,5 +105,10 @@ func (s *server) allocateCredits(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(sub, pool.Spent), "credits": mine.Credits})
+	plan, err := s.store.GetPlan(ctx, sub.Plan)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(sub, pool.Spent, plan), "credits": mine.Credits})
 }

@@ -576,3 +576,23 @@ func TestCLISubcommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEBackupExample: the README's example of keyd backup is what keyd
+// backup prints, schema version included.
+func TestREADMEBackupExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const db, to = "/var/lib/keyd/keyd.db", "/var/backups/keyd/keyd-2026-11-22.db"
+	c := newCLI(t)
+	dest := filepath.Join(t.TempDir(), "copy.db")
+	first, _, _ := strings.Cut(c.mustRun("backup", "--to", dest), "\n")
+	example := regexp.MustCompile(`\(\d+ bytes`).ReplaceAllString(strings.NewReplacer(c.path, db, dest, to).Replace(first), "(... bytes")
+	if !strings.Contains(example, fmt.Sprintf("schema version %d,", store.LatestSchemaVersion())) {
+		t.Fatalf("keyd backup printed %q", first)
+	}
+	if !strings.Contains(string(readme), "\n# "+example+"\n") {
+		t.Errorf("README.md's keyd backup example should read:\n# %s", example)
+	}
+}
