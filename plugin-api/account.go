@@ -11,12 +11,19 @@ import (
 	"keyd/store"
 )
 
-// planBody is a plan as shown inside an account.
+// planBody is a plan as shown inside an account: the one shape of an
+// account's plan in every owner and operator answer (validate alone, by
+// contract, gives just the name).
 type planBody struct {
 	Name               string `json:"name"`
 	AliasLimit         *int   `json:"alias_limit"`
 	RateLimitPerMinute *int   `json:"rate_limit_per_minute"`
 	SubaccountLimit    *int   `json:"subaccount_limit"`
+}
+
+func planOf(p store.Plan) planBody {
+	return planBody{Name: p.Name, AliasLimit: p.AliasLimit, RateLimitPerMinute: p.RateLimitPerMinute,
+		SubaccountLimit: p.SubaccountLimit}
 }
 
 // accountBody is an account as its owner sees it.
@@ -64,8 +71,7 @@ func (s *server) describeAccount(ctx context.Context, a store.Account) (accountB
 	}
 	return accountBody{
 		ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status,
-		Plan: planBody{Name: plan.Name, AliasLimit: plan.AliasLimit, RateLimitPerMinute: plan.RateLimitPerMinute,
-			SubaccountLimit: plan.SubaccountLimit},
+		Plan:    planOf(plan),
 		Credits: a.Credits, CreditsSpent: pool.Spent, LowCreditThreshold: pool.LowCreditThreshold,
 		Aliases: slots, Subaccounts: subs, ParentID: a.ParentID, CreatedAt: a.CreatedAt,
 	}, nil

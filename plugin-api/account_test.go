@@ -3,6 +3,7 @@ package pluginapi_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -195,4 +196,47 @@ func countEvents(t *testing.T, e *testEnv, typ string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestPlanHasOneShape: every owner and operator answer that carries an
+// account's plan gives it as GET /v1/account does, an object with its
+// limits; validate alone gives the name, as the contract fixes.
+func TestPlanHasOneShape(t *testing.T) {
+	e := newEnv(t, testToken)
+	res := e.admin("POST", "/admin/v1/accounts", `{"name":"Acme","email":"ops@acme.test","plan":"pro","credits":1000}`)
+	if res.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", res.status, res.raw)
+	}
+	id, key := str(res.body, "account", "id"), str(res.body, "key")
+	plans := map[string]any{"POST /admin/v1/accounts": dig(res.body, "account", "plan")}
+	owner := func(method, path, body string) response {
+		t.Helper()
+		res := e.doJSON(method, path, body, "X-API-Key", key)
+		if res.status >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, res.status, res.raw)
+		}
+		return res
+	}
+	res = owner("POST", "/v1/subaccounts", `{"name":"Client Co","email":"it@client.test","credits":100}`)
+	sub := str(res.body, "account", "id")
+	plans["POST /v1/subaccounts"] = dig(res.body, "account", "plan")
+	plans["GET /v1/account"] = dig(owner("GET", "/v1/account", "").body, "plan")
+	list, _ := owner("GET", "/v1/subaccounts", "").body["subaccounts"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("GET /v1/subaccounts: %v", list)
+	}
+	plans["GET /v1/subaccounts"] = dig(list[0].(map[string]any), "plan")
+	plans["POST /v1/subaccounts/{id}/credits"] = dig(owner("POST", "/v1/subaccounts/"+sub+"/credits", `{"amount":5}`).body, "subaccount", "plan")
+	plans["GET /admin/v1/accounts/{id}"] = dig(e.admin("GET", "/admin/v1/accounts/"+id, "").body, "plan")
+	plans["PATCH /admin/v1/accounts/{id}"] = dig(e.admin("PATCH", "/admin/v1/accounts/"+id, `{}`).body, "plan")
+
+	want := map[string]any{"name": "pro", "alias_limit": float64(5), "rate_limit_per_minute": float64(600), "subaccount_limit": float64(5)}
+	for answer, plan := range plans {
+		if !reflect.DeepEqual(plan, want) {
+			t.Errorf("%s: plan = %#v, want %v", answer, plan, want)
+		}
+	}
+	if res := e.validateJSON(key); str(res.body, "account", "plan") != "pro" {
+		t.Errorf("validate: account.plan = %#v, want the name \"pro\"", dig(res.body, "account", "plan"))
+	}
 }

@@ -16,7 +16,7 @@ import (
 
 type createAccountRequest struct {
 	Name    string `json:"name" validate:"required,max=100,text"`
-	Email   string `json:"email" validate:"required,max=254,email"`
+	Email   string `json:"email" validate:"required,accountemail"`
 	Plan    string `json:"plan" validate:"required,planname"`
 	Credits int64  `json:"credits" validate:"min=0"`
 }

@@ -30,6 +30,9 @@ const (
 	tagBetween  = "between"   // a whole number from MIN to MAX: between=MIN MAX
 )
 
+// tagEmail is an account owner's email: ValidEmail.
+const tagEmail = "accountemail"
+
 // newValidator builds the one validator every request struct goes through.
 // Field names in errors are the JSON (or form) names clients sent.
 func newValidator() *validator.Validate {
@@ -61,6 +64,9 @@ func newValidator() *validator.Validate {
 		n := fl.Field().Int()
 		return n >= lo && n <= hi
 	}))
+	must(v.RegisterValidation(tagEmail, func(fl validator.FieldLevel) bool {
+		return ValidEmail(fl.Field().String())
+	}))
 	return v
 }
 
@@ -74,6 +80,19 @@ func betweenBounds(param string) (lo, hi int64) {
 		panic("between: bad bounds " + strconv.Quote(param))
 	}
 	return lo, hi
+}
+
+// maxEmailLength is the longest address SMTP can carry (RFC 5321).
+const maxEmailLength = 254
+
+// emailSyntax holds validator's own email check, for ValidEmail.
+var emailSyntax = validator.New()
+
+// ValidEmail is the one rule for an account owner's email, held by the API
+// and the command line alike: at most 254 bytes of clean text that
+// validator's email check accepts.
+func ValidEmail(s string) bool {
+	return len(s) <= maxEmailLength && isCleanText(s) && emailSyntax.Var(s, "email") == nil
 }
 
 func must(err error) {

@@ -161,8 +161,8 @@ func describeRule(fe validator.FieldError) string {
 	case tagBetween:
 		lo, hi := betweenBounds(fe.Param())
 		return fmt.Sprintf("must be between %d and %d", lo, hi)
-	case "email":
-		return "is not an email address"
+	case tagEmail:
+		return "is not an email address (at most 254 characters)"
 	case "oneof":
 		return "must be one of: " + fe.Param()
 	case tagAPIKey:

@@ -1,6 +1,7 @@
 package pluginapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 
 type createSubaccountRequest struct {
 	Name    string `json:"name" validate:"required,max=100,text"`
-	Email   string `json:"email" validate:"required,max=254,email"`
+	Email   string `json:"email" validate:"required,accountemail"`
 	Credits int64  `json:"credits" validate:"min=0"`
 }
 
@@ -20,7 +21,7 @@ type subaccountBody struct {
 	Name         string    `json:"name"`
 	Email        string    `json:"email"`
 	Status       string    `json:"status"`
-	Plan         string    `json:"plan"`
+	Plan         planBody  `json:"plan"`
 	Credits      int64     `json:"credits"`
 	CreditsSpent int64     `json:"credits_spent"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -29,10 +30,19 @@ type subaccountBody struct {
 	SuspendedBy *string `json:"suspended_by"`
 }
 
-func subaccountOf(sub store.Subaccount) subaccountBody {
+func subaccountOf(sub store.Subaccount, plan store.Plan) subaccountBody {
 	a := sub.Account
-	return subaccountBody{ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status, Plan: a.Plan,
+	return subaccountBody{ID: a.ID, Name: a.Name, Email: a.Email, Status: a.Status, Plan: planOf(plan),
 		Credits: a.Credits, CreditsSpent: sub.CreditsSpent, CreatedAt: a.CreatedAt, SuspendedBy: sub.SuspendedBy}
+}
+
+// describeSubaccount is one subaccount as its parent sees it, with its plan.
+func (s *server) describeSubaccount(ctx context.Context, sub store.Subaccount) (subaccountBody, error) {
+	plan, err := s.store.GetPlan(ctx, sub.Plan)
+	if err != nil {
+		return subaccountBody{}, err
+	}
+	return subaccountOf(sub, plan), nil
 }
 
 // createSubaccount is POST /v1/subaccounts.
@@ -70,9 +80,18 @@ func (s *server) listSubaccounts(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	plans, err := s.store.ListPlans(c.Request.Context())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	byName := make(map[string]store.Plan, len(plans))
+	for _, p := range plans {
+		byName[p.Name] = p
+	}
 	out := make([]subaccountBody, 0, len(subs))
 	for _, sub := range subs {
-		out = append(out, subaccountOf(sub))
+		out = append(out, subaccountOf(sub, byName[sub.Plan]))
 	}
 	var next *string
 	if len(subs) == limit {
@@ -93,7 +112,12 @@ func (s *server) suspendSubaccount(suspend bool) gin.HandlerFunc {
 			writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, subaccountOf(sub))
+		body, err := s.describeSubaccount(c.Request.Context(), sub)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, body)
 	}
 }
 
@@ -141,5 +165,10 @@ func (s *server) allocateCredits(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"subaccount": subaccountOf(after), "credits": mine.Credits})
+	body, err := s.describeSubaccount(ctx, after)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"subaccount": body, "credits": mine.Credits})
 }

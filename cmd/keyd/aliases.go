@@ -16,7 +16,7 @@ func runAliases(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if verb == "list" {
-		return runKeys(ctx, e, append([]string{"list"}, rest...))
+		return listKeys(ctx, e, rest, "aliases list", true)
 	}
 	usage := "aliases " + verb + " --account ID --id KEY_ID"
 	if verb == "create" {

@@ -24,8 +24,8 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	if *to == "" {
 		return usagef("keyd backup needs --to FILE")
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return fmt.Errorf("backup: %w", err)
+	if err := mustExist(*dbPath); err != nil {
+		return err
 	}
 	// No migration: a backup taken before an upgrade must be of the
 	// database as the old version left it.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	pluginapi "keyd/plugin-api"
 	"keyd/store"
 )
 
@@ -24,8 +25,11 @@ type cli struct {
 	env  map[string]string
 }
 
+// newCLI makes a new database with keyd migrate, as an operator would.
 func newCLI(t *testing.T) *cli {
-	return &cli{t: t, path: filepath.Join(t.TempDir(), "keyd.db"), env: map[string]string{}}
+	c := &cli{t: t, path: filepath.Join(t.TempDir(), "keyd.db"), env: map[string]string{}}
+	c.mustRun("migrate")
+	return c
 }
 
 func (c *cli) getenv(name string) string {
@@ -389,6 +393,9 @@ func TestMainExitStatus(t *testing.T) {
 		{"version", 0},
 		{"migrate", 0},
 		{"credits show --account acc_0000000000000000", 1},
+		{"accounts create --name x --email not-an-email", 2},
+		{"accounts list --db " + filepath.Join(t.TempDir(), "typo.db"), 2},
+		{"plans set --help", 0},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMainExitStatus$")
 		cmd.Env = append(os.Environ(), "KEYD_TEST_MAIN_ARGS="+tt.args, "KEYD_DB="+db, "KEYD_ADMIN_TOKEN=")
@@ -406,5 +413,210 @@ func TestMainExitStatus(t *testing.T) {
 		if tt.status != 0 && !strings.Contains(string(out), "keyd: ") {
 			t.Errorf("keyd %s failed without saying why:\n%s", tt.args, out)
 		}
+	}
+}
+
+// TestCLIBadInvocations: every mistake on the command line is a usage error
+// (exit status 2) whose message says what is wrong, and none of them changes
+// the database.
+func TestCLIBadInvocations(t *testing.T) {
+	c := newCLI(t)
+	id, _ := c.createAccount("--name", "Acme", "--email", "ops@acme.test", "--plan", "pro", "--credits", "10")
+	missing := filepath.Join(t.TempDir(), "typo.db")
+	for _, tt := range []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@example.com", "--bogus"}, "-bogus"},
+		{[]string{"accounts", "create", "--name", "x"}, "--email"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "not an email"}, "--email"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@localhost"}, "--email"},
+		{[]string{"accounts", "create", "--name", "x", "--email", strings.Repeat("a", 250) + "@x.test"}, "254"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@example.com", "--credits", "-5"}, "--credits"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@example.com", "--credits", "1e3"}, "-credits"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@example.com", "--plan", "platinum"}, "platinum"},
+		{[]string{"accounts", "create", "--name", "x", "--email", "x@example.com", "stray"}, `unexpected argument "stray"`},
+		{[]string{"accounts", "list", "--limit", "0"}, "--limit"},
+		{[]string{"accounts", "list", "--limit", "-1"}, "--limit"},
+		{[]string{"accounts", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"keys", "list", "--account", id, "extra"}, `unexpected argument "extra"`},
+		{[]string{"keys", "list"}, "--account"},
+		{[]string{"aliases"}, "keyd aliases needs one of"},
+		{[]string{"aliases", "list"}, "aliases list needs --account"},
+		{[]string{"aliases", "create", "--account", id}, "--name"},
+		{[]string{"aliases", "create", "--account", id, "--name", "bad/name"}, "--name"},
+		{[]string{"aliases", "create", "--account", id, "--name", "a", "--ttl", "soon"}, "--ttl"},
+		{[]string{"aliases", "create", "--account", id, "--name", "a", "--expires-at", "tomorrow"}, "--expires-at"},
+		{[]string{"aliases", "create", "--account", id, "--name", "a", "--expires-at", "2001-01-01T00:00:00Z"}, "--expires-at"},
+		{[]string{"aliases", "create", "--account", id, "--name", "a", "--ttl", "7d", "--expires-at", "2101-01-01T00:00:00Z"}, "not both"},
+		{[]string{"aliases", "delete", "--account", id}, "--id"},
+		{[]string{"credits", "add", "--account", id, "--amount", "ten"}, "-amount"},
+		{[]string{"credits", "add", "--account", id, "--amount", "2000000000000"}, "--amount"},
+		{[]string{"subaccounts", "list"}, "--account"},
+		{[]string{"subaccounts", "create"}, `unknown command "create"`},
+		{[]string{"plans", "set", "--alias-limit", "3", "--rate-limit", "5"}, "plan's name"},
+		{[]string{"plans", "set", "Gold!", "--alias-limit", "3", "--rate-limit", "5"}, "--name"},
+		{[]string{"plans", "set", "gold", "--alias-limit", "-1", "--rate-limit", "5"}, "--alias-limit"},
+		{[]string{"plans", "set", "gold", "--alias-limit", "1", "--rate-limit", "0"}, "--rate-limit"},
+		{[]string{"plans", "list", "extra"}, `unexpected argument "extra"`},
+		{[]string{"backup"}, "--to"},
+		{[]string{"backup", "--db", missing, "--to", filepath.Join(t.TempDir(), "b.db")}, missing},
+		{[]string{"seed"}, "--keys"},
+		{[]string{"seed", "--keys", "10", "--sample", "x", "--sample-size", "11"}, "--sample-size"},
+		{[]string{"webhooks", "listen", "--secret", "whsec_" + strings.Repeat("A", 32), "--addr", "9000"}, "--addr"},
+		{[]string{"serve", "--addr", "localhost"}, "--addr"},
+		{[]string{"serve", "--metrics-addr", "9090"}, "--metrics-addr"},
+		{[]string{"serve", "--pprof", "0.0.0.0:6060"}, "--pprof"},
+		{[]string{"serve", "--read-timeout", "soon"}, "-read-timeout"},
+		{[]string{"serve", "--read-timeout", "-1s"}, "--read-timeout"},
+		{[]string{"serve", "--expiring-lead", "-1h"}, "--expiring-lead"},
+		{[]string{"serve", "--shutdown-timeout", "0s"}, "--shutdown-timeout"},
+		{[]string{"serve", "--webhook-workers", "0"}, "--webhook-workers"},
+		{[]string{"serve", "--secret-key", "short"}, "--secret-key"},
+		{[]string{"serve", "--scopes", "bad scope!"}, "--scopes"},
+	} {
+		_, _, err := c.run(tt.args...)
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("keyd %s: error %v, want a usage error (exit status 2) saying %q", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+	rows := tableRows(t, c.mustRun("accounts", "list"), "ID", "NAME", "EMAIL", "PLAN", "STATUS", "CREDITS", "PARENT", "CREATED")
+	if len(rows) != 1 {
+		t.Errorf("refused commands changed the accounts: %q", rows)
+	}
+	if out := c.mustRun("keys", "list", "--account", id); strings.Count(out, "\n") != 2 {
+		t.Errorf("refused commands created keys:\n%s", out)
+	}
+	if out := c.mustRun("plans", "list"); strings.Contains(out, "gold") {
+		t.Errorf("refused plans set created a plan:\n%s", out)
+	}
+}
+
+// TestCLIEmailRuleIsTheAPIs: the command line accepts exactly the emails the
+// API accepts.
+func TestCLIEmailRuleIsTheAPIs(t *testing.T) {
+	c := newCLI(t)
+	for i, email := range []string{"ops@acme.test", "o.p+s@sub.acme.example", "a@b", "a b@acme.test", "ops@acme.test\n", "<ops@acme.test>",
+		"Ops <ops@acme.test>", strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".test", strings.Repeat("a", 64) + "@" + strings.Repeat("b", 186) + ".test"} {
+		_, _, err := c.run("accounts", "create", "--name", fmt.Sprint("a", i), "--email", email)
+		if api := pluginapi.ValidEmail(email); (err == nil) != api {
+			t.Errorf("email %q: the API accepts it: %v, the command line says %v", email, api, err)
+		} else if err != nil && !errors.As(err, new(usageError)) {
+			t.Errorf("email %q: %v, want a usage error", email, err)
+		}
+	}
+}
+
+// TestCLIMissingDatabase: only serve and migrate (and seed, which makes
+// load-test databases) create a database; any other command given a path
+// that names no file says so, exits 2 and creates nothing, so a mistyped
+// --db cannot look like an empty keyd.
+func TestCLIMissingDatabase(t *testing.T) {
+	c := newCLI(t)
+	missing := filepath.Join(t.TempDir(), "kyed.db")
+	for _, args := range [][]string{
+		{"accounts", "list"},
+		{"accounts", "create", "--name", "x", "--email", "x@example.com"},
+		{"keys", "list", "--account", "acc_0000000000000000"},
+		{"aliases", "list", "--account", "acc_0000000000000000"},
+		{"aliases", "create", "--account", "acc_0000000000000000", "--name", "x"},
+		{"credits", "show", "--account", "acc_0000000000000000"},
+		{"credits", "add", "--account", "acc_0000000000000000", "--amount", "5"},
+		{"plans", "list"},
+		{"plans", "set", "gold", "--alias-limit", "1", "--rate-limit", "5"},
+		{"subaccounts", "list", "--account", "acc_0000000000000000"},
+		{"backup", "--to", filepath.Join(t.TempDir(), "copy.db")},
+	} {
+		_, _, err := c.run(append(args, "--db", missing)...)
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "no database at "+missing) {
+			t.Errorf("keyd %s --db <missing>: %v, want a usage error naming the path", strings.Join(args, " "), err)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("keyd %s --db <missing> created the file", strings.Join(args, " "))
+		}
+	}
+	// The environment variable is checked the same way.
+	c.path = missing
+	if _, _, err := c.run("accounts", "list"); !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("KEYD_DB=<missing> keyd accounts list: %v", err)
+	}
+	c.mustRun("migrate")
+	if _, err := os.Stat(missing); err != nil {
+		t.Errorf("migrate did not create the database: %v", err)
+	}
+	c.mustRun("accounts", "list")
+}
+
+func TestCLIAliasesList(t *testing.T) {
+	c := newCLI(t)
+	id, _ := c.createAccount("--name", "Acme", "--email", "ops@acme.test", "--plan", "pro")
+	if out := c.mustRun("aliases", "create", "--account", id, "--name", "Client site", "--ttl", "7d"); !strings.Contains(out, `"Client site" created`) {
+		t.Fatalf("aliases create printed:\n%s", out)
+	}
+	header := []string{"ID", "NAME", "TYPE", "HINT", "CREATED", "LAST USED", "EXPIRES", "STATUS"}
+	rows := tableRows(t, c.mustRun("aliases", "list", "--account", id), header...)
+	if len(rows) != 1 || rows[0][1] != "Client site" || rows[0][2] != "alias" {
+		t.Errorf("aliases list shows %q, want the one alias and not the primary key", rows)
+	}
+	if rows := tableRows(t, c.mustRun("keys", "list", "--account", id), header...); len(rows) != 2 {
+		t.Errorf("keys list shows %q, want the primary key and the alias", rows)
+	}
+	// No aliases: the header alone.
+	other, _ := c.createAccount("--name", "Other", "--email", "o@other.test")
+	if rows := tableRows(t, c.mustRun("aliases", "list", "--account", other), header...); len(rows) != 0 {
+		t.Errorf("aliases list of an account without aliases: %q", rows)
+	}
+}
+
+// TestCLISubcommandHelp: each command's help names the command itself and
+// lists its flags.
+func TestCLISubcommandHelp(t *testing.T) {
+	c := newCLI(t)
+	for _, tt := range []struct {
+		args  []string
+		usage string
+		flags []string
+	}{
+		{[]string{"aliases", "list", "-h"}, "Usage: keyd aliases list ", []string{"-account", "-db"}},
+		{[]string{"aliases", "create", "--help"}, "Usage: keyd aliases create ", []string{"-name", "-ttl", "-expires-at"}},
+		{[]string{"keys", "list", "--help"}, "Usage: keyd keys list ", []string{"-account"}},
+		{[]string{"subaccounts", "list", "--help"}, "Usage: keyd subaccounts list ", []string{"-account"}},
+		{[]string{"plans", "set", "--help"}, "Usage: keyd plans ", []string{"-alias-limit", "-rate-limit", "-db"}},
+		{[]string{"plans", "set", "-h"}, "Usage: keyd plans ", []string{"-alias-limit", "-rate-limit"}},
+		{[]string{"backup", "--help"}, "Usage: keyd backup ", []string{"-to", "-no-key"}},
+		{[]string{"seed", "--help"}, "Usage: keyd seed ", []string{"-keys", "-sample"}},
+		{[]string{"webhooks", "listen", "--help"}, "Usage: keyd webhooks listen ", []string{"-secret", "-addr"}},
+	} {
+		_, errOut, err := c.run(tt.args...)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, tt.usage) {
+			t.Errorf("keyd %s: %v, want help starting %q:\n%s", strings.Join(tt.args, " "), err, tt.usage, errOut)
+			continue
+		}
+		for _, f := range tt.flags {
+			if !strings.Contains(errOut, "  "+f+" ") && !strings.Contains(errOut, "  "+f+"\n") {
+				t.Errorf("keyd %s does not list %s:\n%s", strings.Join(tt.args, " "), f, errOut)
+			}
+		}
+	}
+}
+
+// TestREADMEBackupExample: the README's example of keyd backup is what keyd
+// backup prints, schema version included.
+func TestREADMEBackupExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const db, to = "/var/lib/keyd/keyd.db", "/var/backups/keyd/keyd-2026-11-22.db"
+	c := newCLI(t)
+	dest := filepath.Join(t.TempDir(), "copy.db")
+	first, _, _ := strings.Cut(c.mustRun("backup", "--to", dest), "\n")
+	example := regexp.MustCompile(`\(\d+ bytes`).ReplaceAllString(strings.NewReplacer(c.path, db, dest, to).Replace(first), "(... bytes")
+	if !strings.Contains(example, fmt.Sprintf("schema version %d,", store.LatestSchemaVersion())) {
+		t.Fatalf("keyd backup printed %q", first)
+	}
+	if !strings.Contains(string(readme), "\n# "+example+"\n") {
+		t.Errorf("README.md's keyd backup example should read:\n# %s", example)
 	}
 }

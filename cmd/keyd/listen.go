@@ -32,6 +32,9 @@ func runWebhooks(ctx context.Context, e env, args []string) error {
 	if err := webhooks.ValidateSecret(*secret); err != nil {
 		return usagef("--secret must be the whsec_... secret keyd showed when the webhook was registered")
 	}
+	if err := checkAddr("--addr", *addr); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	pluginapi "keyd/plugin-api"
 	"keyd/store"
 )
 
@@ -18,7 +22,20 @@ func openForCommand(ctx context.Context, e env, path string) (*store.DB, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := mustExist(path); err != nil {
+		return nil, err
+	}
 	return store.Open(ctx, path, store.WithoutIndex(), store.WithScopes(catalogue))
+}
+
+// mustExist refuses a database path that names no file. Opening would create
+// an empty database there, so a mistyped --db would seem to work and show
+// nothing; only serve and migrate create a database.
+func mustExist(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return usagef("no database at %s: check --db (or KEYD_DB); keyd migrate --db %s creates a new one", path, path)
+	}
+	return nil
 }
 
 // cliActor is the operator acting through the command line.
@@ -56,6 +73,9 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		if *name == "" || *email == "" {
 			return usagef("accounts create needs --name and --email")
 		}
+		if !pluginapi.ValidEmail(*email) {
+			return usagef("--email %q is not an email address (at most 254 characters)", *email)
+		}
 		db, err := openForCommand(ctx, e, *path)
 		if err != nil {
 			return err
@@ -76,6 +96,9 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		after := fs.String("after", "", "show accounts created after this account id")
 		if err := parseFlags(fs, rest); err != nil {
 			return err
+		}
+		if *limit < 1 {
+			return usagef("--limit must be at least 1")
 		}
 		db, err := openForCommand(ctx, e, *path)
 		if err != nil {
@@ -180,20 +203,17 @@ func parseGrace(s string) (time.Duration, error) {
 }
 
 // openAccount parses "--db" and "--account ID" for a read-only listing of
-// one account's things, opens the database and checks the account exists.
-func openAccount(ctx context.Context, e env, args []string, group, verb, what string) (*store.DB, string, error) {
-	_, rest, err := subcommand(e, args, group, verb)
-	if err != nil {
-		return nil, "", err
-	}
-	fs := newFlags(e, group+" "+verb, group+" "+verb+" --account ID")
+// one account's things (command is "keys list" and the like, the flags
+// follow in args), opens the database and checks the account exists.
+func openAccount(ctx context.Context, e env, args []string, command, what string) (*store.DB, string, error) {
+	fs := newFlags(e, command, command+" --account ID")
 	path := dbFlag(e, fs)
 	account := fs.String("account", "", what+" (required)")
-	if err := parseFlags(fs, rest); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, "", err
 	}
 	if *account == "" {
-		return nil, "", usagef("%s %s needs --account", group, verb)
+		return nil, "", usagef("%s needs --account", command)
 	}
 	db, err := openForCommand(ctx, e, *path)
 	if err != nil {
@@ -214,7 +234,12 @@ func runKeys(ctx context.Context, e env, args []string) error {
 	if verb == "revoke" {
 		return runKeysRevoke(ctx, e, rest)
 	}
-	db, account, err := openAccount(ctx, e, args, "keys", "list", "account id")
+	return listKeys(ctx, e, rest, "keys list", false)
+}
+
+// listKeys prints an account's keys, or only its aliases.
+func listKeys(ctx context.Context, e env, args []string, command string, aliasesOnly bool) error {
+	db, account, err := openAccount(ctx, e, args, command, "account id")
 	if err != nil {
 		return err
 	}
@@ -227,6 +252,9 @@ func runKeys(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tHINT\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
 	for _, k := range keys {
+		if aliasesOnly && k.Type != store.KeyTypeAlias {
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t...%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Type, k.Hint,
 			k.CreatedAt.Format(timeLayout), formatTime(k.LastUsedAt, "Never"), formatTime(k.ExpiresAt, "-"), keyStatusText(k, now))
 	}
@@ -310,7 +338,11 @@ func runCredits(ctx context.Context, e env, args []string) error {
 }
 
 func runSubaccounts(ctx context.Context, e env, args []string) error {
-	db, account, err := openAccount(ctx, e, args, "subaccounts", "list", "parent account id")
+	_, rest, err := subcommand(e, args, "subaccounts", "list")
+	if err != nil {
+		return err
+	}
+	db, account, err := openAccount(ctx, e, rest, "subaccounts list", "parent account id")
 	if err != nil {
 		return err
 	}
@@ -339,10 +371,11 @@ func runPlans(ctx context.Context, e env, args []string) error {
 	var create *bool
 	var name string
 	if verb == "set" {
-		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
-			return usagef("usage: keyd %s", usage)
+		// The plan's name comes first; without it the flags still parse, so
+		// that --help shows them.
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			name, rest = rest[0], rest[1:]
 		}
-		name, rest = rest[0], rest[1:]
 		create = fs.Bool("create", false, "create the plan (every limit required); without it an unknown name is an error")
 		aliasLimit = fs.String("alias-limit", "", "active aliases allowed, or per-account (left out: unchanged)")
 		subaccountLimit = fs.String("subaccount-limit", "", "subaccounts allowed, or per-account (left out: unchanged)")
@@ -350,6 +383,9 @@ func runPlans(ctx context.Context, e env, args []string) error {
 	}
 	if err := parseFlags(fs, rest); err != nil {
 		return err
+	}
+	if verb == "set" && name == "" {
+		return usagef("plans set needs the plan's name first: keyd %s", usage)
 	}
 	var change store.PlanChange
 	if verb == "set" {
@@ -428,7 +464,10 @@ func numberOr(v *int, none string) string {
 
 // describeStoreError words store errors for the command line.
 func describeStoreError(err error) error {
+	var invalid *store.InvalidError
 	switch {
+	case errors.As(err, &invalid):
+		return invalidValue(invalid)
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("no such account or key")
 	case errors.Is(err, store.ErrInsufficientCredits):
@@ -445,4 +484,24 @@ func describeStoreError(err error) error {
 		return fmt.Errorf("the alias was deleted")
 	}
 	return err
+}
+
+// flagNames are the command line's names for the store's fields where they
+// are not the field name with dashes.
+var flagNames = map[string]string{"rate_limit_per_minute": "rate-limit"}
+
+// invalidValue is a value the store refused, named by its flag: a bad value
+// on the command line, so exit status 2 like any other.
+func invalidValue(invalid *store.InvalidError) error {
+	msg := invalid.Message
+	for field := range invalid.Fields {
+		if rest, ok := strings.CutPrefix(msg, field+": "); ok {
+			flag, renamed := flagNames[field]
+			if !renamed {
+				flag = strings.ReplaceAll(field, "_", "-")
+			}
+			msg = "--" + flag + ": " + rest
+		}
+	}
+	return usageError{msg}
 }

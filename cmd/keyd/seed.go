@@ -32,7 +32,9 @@ func runSeed(ctx context.Context, e env, args []string) error {
 		return usagef("--sample-size must be between 0 and --keys (%d)", *keys)
 	}
 
-	db, err := openForCommand(ctx, e, *path)
+	// Unlike the other operator commands, seed creates its database: it
+	// makes load-test databases, most often new ones.
+	db, err := store.Open(ctx, *path, store.WithoutIndex())
 	if err != nil {
 		return err
 	}

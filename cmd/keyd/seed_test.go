@@ -39,6 +39,9 @@ func TestSeedCommand(t *testing.T) {
 
 	// A database with a real account is refused without --force.
 	real := filepath.Join(dir, "real.db")
+	if out, err := runCLI(t, "migrate", "--db", real); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
 	if out, err := runCLI(t, "accounts", "create", "--db", real, "--name", "Shop", "--email", "owner@example.com"); err != nil {
 		t.Fatalf("accounts create: %v\n%s", err, out)
 	}

@@ -87,6 +87,17 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if l := cfg.limits; l.readHeaderTimeout <= 0 || l.readTimeout <= 0 || l.writeTimeout <= 0 || l.idleTimeout <= 0 || l.maxHeaderBytes <= 0 {
 		return usagef("--read-header-timeout, --read-timeout, --write-timeout, --idle-timeout and --max-header-bytes must be positive")
 	}
+	if cfg.expiringLead <= 0 || cfg.shutdownTimeout <= 0 {
+		return usagef("--expiring-lead and --shutdown-timeout must be positive")
+	}
+	if cfg.webhooks.workers < 1 {
+		return usagef("--webhook-workers must be at least 1")
+	}
+	for flag, addr := range map[string]string{"--addr": cfg.addr, "--metrics-addr": cfg.metricsAddr} {
+		if err := checkAddr(flag, addr); err != nil {
+			return err
+		}
+	}
 
 	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
@@ -332,6 +343,17 @@ func warnInsecureSettings(log *slog.Logger, cfg serveConfig, token string) {
 }
 
 // isLoopbackAddr reports whether host:port names a loopback host.
+// checkAddr refuses a listen address that is not host:port (empty is off).
+func checkAddr(flag, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return usagef("%s must be host:port, such as 127.0.0.1:8080, not %q", flag, addr)
+	}
+	return nil
+}
+
 func isLoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -53,9 +53,6 @@ type webhookDelivery struct {
 }
 
 func newWebhookDelivery(db *store.DB, cfg webhookConfig, log *slog.Logger, metrics *pluginapi.Metrics) (*webhookDelivery, error) {
-	if cfg.workers < 1 {
-		return nil, usagef("--webhook-workers must be at least 1")
-	}
 	wcfg := webhooks.WorkerConfig{AllowPrivate: cfg.allowPrivate, Workers: cfg.workers, Logger: log}
 	if metrics != nil {
 		wcfg.OnAttempt = metrics.WebhookAttempt
