@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 
 	"keyd/store"
@@ -260,5 +261,19 @@ components:
 		if got := openapiPathFromGin(in); got != want {
 			t.Errorf("openapiPathFromGin(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestOpenAPIDocumentIsValid loads openapi.yaml with an OpenAPI library and
+// validates it whole: YAML that parses, every $ref resolving, every schema
+// well formed. The line-based reader above checks only the operations.
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(openapiDocument(t))
+	if err != nil {
+		t.Fatalf("openapi.yaml does not load: %v", err)
+	}
+	if err := doc.Validate(loader.Context, openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatalf("openapi.yaml is not a valid OpenAPI document: %v", err)
 	}
 }
