@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -476,7 +477,15 @@ func TestCLIBadInvocations(t *testing.T) {
 		{[]string{"serve", "--secret-key", "short"}, "--secret-key"},
 		{[]string{"serve", "--scopes", "bad scope!"}, "--scopes"},
 	} {
-		_, _, err := c.run(tt.args...)
+		ctx := context.Background()
+		if tt.args[0] == "serve" || tt.args[0] == "webhooks" {
+			// Were the arguments accepted, it would stop at once instead
+			// of serving for ever.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			cancel()
+		}
+		err := run(ctx, tt.args, c.getenv, io.Discard, io.Discard)
 		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("keyd %s: error %v, want a usage error (exit status 2) saying %q", strings.Join(tt.args, " "), err, tt.want)
 		}

@@ -30,7 +30,7 @@ func openForCommand(ctx context.Context, e env, path string) (*store.DB, error) 
 
 // mustExist refuses a database path that names no file. Opening would create
 // an empty database there, so a mistyped --db would seem to work and show
-// nothing; only serve and migrate create a database.
+// nothing. Only serve, migrate and seed create a database.
 func mustExist(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no database at %s: check --db (or KEYD_DB); keyd migrate --db %s creates a new one", path, path)
