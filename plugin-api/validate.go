@@ -296,7 +296,9 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 //
 //	{"valid": true, "code": "VALID",
 //	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
-//	 "account": {"id", "plan", "status", "credits"}}
+//	 "account": {"id", "plan", "status", "credits"},
+//	 "rotation": {"replaced_at", "grace_ends_at"} (only for a primary key
+//	   replaced by a reset and still in its grace period)}
 func appendValidBody(b []byte, v *store.KeyView) []byte {
 	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
 	b = appendJSONString(b, v.KeyID)
@@ -310,9 +312,7 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 	if v.ExpiresAt == 0 {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '"')
-		b = time.Unix(v.ExpiresAt, 0).UTC().AppendFormat(b, time.RFC3339)
-		b = append(b, '"')
+		b = appendUnixTime(b, v.ExpiresAt)
 	}
 	b = append(b, `,"scopes":[`...)
 	for i, scope := range v.Scopes {
@@ -329,7 +329,23 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 	b = appendJSONString(b, v.AccountStatus)
 	b = append(b, `,"credits":`...)
 	b = strconv.AppendInt(b, v.Credits, 10)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if v.ValidUntil != 0 {
+		// Only a key that still validates gets here: it is in its grace.
+		b = append(b, `,"rotation":{"replaced_at":`...)
+		b = appendUnixTime(b, v.ReplacedAt)
+		b = append(b, `,"grace_ends_at":`...)
+		b = appendUnixTime(b, v.ValidUntil)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendUnixTime appends unix seconds as a quoted RFC 3339 time in UTC.
+func appendUnixTime(b []byte, sec int64) []byte {
+	b = append(b, '"')
+	b = time.Unix(sec, 0).UTC().AppendFormat(b, time.RFC3339)
+	return append(b, '"')
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

@@ -74,6 +74,10 @@ type accountRecord struct {
 	plan          uint16
 	status        uint8
 	credits       int64
+	// replacedAt is when the account's primary key in grace (a reset allows
+	// at most one) was replaced, unix seconds: kept here because a key's
+	// record has no room left. The latest reset's key is the one in grace.
+	replacedAt int64
 }
 
 // Statuses are kept as small numbers in records.
@@ -216,6 +220,7 @@ type keyRow struct {
 	sites      string
 	expiresAt  int64
 	validUntil int64
+	replacedAt int64 // a primary key replaced by a reset: when
 }
 
 type accountRow struct {
@@ -285,6 +290,9 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
 		ix.accounts.s[accountPos].primaryScopes = rec.scopes
 	}
+	if a := &ix.accounts.s[accountPos]; !k.alias && k.replacedAt > a.replacedAt {
+		a.replacedAt = k.replacedAt
+	}
 }
 
 // apply puts committed state into the index.
@@ -336,6 +344,9 @@ type KeyView struct {
 	Status     string // as stored; see KeyStatus
 	ExpiresAt  int64  // unix seconds, 0 = never
 	ValidUntil int64  // unix seconds, 0 = no grace deadline
+	// ReplacedAt is when a primary key with a grace deadline was replaced
+	// by a reset, unix seconds; 0 otherwise.
+	ReplacedAt int64
 	Scopes     []string
 	Sites      []string
 	// PrimaryScopes are the rules of the account's primary key; an alias may
@@ -438,6 +449,9 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
 		Credits:            a.credits,
 		pos:                pos,
+	}
+	if !k.alias && k.validUntil != 0 {
+		v.ReplacedAt = a.replacedAt
 	}
 	scopes, sites, primary := next(k.scopes.n), next(k.sites.n), next(primaryScopes.n)
 	lists := make([]string, 0, listLength(scopes)+listLength(sites)+listLength(primary))
