@@ -89,6 +89,9 @@ type Config struct {
 	// DisableCompatSPIO turns off the ShortPixel-style key check at
 	// /v2/api-status.php (spio.go), served by default.
 	DisableCompatSPIO bool
+	// TestKeys accepts the fixed test keys of testkeys.go (--test-keys);
+	// off by default.
+	TestKeys bool
 }
 
 type server struct {
@@ -103,6 +106,7 @@ type server struct {
 
 	allowPrivateWebhooks bool
 	compatSPIO           bool
+	testKeys             bool
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
@@ -124,6 +128,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		compatSPIO:           !cfg.DisableCompatSPIO,
+		testKeys:             cfg.TestKeys,
 		metrics:              cfg.Metrics,
 	}
 	if s.log == nil {

@@ -230,6 +230,9 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	if req.Scope != "" && !s.scopes.Known(req.Scope) {
 		return store.KeyView{}, fieldError("scope", "is not a known scope"), nil
 	}
+	if tk, ok := s.testKey(req.Key); ok {
+		return tk.judge(c, s.now())
+	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
 		return v, errNoSuchKey, nil
