@@ -36,16 +36,18 @@ type validateRequest struct {
 	PluginVersion string `json:"plugin_version" form:"plugin_version" validate:"max=50,text"`
 	WPVersion     string `json:"wp_version" form:"wp_version" validate:"max=50,text"`
 	Scope         string `json:"scope" form:"scope" validate:"max=64,text"`
+	// Receipt asks for a signed receipt with a VALID answer (receipts.go).
+	Receipt receiptFlag `json:"receipt" form:"receipt" validate:"omitempty,oneof=true false 1 0"`
 }
 
-var validateFormFields = []string{"key", "site", "plugin", "plugin_version", "wp_version", "scope"}
+var validateFormFields = []string{"key", "site", "plugin", "plugin_version", "wp_version", "scope", "receipt"}
 
 // field is the request field named validateFormFields[i].
 func (r *validateRequest) field(i int) *string {
-	return [...]*string{&r.Key, &r.Site, &r.Plugin, &r.PluginVersion, &r.WPVersion, &r.Scope}[i]
+	return [...]*string{&r.Key, &r.Site, &r.Plugin, &r.PluginVersion, &r.WPVersion, &r.Scope, (*string)(&r.Receipt)}[i]
 }
 
-// readValidateForm fills req from a form body. It picks out the six fields
+// readValidateForm fills req from a form body. It picks out the fields
 // validate knows without building url.Values: this is the path every
 // WordPress site takes (wp_remote_post sends forms), so it is kept lean. The
 // body becomes one string and the fields are pieces of it; only fields with
@@ -131,7 +133,7 @@ func unhex(c byte) byte {
 // keeps the two in agreement.
 func plainValid(r *validateRequest) bool {
 	return store.WellFormedKey(r.Key) && plainText(r.Site, 2048) && plainText(r.Plugin, 100) &&
-		plainText(r.PluginVersion, 50) && plainText(r.WPVersion, 50) && plainText(r.Scope, 64)
+		plainText(r.PluginVersion, 50) && plainText(r.WPVersion, 50) && plainText(r.Scope, 64) && r.Receipt.known()
 }
 
 func plainText(s string, max int) bool {
@@ -215,8 +217,25 @@ func (s *server) handleValidate(c *gin.Context) {
 	}
 	buf := encodeBuffers.Get().(*[]byte)
 	*buf = appendValidBody((*buf)[:0], &v)
+	if req.Receipt.on() {
+		receipt, err := s.receipts.issue(c.Request.Context(), &v, req.Site, s.now())
+		if err != nil {
+			encodeBuffers.Put(buf)
+			s.validateFailure(c, toAPIError(err), nil)
+			return
+		}
+		*buf = appendReceipt(*buf, receipt)
+	}
 	writeValidateBody(c, http.StatusOK, *buf)
 	encodeBuffers.Put(buf)
+}
+
+// appendReceipt adds "receipt" to the 200 answer appendValidBody wrote,
+// inside its closing brace.
+func appendReceipt(b []byte, receipt string) []byte {
+	b = append(b[:len(b)-1], `,"receipt":`...)
+	b = appendJSONString(b, receipt)
+	return append(b, '}')
 }
 
 // judgeKey makes the decision of a validation for a well-formed request:

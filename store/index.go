@@ -78,6 +78,9 @@ type accountRecord struct {
 	// at most one) was replaced, unix seconds: kept here because a key's
 	// record has no room left. The latest reset's key is the one in grace.
 	replacedAt int64
+	// version counts the committed changes to the account and its keys
+	// that reached the index (see KeyView.StateVersion).
+	version uint64
 }
 
 // Statuses are kept as small numbers in records.
@@ -247,6 +250,7 @@ func (ix *index) upsertAccount(a accountRow) uint32 {
 		ix.accountPos[a.id] = pos
 	}
 	rec := &ix.accounts.s[pos]
+	rec.version++
 	rec.plan = ix.planPos[a.plan]
 	rec.status = statusCode(accountStatuses, a.status)
 	rec.credits = a.credits
@@ -364,6 +368,11 @@ type KeyView struct {
 	// RateLimitPerMinute is the plan's limit shared by the account's keys;
 	// 0 is unlimited.
 	RateLimitPerMinute int
+	// StateVersion changes whenever the account or any of its keys changes
+	// (a reset, revocation, deactivation, new scopes or sites, a new plan
+	// ...), though not when credits are spent: what was decided about the
+	// key may be reused while it stays the same.
+	StateVersion uint64
 
 	pos uint32 // position in the index, for activity recording
 }
@@ -448,6 +457,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		Plan:               ix.plans[a.plan].Name,
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
 		Credits:            a.credits,
+		StateVersion:       a.version,
 		pos:                pos,
 	}
 	if !k.alias && k.validUntil != 0 {
