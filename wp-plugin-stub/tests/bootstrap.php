@@ -95,6 +95,7 @@ function is_wp_error( $thing ) {
 }
 
 require_once dirname( __DIR__ ) . '/includes/signature.php';
+require_once dirname( __DIR__ ) . '/includes/receipt.php';
 require_once dirname( __DIR__ ) . '/includes/settings.php';
 require_once dirname( __DIR__ ) . '/includes/validate.php';
 require_once dirname( __DIR__ ) . '/includes/webhook.php';
