@@ -47,7 +47,9 @@ func newFixedReceiptKey(kid string, seed byte) fixedReceiptKey {
 	return fixedReceiptKey{store.ReceiptKey{KID: kid, Public: priv.Public().(ed25519.PublicKey), Private: priv}}
 }
 
-func (f fixedReceiptKey) SigningReceiptKey(context.Context) (store.ReceiptKey, error) { return f.key, nil }
+func (f fixedReceiptKey) SigningReceiptKey(context.Context) (store.ReceiptKey, error) {
+	return f.key, nil
+}
 
 func (f fixedReceiptKey) ReceiptPublicKeys(context.Context, time.Time, time.Duration) ([]store.ReceiptKey, error) {
 	return []store.ReceiptKey{f.key}, nil

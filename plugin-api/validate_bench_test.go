@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -152,5 +153,25 @@ func BenchmarkRouter(b *testing.B) {
 				h.ServeHTTP(w, r)
 			}
 		})
+	}
+}
+
+// BenchmarkReceiptReuse is what a receipt adds to a validation once it is
+// signed: finding it again for the same key, site and state.
+func BenchmarkReceiptReuse(b *testing.B) {
+	// The fixture's key (receipt_fixture_test.go): the store is not what
+	// is measured.
+	r := newReceipts(newFixedReceiptKey("rk_5e1d0c9b8a7f6e5d", 1), 0, slog.New(slog.DiscardHandler))
+	v := benchKeyView()
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	first, err := r.issue(b.Context(), &v, "https://shop.example.com/", at)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if token, _ := r.issue(b.Context(), &v, "https://shop.example.com/", at); token != first {
+			b.Fatal("not reused")
+		}
 	}
 }
