@@ -38,6 +38,8 @@ const (
 	codeUnavailable        = "UNAVAILABLE"
 	codeWebhookLimit       = "WEBHOOK_LIMIT_REACHED"
 	codeStorage            = "STORAGE_UNAVAILABLE"
+	codeSiteLimit          = "SITE_LIMIT_REACHED"
+	codeKeySpendLimit      = "KEY_SPEND_LIMIT_REACHED"
 )
 
 // apiError is an error with what the client is told: status, code, message

@@ -419,6 +419,7 @@ var relRouteTable = []relRoute{
 	{route: "GET /healthz", who: relPublic, path: "/healthz", ok: 200},
 	{route: "GET /readyz", who: relPublic, path: "/readyz", ok: 200},
 	{route: "GET /openapi.yaml", who: relPublic, path: "/openapi.yaml", ok: 200},
+	{route: "GET /.well-known/keyd-receipt-keys.json", who: relPublic, path: "/.well-known/keyd-receipt-keys.json", ok: 200},
 
 	{route: "POST /v1/validate", who: relPlugin, path: "/v1/validate", ok: 200, readBody: true, emptyOK: true,
 		body: `{"site":"https://client.example/","plugin":"p","plugin_version":"1.0","wp_version":"6.5","scope":"optimize"}`},

@@ -20,6 +20,7 @@ func (s *server) routes(r *gin.Engine) {
 	// Site plugins.
 	r.POST("/v1/validate", s.handleValidate)
 	r.POST("/v1/usage", s.postUsage)
+	r.GET(receiptKeysPath, s.getReceiptKeys)
 	if s.compatSPIO {
 		// Plugins written the ShortPixel way (spio.go).
 		for _, path := range []string{"/v2/api-status.php", "/v2/api-status"} {

@@ -63,6 +63,7 @@ type Store interface {
 	UpdatePlan(ctx context.Context, actor store.Actor, name string, ch store.PlanChange) (store.Plan, error)
 
 	WebhookStore // webhooks.go
+	ReceiptStore // receipts.go
 }
 
 // Config is how the API behaves.
@@ -89,6 +90,12 @@ type Config struct {
 	// DisableCompatSPIO turns off the ShortPixel-style key check at
 	// /v2/api-status.php (spio.go), served by default.
 	DisableCompatSPIO bool
+	// ReceiptLifetime is how long a signed receipt is valid; 0 means
+	// DefaultReceiptLifetime.
+	ReceiptLifetime time.Duration
+	// TestKeys accepts the fixed test keys of testkeys.go (--test-keys);
+	// off by default.
+	TestKeys bool
 }
 
 type server struct {
@@ -103,6 +110,8 @@ type server struct {
 
 	allowPrivateWebhooks bool
 	compatSPIO           bool
+	testKeys             bool
+	receipts             *receipts
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
@@ -124,6 +133,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		compatSPIO:           !cfg.DisableCompatSPIO,
+		testKeys:             cfg.TestKeys,
 		metrics:              cfg.Metrics,
 	}
 	if s.log == nil {
@@ -133,6 +143,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		s.now = time.Now
 	}
 	s.limiter = newRateLimiter(s.now)
+	s.receipts = newReceipts(st, cfg.ReceiptLifetime, s.log)
 	if s.maxBody == 0 {
 		s.maxBody = 64 << 10
 	}

@@ -36,16 +36,18 @@ type validateRequest struct {
 	PluginVersion string `json:"plugin_version" form:"plugin_version" validate:"max=50,text"`
 	WPVersion     string `json:"wp_version" form:"wp_version" validate:"max=50,text"`
 	Scope         string `json:"scope" form:"scope" validate:"max=64,text"`
+	// Receipt asks for a signed receipt with a VALID answer (receipts.go).
+	Receipt receiptFlag `json:"receipt" form:"receipt" validate:"omitempty,oneof=true false 1 0"`
 }
 
-var validateFormFields = []string{"key", "site", "plugin", "plugin_version", "wp_version", "scope"}
+var validateFormFields = []string{"key", "site", "plugin", "plugin_version", "wp_version", "scope", "receipt"}
 
 // field is the request field named validateFormFields[i].
 func (r *validateRequest) field(i int) *string {
-	return [...]*string{&r.Key, &r.Site, &r.Plugin, &r.PluginVersion, &r.WPVersion, &r.Scope}[i]
+	return [...]*string{&r.Key, &r.Site, &r.Plugin, &r.PluginVersion, &r.WPVersion, &r.Scope, (*string)(&r.Receipt)}[i]
 }
 
-// readValidateForm fills req from a form body. It picks out the six fields
+// readValidateForm fills req from a form body. It picks out the fields
 // validate knows without building url.Values: this is the path every
 // WordPress site takes (wp_remote_post sends forms), so it is kept lean. The
 // body becomes one string and the fields are pieces of it; only fields with
@@ -131,7 +133,7 @@ func unhex(c byte) byte {
 // keeps the two in agreement.
 func plainValid(r *validateRequest) bool {
 	return store.WellFormedKey(r.Key) && plainText(r.Site, 2048) && plainText(r.Plugin, 100) &&
-		plainText(r.PluginVersion, 50) && plainText(r.WPVersion, 50) && plainText(r.Scope, 64)
+		plainText(r.PluginVersion, 50) && plainText(r.WPVersion, 50) && plainText(r.Scope, 64) && r.Receipt.known()
 }
 
 func plainText(s string, max int) bool {
@@ -215,8 +217,26 @@ func (s *server) handleValidate(c *gin.Context) {
 	}
 	buf := encodeBuffers.Get().(*[]byte)
 	*buf = appendValidBody((*buf)[:0], &v)
+	if req.Receipt.on() {
+		receipt, err := s.receipts.issue(c.Request.Context(), &v, req.Site, s.now())
+		if err != nil {
+			encodeBuffers.Put(buf)
+			s.validateFailure(c, toAPIError(err), nil)
+			return
+		}
+		*buf = appendReceipt(*buf, receipt)
+	}
 	writeValidateBody(c, http.StatusOK, *buf)
 	encodeBuffers.Put(buf)
+}
+
+// appendReceipt adds "receipt" to the 200 answer appendValidBody wrote,
+// inside its closing brace. A compact JWS is base64url and dots, which
+// JSON needs no escape for.
+func appendReceipt(b []byte, receipt string) []byte {
+	b = append(b[:len(b)-1], `,"receipt":"`...)
+	b = append(b, receipt...)
+	return append(b, `"}`...)
 }
 
 // judgeKey makes the decision of a validation for a well-formed request:
@@ -229,6 +249,9 @@ func (s *server) handleValidate(c *gin.Context) {
 func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, *apiError, *time.Time) {
 	if req.Scope != "" && !s.scopes.Known(req.Scope) {
 		return store.KeyView{}, fieldError("scope", "is not a known scope"), nil
+	}
+	if tk, ok := s.testKey(req.Key); ok {
+		return tk.judge(c, s.now())
 	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
@@ -296,7 +319,9 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 //
 //	{"valid": true, "code": "VALID",
 //	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
-//	 "account": {"id", "plan", "status", "credits"}}
+//	 "account": {"id", "plan", "status", "credits"},
+//	 "rotation": {"replaced_at", "grace_ends_at"} (only for a primary key
+//	   replaced by a reset and still in its grace period)}
 func appendValidBody(b []byte, v *store.KeyView) []byte {
 	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
 	b = appendJSONString(b, v.KeyID)
@@ -310,9 +335,7 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 	if v.ExpiresAt == 0 {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '"')
-		b = time.Unix(v.ExpiresAt, 0).UTC().AppendFormat(b, time.RFC3339)
-		b = append(b, '"')
+		b = appendUnixTime(b, v.ExpiresAt)
 	}
 	b = append(b, `,"scopes":[`...)
 	for i, scope := range v.Scopes {
@@ -329,7 +352,23 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 	b = appendJSONString(b, v.AccountStatus)
 	b = append(b, `,"credits":`...)
 	b = strconv.AppendInt(b, v.Credits, 10)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if v.ValidUntil != 0 {
+		// Only a key that still validates gets here: it is in its grace.
+		b = append(b, `,"rotation":{"replaced_at":`...)
+		b = appendUnixTime(b, v.ReplacedAt)
+		b = append(b, `,"grace_ends_at":`...)
+		b = appendUnixTime(b, v.ValidUntil)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendUnixTime appends unix seconds as a quoted RFC 3339 time in UTC.
+func appendUnixTime(b []byte, sec int64) []byte {
+	b = append(b, '"')
+	b = time.Unix(sec, 0).UTC().AppendFormat(b, time.RFC3339)
+	return append(b, '"')
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -109,7 +110,8 @@ func BenchmarkRequestLog(b *testing.B) {
 
 // BenchmarkRouter measures whole requests through the real router and a real
 // store, /healthz beside /v1/validate, so their difference is what validation
-// costs over serving HTTP at all (the network part is measured by make bench).
+// costs over serving HTTP at all (the network part is measured by make bench),
+// and validate with a receipt beside validate without.
 func BenchmarkRouter(b *testing.B) {
 	db, err := store.Open(b.Context(), b.TempDir()+"/bench.db")
 	if err != nil {
@@ -128,6 +130,9 @@ func BenchmarkRouter(b *testing.B) {
 	cases := []struct{ name, method, path, ctype, body string }{
 		{"healthz", "GET", "/healthz", "", ""},
 		{"validate-form", "POST", "/v1/validate", "application/x-www-form-urlencoded", form},
+		// With a signed receipt: after the first request the receipt is
+		// reused, as it is for half its life (compare with validate-form).
+		{"validate-form-receipt", "POST", "/v1/validate", "application/x-www-form-urlencoded", form + "&receipt=1"},
 		{"validate-json", "POST", "/v1/validate", "application/json", `{"key":"` + acc.Secret + `","site":"https://shop.example.com/"}`},
 		{"validate-unknown", "POST", "/v1/validate", "application/x-www-form-urlencoded", "key=AAAAAAAAAAAAAAAAAAAA"},
 		{"api-status.php", "POST", "/v2/api-status.php", "application/x-www-form-urlencoded", "key=" + acc.Secret +
@@ -148,5 +153,25 @@ func BenchmarkRouter(b *testing.B) {
 				h.ServeHTTP(w, r)
 			}
 		})
+	}
+}
+
+// BenchmarkReceiptReuse is what a receipt adds to a validation once it is
+// signed: finding it again for the same key, site and state.
+func BenchmarkReceiptReuse(b *testing.B) {
+	// The fixture's key (receipt_fixture_test.go): the store is not what
+	// is measured.
+	r := newReceipts(newFixedReceiptKey("rk_5e1d0c9b8a7f6e5d", 1), 0, slog.New(slog.DiscardHandler))
+	v := benchKeyView()
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	first, err := r.issue(b.Context(), &v, "https://shop.example.com/", at)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if token, _ := r.issue(b.Context(), &v, "https://shop.example.com/", at); token != first {
+			b.Fatal("not reused")
+		}
 	}
 }

@@ -31,6 +31,12 @@ type validBody struct {
 		Status  string `json:"status"`
 		Credits int64  `json:"credits"`
 	} `json:"account"`
+	Rotation *rotationBody `json:"rotation,omitempty"`
+}
+
+type rotationBody struct {
+	ReplacedAt  time.Time `json:"replaced_at"`
+	GraceEndsAt time.Time `json:"grace_ends_at"`
 }
 
 func validBodyOf(v *store.KeyView) validBody {
@@ -38,6 +44,9 @@ func validBodyOf(v *store.KeyView) validBody {
 	b.Valid, b.Code = true, codeValid
 	b.Key.ID, b.Key.Type, b.Key.Name, b.Key.Hint, b.Key.ExpiresAt, b.Key.Scopes = v.KeyID, v.Type, v.Name, v.Hint, unixPtr(v.ExpiresAt), v.Scopes
 	b.Account.ID, b.Account.Plan, b.Account.Status, b.Account.Credits = v.AccountID, v.Plan, v.AccountStatus, v.Credits
+	if v.ValidUntil != 0 {
+		b.Rotation = &rotationBody{ReplacedAt: time.Unix(v.ReplacedAt, 0).UTC(), GraceEndsAt: time.Unix(v.ValidUntil, 0).UTC()}
+	}
 	return b
 }
 
@@ -53,6 +62,11 @@ func TestValidBodyEncoding(t *testing.T) {
 		}
 		if i == 3 {
 			v.Scopes = []string{}
+		}
+		if i%3 == 2 { // a primary key in the grace of a reset
+			v.Type = store.KeyTypePrimary
+			v.ReplacedAt = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).Unix() + int64(i)
+			v.ValidUntil = v.ReplacedAt + 86400
 		}
 		got := appendValidBody(nil, &v)
 		want, err := json.Marshal(validBodyOf(&v))

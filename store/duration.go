@@ -65,6 +65,9 @@ var (
 	AliasLifetime = DurationBounds{Min: time.Minute, Max: 3650 * 24 * time.Hour, Range: "between 1m and 3650d"}
 	// GracePeriod bounds how long a reset key keeps working.
 	GracePeriod = DurationBounds{Min: 0, Max: MaxGracePeriod, Range: "between 0s and 168h"}
+	// ReceiptLifetime bounds how long a signed validation receipt is valid
+	// (keyd serve --receipt-ttl).
+	ReceiptLifetime = DurationBounds{Min: time.Hour, Max: 30 * 24 * time.Hour, Range: "between 1h and 30d"}
 )
 
 // Parse reads s in the duration grammar and checks it is within b. The

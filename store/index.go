@@ -74,6 +74,13 @@ type accountRecord struct {
 	plan          uint16
 	status        uint8
 	credits       int64
+	// replacedAt is when the account's primary key in grace (a reset allows
+	// at most one) was replaced, unix seconds: kept here because a key's
+	// record has no room left. The latest reset's key is the one in grace.
+	replacedAt int64
+	// version counts the committed changes to the account and its keys
+	// that reached the index (see KeyView.StateVersion).
+	version uint64
 }
 
 // Statuses are kept as small numbers in records.
@@ -216,6 +223,7 @@ type keyRow struct {
 	sites      string
 	expiresAt  int64
 	validUntil int64
+	replacedAt int64 // a primary key replaced by a reset: when
 }
 
 type accountRow struct {
@@ -242,6 +250,7 @@ func (ix *index) upsertAccount(a accountRow) uint32 {
 		ix.accountPos[a.id] = pos
 	}
 	rec := &ix.accounts.s[pos]
+	rec.version++
 	rec.plan = ix.planPos[a.plan]
 	rec.status = statusCode(accountStatuses, a.status)
 	rec.credits = a.credits
@@ -284,6 +293,9 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	rec.sites = ix.putText(rec.sites, k.sites, true)
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
 		ix.accounts.s[accountPos].primaryScopes = rec.scopes
+	}
+	if a := &ix.accounts.s[accountPos]; !k.alias && k.replacedAt > a.replacedAt {
+		a.replacedAt = k.replacedAt
 	}
 }
 
@@ -336,6 +348,9 @@ type KeyView struct {
 	Status     string // as stored; see KeyStatus
 	ExpiresAt  int64  // unix seconds, 0 = never
 	ValidUntil int64  // unix seconds, 0 = no grace deadline
+	// ReplacedAt is when a primary key with a grace deadline was replaced
+	// by a reset, unix seconds; 0 otherwise.
+	ReplacedAt int64
 	Scopes     []string
 	Sites      []string
 	// PrimaryScopes are the rules of the account's primary key; an alias may
@@ -353,6 +368,11 @@ type KeyView struct {
 	// RateLimitPerMinute is the plan's limit shared by the account's keys;
 	// 0 is unlimited.
 	RateLimitPerMinute int
+	// StateVersion changes whenever the account or any of its keys changes
+	// (a reset, revocation, deactivation, new scopes or sites, a new plan
+	// ...), though not when credits are spent: what was decided about the
+	// key may be reused while it stays the same.
+	StateVersion uint64
 
 	pos uint32 // position in the index, for activity recording
 }
@@ -437,7 +457,11 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		Plan:               ix.plans[a.plan].Name,
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
 		Credits:            a.credits,
+		StateVersion:       a.version,
 		pos:                pos,
+	}
+	if !k.alias && k.validUntil != 0 {
+		v.ReplacedAt = a.replacedAt
 	}
 	scopes, sites, primary := next(k.scopes.n), next(k.sites.n), next(primaryScopes.n)
 	lists := make([]string, 0, listLength(scopes)+listLength(sites)+listLength(primary))

@@ -139,8 +139,8 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 			validUntil = ceilSecond(t.exact.Add(grace))
 			status = KeyActive // it validates until valid_until; a job marks it revoked then
 		}
-		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = ?, valid_until = ?, updated_at = ? WHERE id = ?`,
-			status, validUntil.Unix(), t.now.Unix(), old.ID); err != nil {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = ?, valid_until = ?, replaced_at = ?, updated_at = ? WHERE id = ?`,
+			status, validUntil.Unix(), t.now.Unix(), t.now.Unix(), old.ID); err != nil {
 			return fmt.Errorf("store: retire primary key: %w", err)
 		}
 		secret, key, err := t.insertKey(ctx, accountID, KeyTypePrimary, old.Name, old.Scopes, old.AllowedSites, nil)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // migrateTo applies the embedded migrations up to version by hand, recording
@@ -167,5 +168,22 @@ func TestSubaccountLimitMigration(t *testing.T) {
 	}
 	if got := dumpRows(t, db, `SELECT count(*) FROM accounts WHERE subaccount_limit_override IS NULL`); got != "1" {
 		t.Errorf("accounts without an override after migration: %s, want 1", got)
+	}
+}
+
+// Migration 12 records when primary keys were replaced: a key replaced by a
+// reset before it gets its updated_at, which only the reset set; the
+// index hands the time of the key in grace to validation.
+func TestReplacedAtMigration(t *testing.T) {
+	now := time.Now().Unix()
+	db := openMigratedFrom(t, 9, oldSchemaAccount, oldSchemaKeys,
+		fmt.Sprintf(`UPDATE keys SET valid_until = %d, updated_at = %d WHERE id = 'key_0000000000000001'`, now+3600, now-60))
+	if got, want := dumpRows(t, db, `SELECT id, coalesce(replaced_at, 'none') FROM keys ORDER BY id`),
+		fmt.Sprintf("key_0000000000000001,%d;key_0000000000000002,none", now-60); got != want {
+		t.Errorf("replaced_at after migration: got %q, want %q", got, want)
+	}
+	v, ok := db.LookupKey([32]byte{})
+	if !ok || v.ReplacedAt != now-60 || v.ValidUntil != now+3600 {
+		t.Errorf("key in grace in the index: %+v, %v; want replaced at %d", v, ok, now-60)
 	}
 }

@@ -179,7 +179,7 @@ func readChanged(ctx context.Context, q queryer, plansChanged bool, accounts map
 }
 
 const keyRowColumns = `id, account_id, type, name, hint, hash, status, scopes, allowed_sites,
-	coalesce(expires_at, 0), coalesce(valid_until, 0)`
+	coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0)`
 
 func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 	var (
@@ -189,7 +189,7 @@ func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 		scopesJSON, sitesJSON string
 	)
 	if err := rows.Scan(&id, &accountID, &typ, &k.name, &k.hint, &hash, &k.status,
-		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil); err != nil {
+		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil, &k.replacedAt); err != nil {
 		return k, err
 	}
 	var err error
@@ -386,7 +386,7 @@ var bulkKeyQuery = func() string {
 	b.WriteString(` END, name, hint,
 		CASE scopes WHEN '["*"]' THEN NULL WHEN '[]' THEN '' ELSE scopes END,
 		CASE allowed_sites WHEN '[]' THEN '' ELSE allowed_sites END,
-		coalesce(expires_at, 0), coalesce(valid_until, 0)
+		coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0)
 		FROM keys`)
 	return b.String()
 }()
@@ -412,7 +412,7 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan
 		batch = append(batch, keyRow{})
 		k := &batch[len(batch)-1]
 		if err := rows.Scan(&hash, &ids, &k.alias, &status, &k.name, &k.hint, &scopes, &sites,
-			&k.expiresAt, &k.validUntil); err != nil {
+			&k.expiresAt, &k.validUntil, &k.replacedAt); err != nil {
 			return err
 		}
 		if len(hash) != len(k.hash) || status < 0 || status >= len(keyStatuses) {

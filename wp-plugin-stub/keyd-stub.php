@@ -29,6 +29,7 @@ const KEYD_STUB_SLUG = 'keyd-stub';
 const KEYD_STUB_FILE = __FILE__;
 
 require_once __DIR__ . '/includes/signature.php';
+require_once __DIR__ . '/includes/receipt.php';
 require_once __DIR__ . '/includes/settings.php';
 require_once __DIR__ . '/includes/validate.php';
 require_once __DIR__ . '/includes/webhook.php';

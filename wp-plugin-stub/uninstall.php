@@ -20,6 +20,7 @@ function keyd_stub_uninstall_site() {
 	delete_option( 'keyd_stub_status' );
 	delete_option( 'keyd_stub_seen_webhooks' );
 	delete_option( 'keyd_stub_event_sequences' );
+	delete_option( 'keyd_stub_receipt_keys' );
 
 	// The per-user "outcome of the last save" transients (keyd_stub_flash_<user id>).
 	$like = $wpdb->esc_like( '_transient_keyd_stub_' ) . '%';

@@ -64,6 +64,7 @@ func commands() map[string]command {
 		"credits":     {"add to or show an account's credits (credits add|show)", runCredits},
 		"plans":       {"list plans or set a plan's limits (plans list|set)", runPlans},
 		"subaccounts": {"list an account's subaccounts (subaccounts list --account ID)", runSubaccounts},
+		"receipts":    {"print the public keys of signed receipts, or rotate the signing key (receipts public-key|rotate)", runReceipts},
 		"webhooks":    {"receive and verify webhooks, to try them out (webhooks listen --secret whsec_...)", runWebhooks},
 		"seed":        {"create synthetic keys for load tests (seed --keys N --sample FILE)", runSeed},
 	}

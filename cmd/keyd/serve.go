@@ -34,6 +34,9 @@ type serveConfig struct {
 	metricsAddr                string
 	trustedProxies             string
 	compatSPIO                 bool
+	testKeys                   bool
+	receiptTTL                 string
+	receiptLifetime            time.Duration // receiptTTL read
 	shutdownTimeout            time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
@@ -69,6 +72,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 		}
 	}
 	fs.BoolVar(&cfg.compatSPIO, "compat-spio", compat, "answer ShortPixel-style key checks at /v2/api-status.php; --compat-spio=false turns the route off (env KEYD_COMPAT_SPIO)")
+	fs.StringVar(&cfg.receiptTTL, "receipt-ttl", envOr(e, "KEYD_RECEIPT_TTL", "72h"), receiptTTLFlag)
+	testKeys, _ := strconv.ParseBool(e.getenv("KEYD_TEST_KEYS"))
+	fs.BoolVar(&cfg.testKeys, "test-keys", testKeys, "accept the published test keys, each giving one fixed answer (README, Test keys); for development and staging only (env KEYD_TEST_KEYS=1)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	def := defaultLimits()
 	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
@@ -81,6 +87,10 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg.db = *dbPath
+	var err error
+	if cfg.receiptLifetime, err = parseReceiptTTL(cfg.receiptTTL); err != nil {
+		return err
+	}
 	if cfg.pprofAddr != "" && !isLoopbackAddr(cfg.pprofAddr) {
 		return usagef("--pprof must be a loopback address such as 127.0.0.1:6060, not %q: profiles reveal memory contents", cfg.pprofAddr)
 	}
@@ -161,6 +171,12 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return err
 	}
+	// The receipt signing key is made now, not by the first validation
+	// that asks for a receipt.
+	if _, err := db.SigningReceiptKey(ctx); err != nil {
+		db.Close()
+		return err
+	}
 	var metrics *pluginapi.Metrics
 	if cfg.metricsAddr != "" {
 		metrics = pluginapi.NewMetrics(version)
@@ -194,7 +210,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	}
 	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
 		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies),
-		DisableCompatSPIO: !cfg.compatSPIO})
+		DisableCompatSPIO: !cfg.compatSPIO, TestKeys: cfg.testKeys, ReceiptLifetime: cfg.receiptLifetime})
 	if err != nil {
 		db.Close()
 		return usagef("--trusted-proxies: %v", err)
@@ -332,6 +348,9 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 func warnInsecureSettings(log *slog.Logger, cfg serveConfig, token string) {
 	if cfg.webhooks.allowPrivate {
 		log.Warn("--webhook-allow-private is on: webhook receivers may be on loopback and private addresses, so account owners can make keyd send requests into this host's network; use it only for development and tests")
+	}
+	if cfg.testKeys {
+		log.Warn("--test-keys is on: the published test keys validate on this server; use it only for development and staging")
 	}
 	if isLoopbackAddr(cfg.addr) {
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 // The warnings keyd serve logs for settings that weaken security.
 var insecureWarnings = []string{
 	"--webhook-allow-private is on",
+	"--test-keys is on",
 	"the API listens on a non-loopback address",
 	"the admin API is on and listens on a non-loopback address",
 }
@@ -24,7 +26,7 @@ func warningLines(log string) []string {
 }
 
 func TestServeWarnsAboutInsecureSettings(t *testing.T) {
-	p := serveInProcess(t, filepath.Join(t.TempDir(), "keyd.db"), "--addr", "0.0.0.0:0", "--webhook-allow-private")
+	p := serveInProcess(t, filepath.Join(t.TempDir(), "keyd.db"), "--addr", "0.0.0.0:0", "--webhook-allow-private", "--test-keys")
 	warnings := strings.Join(warningLines(p.stderr.String()), "\n")
 	for _, w := range insecureWarnings {
 		if !strings.Contains(warnings, w) {
@@ -45,6 +47,29 @@ func TestServeDefaultsLogNoWarning(t *testing.T) {
 			if strings.Contains(line, w) {
 				t.Errorf("warning %q with the defaults: %s", w, line)
 			}
+		}
+	}
+}
+
+// --test-keys reaches the API: a published test key validates, and without
+// the flag it is a key like any other.
+func TestServeTestKeysFlag(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		args := []string{}
+		want := http.StatusOK
+		if on {
+			args = append(args, "--test-keys")
+		} else {
+			want = http.StatusUnauthorized
+		}
+		p := serveInProcess(t, filepath.Join(t.TempDir(), "keyd.db"), args...)
+		res, err := http.Post(p.base+"/v1/validate", "application/x-www-form-urlencoded", strings.NewReader("key=testVALID00000000000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("--test-keys %v: validate answered %d, want %d", on, res.StatusCode, want)
 		}
 	}
 }

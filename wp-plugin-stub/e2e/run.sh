@@ -236,7 +236,7 @@ if [ "$E2E_WITHOUT_KEYD" != 1 ]; then
 	KEYD_ADMIN_TOKEN="$(random_token 48)"
 	install -d "$RUN_DIR/keyd"
 	start keyd env KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" KEYD_WEBHOOK_ALLOW_PRIVATE=1 \
-		"$KEYD_BIN" serve --addr "127.0.0.1:$KEYD_PORT" --db "$RUN_DIR/keyd/keyd.db"
+		"$KEYD_BIN" serve --addr "127.0.0.1:$KEYD_PORT" --db "$RUN_DIR/keyd/keyd.db" --test-keys
 	wait_http keyd 30 "$KEYD_URL/healthz"
 else
 	log "9. keyd: skipped (E2E_WITHOUT_KEYD=1)"

@@ -361,9 +361,12 @@ async function partB() {
   await step('unreachable keyd keeps the validated state', async () => {
     const out = await save({ key: randomKey(), url: DEAD_URL });
     assertIncludes(out, 'Could not reach keyd', 'unreachable notice');
+    // The receipt keyd signed at the last validation keeps the key working.
+    assertIncludes(out, 'keyd could not be reached; your key was last confirmed at', 'offline grace in the notice');
     const status = await statusText();
     assertIncludes(status, 'Valid', 'status kept');
     assertIncludes(status, primary.slice(-4), 'same key kept');
+    assertIncludes(status, 'stays accepted until', 'offline grace in the status');
     assert((await page.inputValue('#keyd-stub-api-key')) === primary, 'the stored key was replaced');
     await screenshot('unreachable-state-kept');
     const back = await save({ key: primary, url: KEYD_URL });
@@ -446,6 +449,24 @@ async function partB() {
     assert((await page.locator('.keyd-stub-event').count()) === 0, 'the reset notice stayed after a new key was validated');
   });
 
+  await step('a key replaced with a grace period warns before it stops working', async () => {
+    const r = await keydOk('POST', '/v1/account/reset-key', 200, { key: primary, body: { grace_period: '24h' } });
+    const graced = primary;
+    primary = r.key;
+    await waitForEventNotice('The old key stops working on');
+    const out = await save({ key: graced });
+    assertIncludes(out, 'Your API key is valid.', 'the old key works in its grace');
+    assertIncludes(out, 'Your API key was replaced by a new one on', 'rotation warning after saving');
+    assertIncludes(await statusText(), 'Paste the new key from your account before then.', 'rotation warning in the status');
+    await screenshot('rotation-warning');
+    await page.goto(`${WP_URL}/wp-admin/`, { waitUntil: 'domcontentloaded' });
+    assertIncludes((await page.locator('.keyd-stub-rotation').allInnerTexts()).join('\n'), 'stops working on', 'rotation notice on the dashboard');
+    await screenshot('rotation-warning-dashboard');
+    const back = await save({ key: primary });
+    assertIncludes(back, 'Your API key is valid.', 'the new key is valid');
+    assert((await page.locator('.keyd-stub-rotation').count()) === 0, 'the rotation notice stayed with the new key');
+  });
+
   await step('keyd: deactivate the alias while it is the stored key', async () => {
     const out = await save({ key: alias.key });
     assertIncludes(out, 'Your API key is valid.', 'alias still valid after the reset');
@@ -470,6 +491,28 @@ async function partB() {
     const out = await save({ key: primary });
     assertIncludes(out, 'The account this key belongs to is suspended', 'ACCOUNT_SUSPENDED sentence');
   });
+
+  // keyd runs with --test-keys: each published test key gives one answer,
+  // so every message of the settings page can be seen (README, Test keys).
+  const testKeys = [
+    ['testVALID00000000000', 'Your API key is valid.'],
+    ['testROTATION00000000', 'Your API key was replaced by a new one on'],
+    ['testEXPIRED000000000', 'This key expired on'],
+    ['testINACTIVE00000000', 'This key was deactivated by the account owner'],
+    ['testREVOKED000000000', 'This key no longer works'],
+    ['testACCOUNTSUSPENDED', 'The account this key belongs to is suspended'],
+    ['testSCOPEDENIED00000', 'This key is not allowed to use the features of this plugin'],
+    ['testSITENOTALLOWED00', 'This key may only be used on other sites'],
+    ['testSITELIMITREACHED', 'SITE_LIMIT_REACHED'],
+    ['testRATELIMITED00000', 'Too many checks for this account right now'],
+  ];
+  for (const [key, sentence] of testKeys) {
+    await step(`test key ${key}`, async () => {
+      const out = await save({ key, url: KEYD_URL });
+      assertIncludes(out, sentence, `answer to ${key}`);
+      await screenshot(`test-key-${key}`);
+    });
+  }
 }
 
 (async () => {

@@ -175,17 +175,21 @@ function keyd_stub_admin_notices() {
 	if ( ! current_user_can( 'manage_options' ) ) {
 		return;
 	}
-	$status = keyd_stub_get_status();
+	$status  = keyd_stub_get_status();
+	$screen  = function_exists( 'get_current_screen' ) ? get_current_screen() : null;
+	$on_page = $screen && 'settings_page_' . KEYD_STUB_PAGE === $screen->id;
+	$where   = $on_page ? '' : ' ' . __( '(Settings > keyd)', 'keyd-stub' );
+
+	// A key replaced by a reset: warn before its grace period ends.
+	$rotation = keyd_stub_rotation_message( $status );
+	if ( '' !== $rotation ) {
+		keyd_stub_print_notice( 'warning', $rotation . $where, array(), 'keyd-stub-rotation' );
+	}
 	if ( ! is_array( $status['event'] ) || empty( $status['event']['message'] ) ) {
 		return;
 	}
-	$message = (string) $status['event']['message'];
-	$screen  = function_exists( 'get_current_screen' ) ? get_current_screen() : null;
-	$on_page = $screen && 'settings_page_' . KEYD_STUB_PAGE === $screen->id;
-	if ( ! $on_page ) {
-		$message .= ' ' . __( '(Settings > keyd)', 'keyd-stub' );
-	}
-	$level = 'warning' === $status['event']['level'] ? 'warning' : 'error';
+	$message = (string) $status['event']['message'] . $where;
+	$level   = 'warning' === $status['event']['level'] ? 'warning' : 'error';
 	keyd_stub_print_notice( $level, $message, array(), 'keyd-stub-event keyd-stub-event-' . sanitize_html_class( str_replace( '.', '-', (string) $status['event']['type'] ) ) );
 }
 add_action( 'admin_notices', 'keyd_stub_admin_notices' );
@@ -286,13 +290,24 @@ function keyd_stub_render_status( array $status ) {
 	if ( '' === $key ) {
 		echo '<p>' . esc_html__( 'No API key yet.', 'keyd-stub' ) . '</p>';
 	} elseif ( 'valid' === $status['state'] ) {
-		echo '<p><strong>' . esc_html__( 'Valid', 'keyd-stub' ) . '</strong></p><ul class="keyd-stub-details">';
+		// Valid at the last check, but off when keyd cannot be reached and
+		// no receipt vouches for the key any more.
+		$heading = keyd_stub_is_key_valid() ? __( 'Valid', 'keyd-stub' ) : __( 'Off until keyd can be reached', 'keyd-stub' );
+		echo '<p><strong>' . esc_html( $heading ) . '</strong></p><ul class="keyd-stub-details">';
 		foreach ( keyd_stub_status_details( $status ) as $label => $value ) {
 			printf( '<li><strong>%1$s:</strong> %2$s</li>', esc_html( $label ), esc_html( $value ) );
 		}
 		/* translators: %s: date and time of the last check. */
 		echo '<li>' . esc_html( sprintf( __( 'Last checked %s', 'keyd-stub' ), wp_date( get_option( 'date_format' ) . ' ' . get_option( 'time_format' ), (int) $status['checked_at'] ) ) ) . '</li>';
 		echo '</ul>';
+		$rotation = keyd_stub_rotation_message( $status );
+		if ( '' !== $rotation ) {
+			echo '<p class="keyd-stub-rotation-status">' . esc_html( $rotation ) . '</p>';
+		}
+		$offline = keyd_stub_offline_message( $status );
+		if ( '' !== $offline ) {
+			echo '<p class="keyd-stub-offline">' . esc_html( $offline ) . '</p>';
+		}
 	} elseif ( 'invalid' === $status['state'] ) {
 		echo '<p><strong>' . esc_html__( 'Not valid', 'keyd-stub' ) . '</strong> ' . esc_html( $status['message'] ) . '</p>';
 	} else {

@@ -11,6 +11,8 @@
  * - keyd_stub_seen_webhooks: recent webhook-id values, to drop duplicates.
  * - keyd_stub_event_sequences: per key, the sequence of the last event about
  *   it that was applied, to ignore older events that arrive late.
+ * - keyd_stub_receipt_keys: keyd's published receipt keys (a JWKS), to check
+ *   the stored receipt while keyd cannot be reached.
  *
  * @package KeydStub
  */
@@ -23,6 +25,7 @@ const KEYD_STUB_OPTION_SETTINGS = 'keyd_stub_settings';
 const KEYD_STUB_OPTION_STATUS   = 'keyd_stub_status';
 const KEYD_STUB_OPTION_SEEN     = 'keyd_stub_seen_webhooks';
 const KEYD_STUB_OPTION_SEQUENCE = 'keyd_stub_event_sequences';
+const KEYD_STUB_OPTION_RECEIPT_KEYS = 'keyd_stub_receipt_keys';
 
 /**
  * Where keyd answers when neither the settings nor KEYD_URL say otherwise.
@@ -231,25 +234,32 @@ function keyd_stub_key_fingerprint( $key ) {
  *
  * Fields: state ('valid', 'invalid' or 'unknown'), code, message, key_id, hint,
  * type, name, expires_at, plan, credits, checked_at, fingerprint, and, once a
- * webhook event concerned the key, event (type, message, level, at).
+ * webhook event concerned the key, event (type, message, level, at). A valid
+ * key also has receipt (keyd's signed receipt, '' without one) and rotation
+ * (replaced_at, grace_ends_at when keyd said the key was replaced by a reset,
+ * otherwise null); offline_since is when keyd was last found unreachable
+ * since it last answered (0: it answered).
  *
  * @return array
  */
 function keyd_stub_get_status() {
 	$defaults = array(
-		'state'       => 'unknown',
-		'code'        => '',
-		'message'     => '',
-		'key_id'      => '',
-		'hint'        => '',
-		'type'        => '',
-		'name'        => '',
-		'expires_at'  => '',
-		'plan'        => '',
-		'credits'     => null,
-		'checked_at'  => 0,
-		'fingerprint' => '',
-		'event'       => null,
+		'state'         => 'unknown',
+		'code'          => '',
+		'message'       => '',
+		'key_id'        => '',
+		'hint'          => '',
+		'type'          => '',
+		'name'          => '',
+		'expires_at'    => '',
+		'plan'          => '',
+		'credits'       => null,
+		'checked_at'    => 0,
+		'fingerprint'   => '',
+		'event'         => null,
+		'receipt'       => '',
+		'rotation'      => null,
+		'offline_since' => 0,
 	);
 	$status   = get_option( KEYD_STUB_OPTION_STATUS, array() );
 	if ( ! is_array( $status ) ) {
@@ -279,9 +289,21 @@ function keyd_stub_set_status( array $status ) {
  * Whether the key in use was valid at the last check and no event has said
  * otherwise since. Plugin code calls this before using the service.
  *
+ * While keyd cannot be reached, a key that keyd gave a signed receipt for
+ * stays valid until the receipt's valid-until, and no longer; a receipt that
+ * does not verify (altered, signed by another key, for another site) counts
+ * as none at all.
+ *
+ * @param int|null $now Unix time to judge at (default: now).
  * @return bool
  */
-function keyd_stub_is_key_valid() {
+function keyd_stub_is_key_valid( $now = null ) {
 	$status = keyd_stub_get_status();
-	return 'valid' === $status['state'];
+	if ( 'valid' !== $status['state'] ) {
+		return false;
+	}
+	if ( empty( $status['offline_since'] ) || '' === $status['receipt'] ) {
+		return true;
+	}
+	return KEYD_STUB_RECEIPT_VALID === keyd_stub_check_receipt( $status, $now )['result'];
 }

@@ -44,6 +44,9 @@ function keyd_stub_call_validate( $key ) {
 				'plugin'         => KEYD_STUB_SLUG,
 				'plugin_version' => KEYD_STUB_VERSION,
 				'wp_version'     => get_bloginfo( 'version' ),
+				// A signed receipt keeps the key working while keyd cannot
+				// be reached (see keyd_stub_is_key_valid()).
+				'receipt'        => '1',
 			),
 		)
 	);
@@ -91,6 +94,144 @@ function keyd_stub_format_time( $rfc3339 ) {
 		return '';
 	}
 	return wp_date( get_option( 'date_format' ) . ' ' . get_option( 'time_format' ), $ts );
+}
+
+/**
+ * Formats a unix time in the site's date and time format and timezone.
+ *
+ * @param int $ts Unix seconds.
+ * @return string
+ */
+function keyd_stub_format_unix( $ts ) {
+	return wp_date( get_option( 'date_format' ) . ' ' . get_option( 'time_format' ), (int) $ts );
+}
+
+/**
+ * keyd's receipt keys as last fetched (a decoded JWKS).
+ *
+ * @return array
+ */
+function keyd_stub_receipt_keys() {
+	$keys = get_option( KEYD_STUB_OPTION_RECEIPT_KEYS, array() );
+	return is_array( $keys ) ? $keys : array();
+}
+
+/**
+ * Fetches keyd's published receipt keys when the stored ones do not include
+ * the key that signed $receipt (the first receipt, or after keyd rotated
+ * its signing key). Done while keyd answers, so the keys are at hand when
+ * it does not.
+ *
+ * @param string $receipt A receipt keyd just sent.
+ */
+function keyd_stub_update_receipt_keys( $receipt ) {
+	if ( KEYD_STUB_RECEIPT_UNKNOWN_KEY !== keyd_stub_receipt_verify( $receipt, keyd_stub_receipt_keys() )['result'] ) {
+		return;
+	}
+	$response = wp_remote_get(
+		keyd_stub_get_url() . '/.well-known/keyd-receipt-keys.json',
+		array(
+			'timeout'     => KEYD_STUB_HTTP_TIMEOUT,
+			'redirection' => 0,
+		)
+	);
+	if ( is_wp_error( $response ) || 200 !== (int) wp_remote_retrieve_response_code( $response ) ) {
+		return;
+	}
+	$set = json_decode( (string) wp_remote_retrieve_body( $response ), true );
+	if ( is_array( $set ) && isset( $set['keys'] ) && is_array( $set['keys'] ) ) {
+		update_option( KEYD_STUB_OPTION_RECEIPT_KEYS, $set, false );
+	}
+}
+
+/**
+ * Checks the stored receipt of the key in use at $now, for this site and
+ * this key.
+ *
+ * @param array    $status See keyd_stub_get_status().
+ * @param int|null $now    Unix time (default: now).
+ * @return array See keyd_stub_receipt_verify(); result 'none' without a receipt.
+ */
+function keyd_stub_check_receipt( array $status, $now = null ) {
+	if ( '' === $status['receipt'] ) {
+		return array(
+			'result' => 'none',
+			'claims' => array(),
+		);
+	}
+	$check = keyd_stub_receipt_verify( $status['receipt'], keyd_stub_receipt_keys(), $now, home_url() );
+	if ( isset( $check['claims']['key_id'] ) && '' !== $status['key_id'] && $check['claims']['key_id'] !== $status['key_id'] ) {
+		$check['result'] = KEYD_STUB_RECEIPT_MALFORMED; // a receipt for another key
+	}
+	return $check;
+}
+
+/**
+ * What the site owner is told while keyd cannot be reached: whether the
+ * stored receipt keeps the key working, and until when. '' when keyd
+ * answered at the last check, or when no receipt was ever stored.
+ *
+ * @param array    $status See keyd_stub_get_status().
+ * @param int|null $now    Unix time (default: now).
+ * @return string A plain sentence, not yet escaped.
+ */
+function keyd_stub_offline_message( array $status, $now = null ) {
+	if ( empty( $status['offline_since'] ) || 'valid' !== $status['state'] || '' === $status['receipt'] ) {
+		return '';
+	}
+	$check = keyd_stub_check_receipt( $status, $now );
+	$c     = $check['claims'];
+	if ( KEYD_STUB_RECEIPT_VALID === $check['result'] ) {
+		/* translators: 1: date and time keyd last confirmed the key, 2: date and time until which it stays accepted. */
+		return sprintf( __( 'keyd could not be reached; your key was last confirmed at %1$s and stays accepted until %2$s.', 'keyd-stub' ), keyd_stub_format_unix( $c['iat'] ), keyd_stub_format_unix( $c['exp'] ) );
+	}
+	if ( KEYD_STUB_RECEIPT_EXPIRED === $check['result'] ) {
+		/* translators: 1: date and time keyd last confirmed the key, 2: date and time that confirmation ran out. */
+		return sprintf( __( 'keyd could not be reached; your key was last confirmed at %1$s, and that confirmation ran out at %2$s. The plugin is off until keyd answers again.', 'keyd-stub' ), keyd_stub_format_unix( $c['iat'] ), keyd_stub_format_unix( $c['exp'] ) );
+	}
+	return __( 'keyd could not be reached, and the confirmation of your key stored on this site could not be verified. The plugin is off until keyd answers again.', 'keyd-stub' );
+}
+
+/**
+ * Notes that keyd could not be reached, for the key in use (whose receipt
+ * then decides whether it keeps working), and says what that means.
+ *
+ * @return string The sentence of keyd_stub_offline_message(), or ''.
+ */
+function keyd_stub_note_unreachable() {
+	$status = keyd_stub_get_status();
+	if ( 'valid' !== $status['state'] ) {
+		return '';
+	}
+	if ( empty( $status['offline_since'] ) ) {
+		$status['offline_since'] = time();
+		keyd_stub_set_status( $status );
+	}
+	return keyd_stub_offline_message( $status );
+}
+
+/**
+ * The warning for a key that a reset replaced and that works only until
+ * the end of its grace period; '' for any other key.
+ *
+ * @param array $status See keyd_stub_get_status().
+ * @return string A plain sentence, not yet escaped.
+ */
+function keyd_stub_rotation_message( array $status ) {
+	if ( 'valid' !== $status['state'] || ! is_array( $status['rotation'] ) ) {
+		return '';
+	}
+	$replaced = keyd_stub_format_time( isset( $status['rotation']['replaced_at'] ) ? $status['rotation']['replaced_at'] : '' );
+	$ends     = keyd_stub_format_time( isset( $status['rotation']['grace_ends_at'] ) ? $status['rotation']['grace_ends_at'] : '' );
+	if ( '' === $ends ) {
+		return '';
+	}
+	if ( '' === $replaced ) {
+		/* translators: %s: date and time the key stops working. */
+		return sprintf( __( 'Your API key was replaced by a new one and stops working on %s. Paste the new key from your account before then.', 'keyd-stub' ), $ends );
+	}
+	/* translators: 1: date and time the key was replaced, 2: date and time it stops working. */
+	return sprintf( __( 'Your API key was replaced by a new one on %1$s and stops working on %2$s. Paste the new key from your account before then.', 'keyd-stub' ), $replaced, $ends );
 }
 
 /**
@@ -180,14 +321,16 @@ function keyd_stub_validate_key( $key, $store_key ) {
 	$result = keyd_stub_call_validate( $key );
 
 	if ( 'unreachable' === $result['outcome'] ) {
+		$message = sprintf(
+			/* translators: 1: keyd URL, 2: error text from the HTTP client. */
+			__( 'Could not reach keyd at %1$s (%2$s). The key was not checked: the previous key and its status are kept. Try again later.', 'keyd-stub' ),
+			keyd_stub_get_url(),
+			$result['error']
+		);
+		$offline = keyd_stub_note_unreachable();
 		return array(
 			'level'   => 'error',
-			'message' => sprintf(
-				/* translators: 1: keyd URL, 2: error text from the HTTP client. */
-				__( 'Could not reach keyd at %1$s (%2$s). The key was not checked: the previous key and its status are kept. Try again later.', 'keyd-stub' ),
-				keyd_stub_get_url(),
-				$result['error']
-			),
+			'message' => '' === $offline ? $message : $message . ' ' . $offline,
 			'details' => array(),
 		);
 	}
@@ -204,9 +347,12 @@ function keyd_stub_validate_key( $key, $store_key ) {
 				'status'      => $result['status'],
 			)
 		);
+		$message .= ' ' . __( 'The previous key and its status are kept.', 'keyd-stub' );
+		// A 5xx is most often a proxy in front of a keyd that is down.
+		$offline = $result['status'] >= 500 ? keyd_stub_note_unreachable() : '';
 		return array(
 			'level'   => 'RATE_LIMITED' === $code ? 'warning' : 'error',
-			'message' => $message . ' ' . __( 'The previous key and its status are kept.', 'keyd-stub' ),
+			'message' => '' === $offline ? $message : $message . ' ' . $offline,
 			'details' => array(),
 		);
 	}
@@ -236,11 +382,20 @@ function keyd_stub_validate_key( $key, $store_key ) {
 			'credits'    => isset( $account['credits'] ) && is_numeric( $account['credits'] ) ? (int) $account['credits'] : null,
 			'checked_at' => time(),
 			'event'      => null,
+			'receipt'    => isset( $body['receipt'] ) && is_string( $body['receipt'] ) ? $body['receipt'] : '',
+			'rotation'   => isset( $body['rotation']['grace_ends_at'] ) && is_string( $body['rotation']['grace_ends_at'] ) ? array(
+				'replaced_at'   => isset( $body['rotation']['replaced_at'] ) && is_string( $body['rotation']['replaced_at'] ) ? $body['rotation']['replaced_at'] : '',
+				'grace_ends_at' => $body['rotation']['grace_ends_at'],
+			) : null,
 		);
 		keyd_stub_set_status( $status );
+		if ( '' !== $status['receipt'] ) {
+			keyd_stub_update_receipt_keys( $status['receipt'] );
+		}
+		$rotation = keyd_stub_rotation_message( $status );
 		return array(
-			'level'   => 'success',
-			'message' => keyd_stub_code_message( 'VALID' ),
+			'level'   => '' === $rotation ? 'success' : 'warning',
+			'message' => '' === $rotation ? keyd_stub_code_message( 'VALID' ) : keyd_stub_code_message( 'VALID' ) . ' ' . $rotation,
 			'details' => keyd_stub_status_details( $status ),
 		);
 	}

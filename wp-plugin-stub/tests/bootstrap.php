@@ -42,14 +42,20 @@ function delete_option( $name ) {
 	unset( $GLOBALS['keyd_stub_test_options'][ $name ] );
 	return true;
 }
+/** The site's timezone, as WordPress's wp_date() uses it; tests may set it. */
+$GLOBALS['keyd_stub_test_timezone'] = 'UTC';
 function wp_date( $format, $timestamp = null ) {
-	return gmdate( $format, null === $timestamp ? time() : $timestamp );
+	$date = new DateTime( '@' . ( null === $timestamp ? time() : $timestamp ) );
+	$date->setTimezone( new DateTimeZone( $GLOBALS['keyd_stub_test_timezone'] ) );
+	return $date->format( $format );
 }
 function untrailingslashit( $value ) {
 	return rtrim( $value, '/\\' );
 }
+/** The site's home URL; tests may set it. */
+$GLOBALS['keyd_stub_test_home'] = 'http://127.0.0.1';
 function home_url( $path = '' ) {
-	return 'http://127.0.0.1' . $path;
+	return $GLOBALS['keyd_stub_test_home'] . $path;
 }
 function wp_parse_url( $url, $component = -1 ) {
 	return parse_url( $url, $component );
@@ -95,6 +101,7 @@ function is_wp_error( $thing ) {
 }
 
 require_once dirname( __DIR__ ) . '/includes/signature.php';
+require_once dirname( __DIR__ ) . '/includes/receipt.php';
 require_once dirname( __DIR__ ) . '/includes/settings.php';
 require_once dirname( __DIR__ ) . '/includes/validate.php';
 require_once dirname( __DIR__ ) . '/includes/webhook.php';
