@@ -29,13 +29,22 @@ type keyBody struct {
 	ExpiresAt    *time.Time `json:"expires_at"`
 	ValidUntil   *time.Time `json:"valid_until,omitempty"`
 	InGrace      bool       `json:"in_grace"`
+	// SpendLimit is the key's own cap with what it spent; null for none.
+	SpendLimit *store.Allowance `json:"spend_limit"`
 }
 
 func (s *server) keyBody(k store.Key) keyBody {
 	now := s.now()
 	return keyBody{ID: k.ID, Type: k.Type, Name: k.Name, Hint: k.Hint, Status: k.StatusAt(now),
 		Scopes: k.Scopes, AllowedSites: k.AllowedSites, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt,
-		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now)}
+		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now), SpendLimit: k.AllowanceAt(now)}
+}
+
+// limitsPatch reads the limits a PATCH body sets: a field given sets it,
+// null removes it.
+func limitsPatch(raw rawFields, spendLimit *store.SpendLimit) store.LimitsPatch {
+	_, setSpend := raw["spend_limit"]
+	return store.LimitsPatch{SetSpendLimit: setSpend, SpendLimit: spendLimit}
 }
 
 // expiryFields are the two ways to give an expiry: a time or a duration
@@ -79,6 +88,8 @@ type createAliasRequest struct {
 	expiryFields
 	Scopes       []string `json:"scopes" validate:"omitempty,max=100,dive,max=65"`
 	AllowedSites []string `json:"allowed_sites" validate:"omitempty,max=100,dive,max=253"`
+	// SpendLimit caps what the alias spends of the pool per period.
+	SpendLimit *store.SpendLimit `json:"spend_limit"`
 }
 
 type createdAliasResponse struct {
@@ -99,7 +110,7 @@ func (s *server) createAlias(c *gin.Context) {
 		return
 	}
 	created, err := s.store.CreateAlias(c.Request.Context(), ownerActor(c), owner(c).AccountID, store.NewAlias{
-		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites})
+		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites, SpendLimit: req.SpendLimit})
 	if err != nil {
 		writeError(c, err)
 		return
@@ -108,10 +119,11 @@ func (s *server) createAlias(c *gin.Context) {
 }
 
 type patchAliasRequest struct {
-	Name         *string  `json:"name" validate:"omitnil,aliasname"`
-	expiryFields          // "expires_at": null makes the alias permanent
-	Scopes       []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
-	AllowedSites []string `json:"allowed_sites" validate:"omitnil,max=100,dive,max=253"`
+	Name         *string           `json:"name" validate:"omitnil,aliasname"`
+	expiryFields                   // "expires_at": null makes the alias permanent
+	Scopes       []string          `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	AllowedSites []string          `json:"allowed_sites" validate:"omitnil,max=100,dive,max=253"`
+	SpendLimit   *store.SpendLimit `json:"spend_limit"` // null removes the limit
 }
 
 // patchAlias is PATCH /v1/aliases/{id}.
@@ -122,7 +134,8 @@ func (s *server) patchAlias(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	patch := store.AliasPatch{Name: req.Name, Scopes: req.Scopes, AllowedSites: req.AllowedSites}
+	patch := store.AliasPatch{Name: req.Name, Scopes: req.Scopes, AllowedSites: req.AllowedSites,
+		LimitsPatch: limitsPatch(raw, req.SpendLimit)}
 	if patch.ExpiresAt, patch.SetExpiry, err = req.expiry(s.now()); err != nil {
 		writeError(c, err)
 		return
@@ -220,18 +233,21 @@ func (s *server) listKeys(c *gin.Context) {
 }
 
 type patchKeyRequest struct {
-	Name   *string  `json:"name" validate:"omitnil,aliasname"`
-	Scopes []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	Name       *string           `json:"name" validate:"omitnil,aliasname"`
+	Scopes     []string          `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	SpendLimit *store.SpendLimit `json:"spend_limit"` // null removes the limit
 }
 
-// patchKey is PATCH /v1/keys/{id}: the primary key's name and scopes.
+// patchKey is PATCH /v1/keys/{id}: the primary key's name, scopes and limits.
 func (s *server) patchKey(c *gin.Context) {
 	var req patchKeyRequest
-	if err := s.bindJSON(c, &req, false); err != nil {
+	raw, err := s.bindJSONRaw(c, &req)
+	if err != nil {
 		writeError(c, err)
 		return
 	}
-	k, err := s.store.UpdatePrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
+	k, err := s.store.PatchPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), store.PrimaryPatch{
+		Name: req.Name, Scopes: req.Scopes, LimitsPatch: limitsPatch(raw, req.SpendLimit)})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -26,6 +26,7 @@ const (
 	codeAliasLimit         = "ALIAS_LIMIT_REACHED"
 	codeSubaccountLimit    = "SUBACCOUNT_LIMIT_REACHED"
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
+	codeKeySpendLimit      = "KEY_SPEND_LIMIT_REACHED"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
 	codeInternal           = "INTERNAL"

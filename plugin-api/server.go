@@ -36,6 +36,7 @@ type Store interface {
 
 	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
 	UpdatePrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, name *string, scopes []string) (store.Key, error)
+	PatchPrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, p store.PrimaryPatch) (store.Key, error)
 	RevokeGrace(ctx context.Context, actor store.Actor, accountID, keyID string) (store.Key, error)
 	CreateAlias(ctx context.Context, actor store.Actor, accountID string, in store.NewAlias) (store.Created, error)
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)

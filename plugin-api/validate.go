@@ -214,7 +214,7 @@ func (s *server) handleValidate(c *gin.Context) {
 		return
 	}
 	buf := encodeBuffers.Get().(*[]byte)
-	*buf = appendValidBody((*buf)[:0], &v)
+	*buf = appendValidBody((*buf)[:0], &v, s.now())
 	writeValidateBody(c, http.StatusOK, *buf)
 	encodeBuffers.Put(buf)
 }
@@ -262,11 +262,7 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	}
 	if !v.AllowsSite(req.Site) {
 		s.store.RecordValidation(v, false, report, now)
-		msg := "this key is bound to other sites"
-		if req.Site == "" {
-			msg = "this key is bound to specific sites; send the site's home URL as site"
-		}
-		return v, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil
+		return v, siteNotAllowed(req.Site), nil
 	}
 	s.store.RecordValidation(v, true, report, now)
 	return v, nil, nil
@@ -296,8 +292,9 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 //
 //	{"valid": true, "code": "VALID",
 //	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
-//	 "account": {"id", "plan", "status", "credits"}}
-func appendValidBody(b []byte, v *store.KeyView) []byte {
+//	 "account": {"id", "plan", "status", "credits"},
+//	 "spend_limit": {...} (only for a key with one; see appendAllowance)}
+func appendValidBody(b []byte, v *store.KeyView, now time.Time) []byte {
 	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
 	b = appendJSONString(b, v.KeyID)
 	b = append(b, `,"type":`...)
@@ -329,7 +326,34 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 	b = appendJSONString(b, v.AccountStatus)
 	b = append(b, `,"credits":`...)
 	b = strconv.AppendInt(b, v.Credits, 10)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if a, ok := v.Allowance(now); ok {
+		b = append(b, `,"spend_limit":`...)
+		b = appendAllowance(b, &a)
+	}
+	return append(b, '}')
+}
+
+// appendAllowance writes a key's spend limit as store.Allowance encodes:
+// {"limit", "period", "spent", "remaining", "resets_at"}.
+func appendAllowance(b []byte, a *store.Allowance) []byte {
+	b = append(b, `{"limit":`...)
+	b = strconv.AppendInt(b, a.Limit, 10)
+	b = append(b, `,"period":`...)
+	b = appendJSONString(b, a.Period)
+	b = append(b, `,"spent":`...)
+	b = strconv.AppendInt(b, a.Spent, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, a.Remaining, 10)
+	b = append(b, `,"resets_at":`...)
+	if a.ResetsAt == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = a.ResetsAt.UTC().AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

@@ -31,15 +31,22 @@ type validBody struct {
 		Status  string `json:"status"`
 		Credits int64  `json:"credits"`
 	} `json:"account"`
+	SpendLimit *store.Allowance `json:"spend_limit,omitempty"`
 }
 
 func validBodyOf(v *store.KeyView) validBody {
 	var b validBody
+	if a, ok := v.Allowance(encodeTestNow); ok {
+		b.SpendLimit = &a
+	}
 	b.Valid, b.Code = true, codeValid
 	b.Key.ID, b.Key.Type, b.Key.Name, b.Key.Hint, b.Key.ExpiresAt, b.Key.Scopes = v.KeyID, v.Type, v.Name, v.Hint, unixPtr(v.ExpiresAt), v.Scopes
 	b.Account.ID, b.Account.Plan, b.Account.Status, b.Account.Credits = v.AccountID, v.Plan, v.AccountStatus, v.Credits
 	return b
 }
+
+// encodeTestNow is the time the encoding tests answer at.
+var encodeTestNow = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 
 func TestValidBodyEncoding(t *testing.T) {
 	names := []string{"Primary key", "Café Müller", `quote " and \ backslash`, "<script>&amp;", "tab\tnew\nline\r\x01\x1f",
@@ -54,7 +61,10 @@ func TestValidBodyEncoding(t *testing.T) {
 		if i == 3 {
 			v.Scopes = []string{}
 		}
-		got := appendValidBody(nil, &v)
+		if i%3 == 1 {
+			v.SpendLimit = store.SpendLimit{Limit: int64(i) * 100, Period: []string{store.PeriodDay, store.PeriodMonth, store.PeriodTotal}[(i/3)%3]}
+		}
+		got := appendValidBody(nil, &v, encodeTestNow)
 		want, err := json.Marshal(validBodyOf(&v))
 		if err != nil {
 			t.Fatal(err)

@@ -19,8 +19,9 @@ type Tx struct {
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
-	notify       bool             // tell Changes() listeners after commit
-	credits      map[string]int64 // new pool sizes, for accounts not refreshed whole
+	notify       bool                  // tell Changes() listeners after commit
+	credits      map[string]int64      // new pool sizes, for accounts not refreshed whole
+	keySpent     map[uint32]spendState // what limited keys spent, by index position
 	stmts        map[string]*sql.Stmt
 }
 
@@ -63,7 +64,8 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	exact := db.now().UTC()
-	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{}}
+	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{},
+		keySpent: map[uint32]spendState{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -81,6 +83,9 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		if !t.touched[id] {
 			db.index.setCredits(id, credits)
 		}
+	}
+	for pos, spent := range t.keySpent {
+		db.index.setSpent(pos, spent)
 	}
 	if t.notify {
 		db.notifyChanged()
@@ -179,7 +184,13 @@ func readChanged(ctx context.Context, q queryer, plansChanged bool, accounts map
 }
 
 const keyRowColumns = `id, account_id, type, name, hint, hash, status, scopes, allowed_sites,
-	coalesce(expires_at, 0), coalesce(valid_until, 0)`
+	coalesce(expires_at, 0), coalesce(valid_until, 0), ` + keySpendColumns
+
+// keySpendColumns are a key's spend limit and what it spent, for queries
+// FROM keys: 0, ” when it has no limit.
+const keySpendColumns = `coalesce(spend_limit, 0), coalesce(spend_period, ''),
+	coalesce((SELECT period_start FROM key_spend WHERE key_id = keys.id), -1),
+	coalesce((SELECT spent FROM key_spend WHERE key_id = keys.id), 0)`
 
 func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 	var (
@@ -189,7 +200,8 @@ func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 		scopesJSON, sitesJSON string
 	)
 	if err := rows.Scan(&id, &accountID, &typ, &k.name, &k.hint, &hash, &k.status,
-		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil); err != nil {
+		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil,
+		&k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent); err != nil {
 		return k, err
 	}
 	var err error
@@ -386,7 +398,7 @@ var bulkKeyQuery = func() string {
 	b.WriteString(` END, name, hint,
 		CASE scopes WHEN '["*"]' THEN NULL WHEN '[]' THEN '' ELSE scopes END,
 		CASE allowed_sites WHEN '[]' THEN '' ELSE allowed_sites END,
-		coalesce(expires_at, 0), coalesce(valid_until, 0)
+		coalesce(expires_at, 0), coalesce(valid_until, 0), ` + keySpendColumns + `
 		FROM keys`)
 	return b.String()
 }()
@@ -412,7 +424,7 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan
 		batch = append(batch, keyRow{})
 		k := &batch[len(batch)-1]
 		if err := rows.Scan(&hash, &ids, &k.alias, &status, &k.name, &k.hint, &scopes, &sites,
-			&k.expiresAt, &k.validUntil); err != nil {
+			&k.expiresAt, &k.validUntil, &k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent); err != nil {
 			return err
 		}
 		if len(hash) != len(k.hash) || status < 0 || status >= len(keyStatuses) {

@@ -12,7 +12,8 @@ var contractEvents = []string{
 	"key.reset", "key.revoked", "alias.created", "alias.updated",
 	"alias.deactivated", "alias.reactivated", "alias.deleted",
 	"alias.expiring", "alias.expired", "subaccount.created",
-	"credits.allocated", "credits.low", "webhook.test", "webhook.disabled",
+	"credits.allocated", "credits.low", "key.spend_limit_reached",
+	"webhook.test", "webhook.disabled",
 }
 
 func TestEventTypes(t *testing.T) {
