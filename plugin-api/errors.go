@@ -27,6 +27,7 @@ const (
 	codeSubaccountLimit    = "SUBACCOUNT_LIMIT_REACHED"
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
 	codeKeySpendLimit      = "KEY_SPEND_LIMIT_REACHED"
+	codeSiteLimit          = "SITE_LIMIT_REACHED"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
 	codeInternal           = "INTERNAL"

@@ -45,6 +45,9 @@ type Store interface {
 	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
 	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
 	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
+	UseSite(ctx context.Context, v store.KeyView, site string, now time.Time) (store.SiteSlots, error)
+	ReleaseSite(ctx context.Context, actor store.Actor, accountID, keyID, host string) (store.SiteSlots, error)
+	DeactivateSite(ctx context.Context, v *store.KeyView, site string) (bool, store.SiteSlots, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
 

@@ -264,6 +264,14 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 		s.store.RecordValidation(v, false, report, now)
 		return v, siteNotAllowed(req.Site), nil
 	}
+	if v.MaxSites > 0 {
+		slots, err := s.store.UseSite(c.Request.Context(), v, req.Site, now)
+		if err != nil {
+			s.store.RecordValidation(v, false, report, now)
+			return v, siteUseError(err), nil
+		}
+		v.SitesUsed = slots.Used
+	}
 	s.store.RecordValidation(v, true, report, now)
 	return v, nil, nil
 }
@@ -293,7 +301,8 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 //	{"valid": true, "code": "VALID",
 //	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
 //	 "account": {"id", "plan", "status", "credits"},
-//	 "spend_limit": {...} (only for a key with one; see appendAllowance)}
+//	 "spend_limit": {...} (only for a key with one; see appendAllowance),
+//	 "sites": {"used", "limit"} (only for a key with max_sites)}
 func appendValidBody(b []byte, v *store.KeyView, now time.Time) []byte {
 	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
 	b = appendJSONString(b, v.KeyID)
@@ -330,6 +339,13 @@ func appendValidBody(b []byte, v *store.KeyView, now time.Time) []byte {
 	if a, ok := v.Allowance(now); ok {
 		b = append(b, `,"spend_limit":`...)
 		b = appendAllowance(b, &a)
+	}
+	if v.MaxSites > 0 {
+		b = append(b, `,"sites":{"used":`...)
+		b = strconv.AppendInt(b, int64(v.SitesUsed), 10)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(v.MaxSites), 10)
+		b = append(b, '}')
 	}
 	return append(b, '}')
 }

@@ -32,12 +32,16 @@ type validBody struct {
 		Credits int64  `json:"credits"`
 	} `json:"account"`
 	SpendLimit *store.Allowance `json:"spend_limit,omitempty"`
+	Sites      *store.SiteSlots `json:"sites,omitempty"`
 }
 
 func validBodyOf(v *store.KeyView) validBody {
 	var b validBody
 	if a, ok := v.Allowance(encodeTestNow); ok {
 		b.SpendLimit = &a
+	}
+	if v.MaxSites > 0 {
+		b.Sites = &store.SiteSlots{Used: v.SitesUsed, Limit: v.MaxSites}
 	}
 	b.Valid, b.Code = true, codeValid
 	b.Key.ID, b.Key.Type, b.Key.Name, b.Key.Hint, b.Key.ExpiresAt, b.Key.Scopes = v.KeyID, v.Type, v.Name, v.Hint, unixPtr(v.ExpiresAt), v.Scopes
@@ -63,6 +67,9 @@ func TestValidBodyEncoding(t *testing.T) {
 		}
 		if i%3 == 1 {
 			v.SpendLimit = store.SpendLimit{Limit: int64(i) * 100, Period: []string{store.PeriodDay, store.PeriodMonth, store.PeriodTotal}[(i/3)%3]}
+		}
+		if i%4 == 2 {
+			v.MaxSites, v.SitesUsed = i, i/2
 		}
 		got := appendValidBody(nil, &v, encodeTestNow)
 		want, err := json.Marshal(validBodyOf(&v))

@@ -36,12 +36,15 @@ type NewAlias struct {
 	ExpiresAt    *time.Time
 	Scopes       []string
 	AllowedSites []string
-	SpendLimit   *SpendLimit // nil: none
+	SpendLimit   *SpendLimit    // nil: none
+	MaxSites     *int           // nil: any number of sites
+	ReleaseAfter *time.Duration // nil: sites keep their slots until released
 }
 
 // limits are the limits an alias is created with.
 func (in NewAlias) limits() LimitsPatch {
-	return LimitsPatch{SetSpendLimit: in.SpendLimit != nil, SpendLimit: in.SpendLimit}
+	return LimitsPatch{SetSpendLimit: in.SpendLimit != nil, SpendLimit: in.SpendLimit,
+		SetMaxSites: in.MaxSites != nil, MaxSites: in.MaxSites, SetReleaseAfter: in.ReleaseAfter != nil, ReleaseAfter: in.ReleaseAfter}
 }
 
 // AliasPatch changes an alias; nil fields stay as they are. SetExpiry with a
@@ -61,7 +64,7 @@ func aliasEventData(k Key, now time.Time) map[string]any {
 	return map[string]any{
 		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
 		"status": k.StatusAt(now), "expires_at": k.ExpiresAt, "scopes": k.Scopes, "allowed_sites": k.AllowedSites,
-		"spend_limit": k.SpendLimit,
+		"spend_limit": k.SpendLimit, "max_sites": k.MaxSites,
 	}
 }
 

@@ -45,11 +45,14 @@ const (
 	EventCreditsLow        = "credits.low"
 	// A key reached its own spend limit (once per period).
 	EventKeySpendLimitReached = "key.spend_limit_reached"
-	EventAccountCreated       = "account.created"
-	EventAccountUpdated       = "account.updated"
-	EventCreditsAdded         = "credits.added"
-	EventPlanUpdated          = "plan.updated"
-	EventKeyUpdated           = "key.updated"
+	// A site took or gave back a slot of a key with max_sites.
+	EventSiteActivated  = "site.activated"
+	EventSiteReleased   = "site.released"
+	EventAccountCreated = "account.created"
+	EventAccountUpdated = "account.updated"
+	EventCreditsAdded   = "credits.added"
+	EventPlanUpdated    = "plan.updated"
+	EventKeyUpdated     = "key.updated"
 	// A parent suspended or unsuspended one of its subaccounts.
 	EventSubaccountSuspended   = "subaccount.suspended"
 	EventSubaccountUnsuspended = "subaccount.unsuspended"
@@ -135,6 +138,11 @@ type Key struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	// SpendLimit is the key's own cap within the pool; nil for none.
 	SpendLimit *SpendLimit `json:"spend_limit"`
+	// MaxSites is how many sites may use the key; nil for any number.
+	MaxSites *int `json:"max_sites"`
+	// ReleaseAfter frees the slot of a site not seen for this long; nil
+	// for never.
+	ReleaseAfter *time.Duration `json:"release_after"`
 
 	spend spendState // what it spent against SpendLimit (AllowanceAt)
 	hash  [32]byte   // finds the key's record in the index (withLastUse)

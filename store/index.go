@@ -75,6 +75,7 @@ type keyLimits struct {
 	spendLimit  int64
 	spendPeriod uint8 // in spendPeriods
 	spend       spendState
+	maxSites    int32 // 0 = sites are not counted
 }
 
 type accountRecord struct {
@@ -232,6 +233,7 @@ type keyRow struct {
 	validUntil int64
 	spendLimit SpendLimit // Limit 0 = none
 	spend      spendState
+	maxSites   int32 // 0 = none
 }
 
 type accountRow struct {
@@ -244,8 +246,9 @@ type accountRow struct {
 
 // accountSnapshot is an account and all its keys as committed.
 type accountSnapshot struct {
-	account accountRow
-	keys    []keyRow
+	account     accountRow
+	keys        []keyRow
+	activations []activationRow // the sites holding slots of its keys
 }
 
 // upsertAccount must be called with mu held for writing.
@@ -301,9 +304,10 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
 		ix.accounts.s[accountPos].primaryScopes = rec.scopes
 	}
-	rec.limited = k.spendLimit.Limit > 0
+	rec.limited = k.spendLimit.Limit > 0 || k.maxSites > 0
 	if rec.limited {
-		ix.limits[pos] = keyLimits{spendLimit: k.spendLimit.Limit, spendPeriod: statusCode(spendPeriods, k.spendLimit.Period), spend: k.spend}
+		ix.limits[pos] = keyLimits{spendLimit: k.spendLimit.Limit, spendPeriod: statusCode(spendPeriods, k.spendLimit.Period),
+			spend: k.spend, maxSites: k.maxSites}
 	} else {
 		delete(ix.limits, pos)
 	}
@@ -317,6 +321,9 @@ func (ix *index) spendLimit(pos uint32) SpendLimit {
 		return SpendLimit{}
 	}
 	l := ix.limits[pos]
+	if l.spendLimit == 0 {
+		return SpendLimit{}
+	}
 	return SpendLimit{Limit: l.spendLimit, Period: spendPeriods[l.spendPeriod]}
 }
 
@@ -400,6 +407,13 @@ type KeyView struct {
 	// SpendLimit is the key's own cap within the pool; Limit 0 = none.
 	SpendLimit SpendLimit
 	spend      spendState
+	// MaxSites is how many sites may use the key (see UseSite); 0 = any
+	// number. SitesUsed is how many hold a slot, for the caller of UseSite
+	// to note.
+	MaxSites  int
+	SitesUsed int
+
+	num uint64 // the number in KeyID
 
 	pos uint32 // position in the index, for activity recording
 }
@@ -503,6 +517,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
 		Credits:            a.credits,
 		pos:                pos,
+		num:                k.id,
 	}
 	scopes, sites, primary := next(k.scopes.n), next(k.sites.n), next(primaryScopes.n)
 	lists := make([]string, 0, listLength(scopes)+listLength(sites)+listLength(primary))
@@ -514,8 +529,11 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	}
 	if k.limited {
 		l := ix.limits[pos]
-		v.SpendLimit = SpendLimit{Limit: l.spendLimit, Period: spendPeriods[l.spendPeriod]}
-		v.spend = l.spend
+		if l.spendLimit > 0 {
+			v.SpendLimit = SpendLimit{Limit: l.spendLimit, Period: spendPeriods[l.spendPeriod]}
+			v.spend = l.spend
+		}
+		v.MaxSites = int(l.maxSites)
 	}
 	if a.parent != noParent {
 		v.ParentSuspended = ix.accounts.s[a.parent].status != statusCode(accountStatuses, AccountActive)

@@ -13,7 +13,7 @@ import (
 // in key_last_used.
 const keyColumns = `id, account_id, type, name, hint, status, scopes, allowed_sites,
 	expires_at, valid_until, created_at,
-	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id), ` + keySpendColumns + `, hash`
+	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id), ` + keySpendColumns + `, release_after, hash`
 
 func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	var (
@@ -23,9 +23,12 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 		created                       int64
 		hash                          []byte
 		limit                         SpendLimit
+		maxSites                      int
+		releaseAfter                  sql.NullInt64
 	)
 	err := row.Scan(append([]any{&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hint, &k.Status, &scopes, &sites,
-		&expires, &validUntil, &created, &lastUsed, &limit.Limit, &limit.Period, &k.spend.start, &k.spend.spent, &hash}, extra...)...)
+		&expires, &validUntil, &created, &lastUsed, &limit.Limit, &limit.Period, &k.spend.start, &k.spend.spent,
+		&maxSites, &releaseAfter, &hash}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, ErrNotFound
 	}
@@ -42,6 +45,13 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	k.CreatedAt = time.Unix(created, 0).UTC()
 	if limit.Limit > 0 {
 		k.SpendLimit = &limit
+	}
+	if maxSites > 0 {
+		k.MaxSites = &maxSites
+	}
+	if releaseAfter.Valid {
+		d := time.Duration(releaseAfter.Int64) * time.Second
+		k.ReleaseAfter = &d
 	}
 	copy(k.hash[:], hash)
 	return k, nil
@@ -151,14 +161,13 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 		if err != nil {
 			return err
 		}
-		// The new key keeps the old one's limits, counting afresh.
-		if old.SpendLimit != nil {
-			if err := t.setLimits(ctx, key.ID, LimitsPatch{SetSpendLimit: true, SpendLimit: old.SpendLimit}); err != nil {
-				return err
-			}
-			if key, err = getKey(ctx, t.tx, accountID, key.ID); err != nil {
-				return err
-			}
+		// The new key keeps the old one's limits; its spending and its
+		// sites are counted afresh, as sites move to it.
+		if err := t.setLimits(ctx, key.ID, old.limits()); err != nil {
+			return err
+		}
+		if key, err = getKey(ctx, t.tx, accountID, key.ID); err != nil {
+			return err
 		}
 		if out.Previous, err = getKey(ctx, t.tx, accountID, old.ID); err != nil {
 			return err

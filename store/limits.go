@@ -124,24 +124,62 @@ func (e *KeySpendLimitError) Is(target error) bool {
 type LimitsPatch struct {
 	SetSpendLimit bool
 	SpendLimit    *SpendLimit
+
+	SetMaxSites bool
+	MaxSites    *int // how many sites may use the key (see UseSite)
+
+	SetReleaseAfter bool
+	ReleaseAfter    *time.Duration // frees a site's slot when not seen for this long
+}
+
+// limits is every limit k has, as a patch that sets them on another key.
+func (k *Key) limits() LimitsPatch {
+	return LimitsPatch{SetSpendLimit: true, SpendLimit: k.SpendLimit, SetMaxSites: true, MaxSites: k.MaxSites,
+		SetReleaseAfter: true, ReleaseAfter: k.ReleaseAfter}
 }
 
 func (p LimitsPatch) check() error {
-	return checkSpendLimit(p.SpendLimit)
+	if err := checkSpendLimit(p.SpendLimit); err != nil {
+		return err
+	}
+	if p.MaxSites != nil && (*p.MaxSites < 1 || *p.MaxSites > MaxSitesLimit) {
+		return invalidField("max_sites", fmt.Sprintf("must be a whole number from 1 to %d, or null", MaxSitesLimit))
+	}
+	if p.ReleaseAfter != nil && (*p.ReleaseAfter < ReleaseAfter.Min || *p.ReleaseAfter > ReleaseAfter.Max) {
+		return invalidField("release_after", "must be "+ReleaseAfter.Range+", or null")
+	}
+	return nil
 }
 
 // setLimits writes the limits p sets on key id.
 func (t *Tx) setLimits(ctx context.Context, id string, p LimitsPatch) error {
-	if !p.SetSpendLimit {
-		return nil
+	if p.SetSpendLimit {
+		var limit, period any
+		if p.SpendLimit != nil {
+			limit, period = p.SpendLimit.Limit, p.SpendLimit.Period
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET spend_limit = ?, spend_period = ?, updated_at = ? WHERE id = ?`,
+			limit, period, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: set spend limit: %w", err)
+		}
 	}
-	var limit, period any
-	if p.SpendLimit != nil {
-		limit, period = p.SpendLimit.Limit, p.SpendLimit.Period
+	if p.SetMaxSites {
+		var n any
+		if p.MaxSites != nil {
+			n = *p.MaxSites
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET max_sites = ?, updated_at = ? WHERE id = ?`, n, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: set max_sites: %w", err)
+		}
 	}
-	if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET spend_limit = ?, spend_period = ?, updated_at = ? WHERE id = ?`,
-		limit, period, t.now.Unix(), id); err != nil {
-		return fmt.Errorf("store: set spend limit: %w", err)
+	if p.SetReleaseAfter {
+		var secs any
+		if p.ReleaseAfter != nil {
+			secs = int64(*p.ReleaseAfter / time.Second)
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET release_after = ?, updated_at = ? WHERE id = ?`, secs, t.now.Unix(), id); err != nil {
+			return fmt.Errorf("store: set release_after: %w", err)
+		}
 	}
 	return nil
 }

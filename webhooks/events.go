@@ -23,7 +23,7 @@ var eventTypes = []string{
 	store.EventAliasExpired,
 	store.EventSubaccountCreated,
 	store.EventCreditsAllocated, store.EventCreditsLow,
-	store.EventKeySpendLimitReached,
+	store.EventKeySpendLimitReached, store.EventSiteActivated, store.EventSiteReleased,
 	store.EventWebhookTest, store.EventWebhookDisabled,
 }
 

@@ -13,6 +13,7 @@ var contractEvents = []string{
 	"alias.deactivated", "alias.reactivated", "alias.deleted",
 	"alias.expiring", "alias.expired", "subaccount.created",
 	"credits.allocated", "credits.low", "key.spend_limit_reached",
+	"site.activated", "site.released",
 	"webhook.test", "webhook.disabled",
 }
 
@@ -66,7 +67,7 @@ func TestValidatePattern(t *testing.T) {
 		{"Alias.*", false, "category"},
 		{"KEY.RESET", false, "unknown event type"},
 		{" key.reset", false, "unknown event type"},
-		{"foo.*", false, "known: key.*, alias.*, subaccount.*, credits.*, webhook.*"},
+		{"foo.*", false, "known: key.*, alias.*, subaccount.*, credits.*, site.*, webhook.*"},
 		{strings.Repeat("a", 1000), false, `..."`},
 	}
 	for _, tt := range tests {

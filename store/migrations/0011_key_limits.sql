@@ -21,3 +21,19 @@ CREATE TABLE key_spend (
 ALTER TABLE usage_idempotency ADD COLUMN spend_limit INTEGER;
 ALTER TABLE usage_idempotency ADD COLUMN spend_period TEXT;
 ALTER TABLE usage_idempotency ADD COLUMN spent_after INTEGER;
+
+-- A key may count the sites it is used on: max_sites slots, each taken by
+-- the first validation from a new site (host). release_after (seconds)
+-- frees the slot of a site not seen for that long.
+ALTER TABLE keys ADD COLUMN max_sites INTEGER CHECK (max_sites IS NULL OR max_sites > 0);
+ALTER TABLE keys ADD COLUMN release_after INTEGER CHECK (release_after IS NULL OR release_after > 0);
+
+-- The sites holding a slot of a key. last_seen is written by the job that
+-- releases idle sites (validation keeps it in memory meanwhile).
+CREATE TABLE key_activations (
+    key_id       TEXT NOT NULL REFERENCES keys (id),
+    host         TEXT NOT NULL,
+    activated_at INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL,
+    PRIMARY KEY (key_id, host)
+) WITHOUT ROWID;
