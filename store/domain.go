@@ -141,8 +141,8 @@ type Key struct {
 	// MaxSites is how many sites may use the key; nil for any number.
 	MaxSites *int `json:"max_sites"`
 	// ReleaseAfter frees the slot of a site not seen for this long; nil
-	// for never.
-	ReleaseAfter *time.Duration `json:"release_after"`
+	// for never. (The API shows it in the duration grammar.)
+	ReleaseAfter *time.Duration `json:"-"`
 
 	spend spendState // what it spent against SpendLimit (AllowanceAt)
 	hash  [32]byte   // finds the key's record in the index (withLastUse)
