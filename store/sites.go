@@ -75,8 +75,9 @@ type activationRow struct {
 	lastSeen int64
 }
 
-// replace sets the active sites of the keys of snapshots to what was
-// committed, keeping the later of the stored and the remembered last sight.
+// replace sets the active sites of keys (and of every key of rows) to what
+// rows say was committed, keeping the later of the stored and the
+// remembered last sight.
 func (a *activeSites) replace(keys []uint64, rows []activationRow) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -95,11 +96,12 @@ func (a *activeSites) replace(keys []uint64, rows []activationRow) {
 		m[r.host] = s
 	}
 	for _, k := range keys {
-		if m, ok := fresh[k]; ok {
-			a.byKey[k] = m
-		} else {
+		if _, ok := fresh[k]; !ok {
 			delete(a.byKey, k)
 		}
+	}
+	for k, m := range fresh {
+		a.byKey[k] = m
 	}
 }
 
@@ -128,7 +130,7 @@ func (a *activeSites) lastSeen(key uint64, host string) int64 {
 	return 0
 }
 
-// applySnapshots brings the active sites of the snapshots' keys up to date.
+// applySites brings the active sites of the snapshots' keys up to date.
 func (db *DB) applySites(snaps []accountSnapshot) {
 	for _, s := range snaps {
 		keys := make([]uint64, 0, len(s.keys))
@@ -211,7 +213,11 @@ func (db *DB) activateSite(ctx context.Context, v *KeyView, host string) (SiteSl
 		}
 		slots = SiteSlots{Used: used, Limit: int(limit.Int64)}
 		if already || !limit.Valid {
-			return nil // taken meanwhile, or the limit was removed
+			// Taken meanwhile, or the limit was removed: refresh the
+			// account's sites in memory so that the next validation from
+			// this site stays there.
+			t.touch(v.AccountID)
+			return nil
 		}
 		if used >= slots.Limit {
 			return &SiteLimitError{Used: used, Limit: slots.Limit}

@@ -123,6 +123,9 @@ func TestSiteActivationRules(t *testing.T) {
 	db.Close()
 	db = mustOpenDBAt(t, path)
 	v = mustLookup(t, db, alias.Secret)
+	if active, used := db.sites.seen(v.num, "c.example", 0); !active || used != 1 {
+		t.Fatalf("after reopening, memory has c.example active %v, %d used; want true, 1", active, used)
+	}
 	before := events()
 	if s, err := db.UseSite(ctx, v, "https://c.example", now); err != nil || s != (SiteSlots{Used: 1, Limit: 2}) || events() != before {
 		t.Fatalf("after reopening: %+v, %v", s, err)
