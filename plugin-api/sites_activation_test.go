@@ -142,3 +142,23 @@ func TestSiteActivationsExactUnderConcurrentHTTP(t *testing.T) {
 		t.Fatalf("answers %v; want 3 × 200 and 47 × 403 SITE_LIMIT_REACHED", status)
 	}
 }
+
+func TestThePrimaryKeyMayCountItsSites(t *testing.T) {
+	a := newOwnerAPI(t)
+	_, key := a.accountWith("mega", 100)
+	_, keys := a.do("GET", "/v1/keys", key, nil)
+	primaryID := at(keys, "keys").([]any)[0].(map[string]any)["id"].(string)
+	if code, out := a.do("PATCH", "/v1/keys/"+primaryID, key, map[string]any{"max_sites": 1}); code != http.StatusOK || out["max_sites"] != 1.0 {
+		t.Fatalf("PATCH max_sites: %d %v", code, out)
+	}
+	if code, out := a.validate("key=" + key + "&site=https%3A%2F%2Fmain.example"); code != http.StatusOK || at(out, "sites", "used") != 1.0 {
+		t.Fatalf("first site: %d %v", code, out)
+	}
+	if code, out := a.validate("key=" + key + "&site=https%3A%2F%2Fother.example"); code != http.StatusForbidden || out["code"] != codeSiteLimit {
+		t.Fatalf("second site: %d %v", code, out)
+	}
+	// The owner's own API calls are not validations: they take no slot.
+	if code, out := a.do("GET", "/v1/account", key, nil); code != http.StatusOK {
+		t.Fatalf("account: %d %v", code, out)
+	}
+}
