@@ -12,6 +12,7 @@ type Store interface {
 	ExpireAliases(ctx context.Context, lead time.Duration) (expired, expiring int, err error)
 	RevokeEndedGrace(ctx context.Context) (int, error)
 	PruneIdempotencyKeys(ctx context.Context) (int64, error)
+	ReleaseIdleSites(ctx context.Context) (int, error)
 }
 
 // FlushActivity writes last-used times, daily counters and sites seen.
@@ -37,6 +38,18 @@ func RevokeEndedGrace(st Store, log *slog.Logger) func(context.Context) error {
 		n, err := st.RevokeEndedGrace(ctx)
 		if n > 0 {
 			log.Info("reset keys revoked after grace", "keys", n)
+		}
+		return err
+	}
+}
+
+// ReleaseIdleSites frees the site slots of sites not seen for their key's
+// release_after.
+func ReleaseIdleSites(st Store, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		n, err := st.ReleaseIdleSites(ctx)
+		if n > 0 {
+			log.Info("idle sites released", "sites", n)
 		}
 		return err
 	}

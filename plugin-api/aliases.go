@@ -29,13 +29,73 @@ type keyBody struct {
 	ExpiresAt    *time.Time `json:"expires_at"`
 	ValidUntil   *time.Time `json:"valid_until,omitempty"`
 	InGrace      bool       `json:"in_grace"`
+	// SpendLimit is the key's own cap with what it spent; null for none.
+	SpendLimit *store.Allowance `json:"spend_limit"`
+	// MaxSites is how many sites may use the key; null for any number.
+	MaxSites *int `json:"max_sites"`
+	// ReleaseAfter frees the slot of a site unseen this long; null for never.
+	ReleaseAfter *string `json:"release_after"`
 }
 
 func (s *server) keyBody(k store.Key) keyBody {
 	now := s.now()
 	return keyBody{ID: k.ID, Type: k.Type, Name: k.Name, Hint: k.Hint, Status: k.StatusAt(now),
 		Scopes: k.Scopes, AllowedSites: k.AllowedSites, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt,
-		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now)}
+		ExpiresAt: k.ExpiresAt, ValidUntil: k.ValidUntil, InGrace: k.InGraceAt(now), SpendLimit: k.AllowanceAt(now),
+		MaxSites: k.MaxSites, ReleaseAfter: durationText(k.ReleaseAfter)}
+}
+
+// durationText writes d in the duration grammar, in the largest unit that
+// divides it.
+func durationText(d *time.Duration) *string {
+	if d == nil {
+		return nil
+	}
+	secs := int64(*d / time.Second)
+	s := strconv.FormatInt(secs, 10) + "s"
+	for _, u := range []struct {
+		secs int64
+		unit string
+	}{{86400, "d"}, {3600, "h"}, {60, "m"}} {
+		if secs%u.secs == 0 {
+			s = strconv.FormatInt(secs/u.secs, 10) + u.unit
+			break
+		}
+	}
+	return &s
+}
+
+// limitFields are the limits a key takes at creation and by PATCH: in a
+// PATCH, a field given sets the limit and null removes it.
+type limitFields struct {
+	SpendLimit   *store.SpendLimit `json:"spend_limit"`
+	MaxSites     *int              `json:"max_sites"`
+	ReleaseAfter json.RawMessage   `json:"release_after"` // a duration string; see durationString
+}
+
+// patch reads the limits a body sets; raw is the body's members (nil at
+// creation, where a field given is a field set).
+func (l limitFields) patch(raw rawFields) (store.LimitsPatch, error) {
+	after, hasAfter, err := durationString("release_after", l.ReleaseAfter)
+	if err != nil {
+		return store.LimitsPatch{}, err
+	}
+	p := store.LimitsPatch{SpendLimit: l.SpendLimit, MaxSites: l.MaxSites}
+	if hasAfter {
+		d, err := store.ReleaseAfter.Parse(after)
+		if err != nil {
+			return p, fieldError("release_after", err.Error())
+		}
+		p.ReleaseAfter = &d
+	}
+	has := func(name string, set bool) bool {
+		_, given := raw[name]
+		return set || given
+	}
+	p.SetSpendLimit = has("spend_limit", l.SpendLimit != nil)
+	p.SetMaxSites = has("max_sites", l.MaxSites != nil)
+	p.SetReleaseAfter = has("release_after", hasAfter)
+	return p, nil
 }
 
 // expiryFields are the two ways to give an expiry: a time or a duration
@@ -79,6 +139,7 @@ type createAliasRequest struct {
 	expiryFields
 	Scopes       []string `json:"scopes" validate:"omitempty,max=100,dive,max=65"`
 	AllowedSites []string `json:"allowed_sites" validate:"omitempty,max=100,dive,max=253"`
+	limitFields
 }
 
 type createdAliasResponse struct {
@@ -98,8 +159,14 @@ func (s *server) createAlias(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	limits, err := req.limitFields.patch(nil)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
 	created, err := s.store.CreateAlias(c.Request.Context(), ownerActor(c), owner(c).AccountID, store.NewAlias{
-		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites})
+		Name: req.Name, ExpiresAt: expiresAt, Scopes: req.Scopes, AllowedSites: req.AllowedSites,
+		SpendLimit: limits.SpendLimit, MaxSites: limits.MaxSites, ReleaseAfter: limits.ReleaseAfter})
 	if err != nil {
 		writeError(c, err)
 		return
@@ -112,6 +179,7 @@ type patchAliasRequest struct {
 	expiryFields          // "expires_at": null makes the alias permanent
 	Scopes       []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
 	AllowedSites []string `json:"allowed_sites" validate:"omitnil,max=100,dive,max=253"`
+	limitFields           // null removes a limit
 }
 
 // patchAlias is PATCH /v1/aliases/{id}.
@@ -123,6 +191,10 @@ func (s *server) patchAlias(c *gin.Context) {
 		return
 	}
 	patch := store.AliasPatch{Name: req.Name, Scopes: req.Scopes, AllowedSites: req.AllowedSites}
+	if patch.LimitsPatch, err = req.limitFields.patch(raw); err != nil {
+		writeError(c, err)
+		return
+	}
 	if patch.ExpiresAt, patch.SetExpiry, err = req.expiry(s.now()); err != nil {
 		writeError(c, err)
 		return
@@ -220,18 +292,26 @@ func (s *server) listKeys(c *gin.Context) {
 }
 
 type patchKeyRequest struct {
-	Name   *string  `json:"name" validate:"omitnil,aliasname"`
-	Scopes []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	Name        *string  `json:"name" validate:"omitnil,aliasname"`
+	Scopes      []string `json:"scopes" validate:"omitnil,max=100,dive,max=65"`
+	limitFields          // null removes a limit
 }
 
-// patchKey is PATCH /v1/keys/{id}: the primary key's name and scopes.
+// patchKey is PATCH /v1/keys/{id}: the primary key's name, scopes and limits.
 func (s *server) patchKey(c *gin.Context) {
 	var req patchKeyRequest
-	if err := s.bindJSON(c, &req, false); err != nil {
+	raw, err := s.bindJSONRaw(c, &req)
+	if err != nil {
 		writeError(c, err)
 		return
 	}
-	k, err := s.store.UpdatePrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), req.Name, req.Scopes)
+	limits, err := req.limitFields.patch(raw)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	k, err := s.store.PatchPrimaryKey(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), store.PrimaryPatch{
+		Name: req.Name, Scopes: req.Scopes, LimitsPatch: limits})
 	if err != nil {
 		writeError(c, err)
 		return

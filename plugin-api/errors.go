@@ -26,6 +26,8 @@ const (
 	codeAliasLimit         = "ALIAS_LIMIT_REACHED"
 	codeSubaccountLimit    = "SUBACCOUNT_LIMIT_REACHED"
 	codeInsufficient       = "INSUFFICIENT_CREDITS"
+	codeKeySpendLimit      = "KEY_SPEND_LIMIT_REACHED"
+	codeSiteLimit          = "SITE_LIMIT_REACHED"
 	codeAccountSuspended   = "ACCOUNT_SUSPENDED"
 	codeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
 	codeInternal           = "INTERNAL"
@@ -38,8 +40,6 @@ const (
 	codeUnavailable        = "UNAVAILABLE"
 	codeWebhookLimit       = "WEBHOOK_LIMIT_REACHED"
 	codeStorage            = "STORAGE_UNAVAILABLE"
-	codeSiteLimit          = "SITE_LIMIT_REACHED"
-	codeKeySpendLimit      = "KEY_SPEND_LIMIT_REACHED"
 )
 
 // apiError is an error with what the client is told: status, code, message

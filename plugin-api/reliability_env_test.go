@@ -362,6 +362,15 @@ func (e *relEnv) relAccountFixture(name string) *relAccount {
 	}
 	a.alias, a.aliasID = alias("Active one", nil)
 	a.inactive, a.inactiveID = alias("Inactive one", nil)
+	// It counts its sites, and client.example holds its slot (for DELETE
+	// /v1/keys/{id}/sites/{host}).
+	one := 1
+	_, err = e.db.UpdateAlias(ctx, store.SystemActor, a.id, a.inactiveID, store.AliasPatch{
+		LimitsPatch: store.LimitsPatch{SetMaxSites: true, MaxSites: &one}})
+	must(err)
+	counted, _ := e.db.LookupKey(store.HashKey(a.inactive))
+	_, err = e.db.UseSite(ctx, counted, "https://client.example/", e.clock())
+	must(err)
 	_, err = e.db.SetAliasStatus(ctx, store.SystemActor, a.id, a.inactiveID, false)
 	must(err)
 	soon := e.clock().Add(time.Hour)
@@ -425,6 +434,8 @@ var relRouteTable = []relRoute{
 		body: `{"site":"https://client.example/","plugin":"p","plugin_version":"1.0","wp_version":"6.5","scope":"optimize"}`},
 	{route: "POST /v1/usage", who: relPlugin, path: "/v1/usage", ok: 200, readBody: true,
 		body: `{"units":1,"scope":"optimize","idempotency_key":"order-1"}`},
+	{route: "POST /v1/sites/deactivate", who: relPlugin, path: "/v1/sites/deactivate", ok: 200, readBody: true,
+		body: `{"site":"https://client.example/"}`},
 	// The ShortPixel-style check reads its key from the form or query (no
 	// credential header) and answers 200 whatever it finds (spio_test.go).
 	{route: "POST /v2/api-status.php", who: relPublic, path: "/v2/api-status.php", ok: 200},
@@ -438,6 +449,7 @@ var relRouteTable = []relRoute{
 	{route: "GET /v1/keys", who: relOwner, path: "/v1/keys", ok: 200},
 	{route: "PATCH /v1/keys/:id", who: relOwner, path: "/v1/keys/{key}", ok: 200, readBody: true, body: `{"name":"Main key","scopes":["*"]}`},
 	{route: "GET /v1/keys/:id/sites", who: relOwner, path: "/v1/keys/{key}/sites", ok: 200},
+	{route: "DELETE /v1/keys/:id/sites/:host", who: relOwner, path: "/v1/keys/{inactive}/sites/client.example", ok: 204},
 	{route: "POST /v1/keys/:id/revoke", who: relOwner, path: "/v1/keys/{revoked}/revoke", ok: 200, readBody: true, emptyOK: true, body: `{}`},
 	{route: "POST /v1/aliases", who: relOwner, path: "/v1/aliases", ok: 201, readBody: true,
 		body: `{"name":"New client","ttl":"7d","scopes":["optimize"],"allowed_sites":["client.example"]}`},

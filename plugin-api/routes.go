@@ -21,6 +21,7 @@ func (s *server) routes(r *gin.Engine) {
 	r.POST("/v1/validate", s.handleValidate)
 	r.POST("/v1/usage", s.postUsage)
 	r.GET(receiptKeysPath, s.getReceiptKeys)
+	r.POST("/v1/sites/deactivate", s.deactivateSite)
 	if s.compatSPIO {
 		// Plugins written the ShortPixel way (spio.go).
 		for _, path := range []string{"/v2/api-status.php", "/v2/api-status"} {
@@ -38,6 +39,7 @@ func (s *server) routes(r *gin.Engine) {
 	owner.PATCH("/keys/:id", s.patchKey)
 	owner.POST("/keys/:id/revoke", s.revokeKey)
 	owner.GET("/keys/:id/sites", s.listKeySites)
+	owner.DELETE("/keys/:id/sites/:host", s.releaseSite)
 	owner.POST("/aliases", s.createAlias)
 	owner.GET("/aliases", s.listAliases)
 	owner.GET("/aliases/:id", s.getAlias)

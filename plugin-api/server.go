@@ -36,6 +36,7 @@ type Store interface {
 
 	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
 	UpdatePrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, name *string, scopes []string) (store.Key, error)
+	PatchPrimaryKey(ctx context.Context, actor store.Actor, accountID, id string, p store.PrimaryPatch) (store.Key, error)
 	RevokeGrace(ctx context.Context, actor store.Actor, accountID, keyID string) (store.Key, error)
 	CreateAlias(ctx context.Context, actor store.Actor, accountID string, in store.NewAlias) (store.Created, error)
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
@@ -44,6 +45,9 @@ type Store interface {
 	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
 	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
 	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
+	UseSite(ctx context.Context, v store.KeyView, site string, now time.Time) (store.SiteSlots, error)
+	ReleaseSite(ctx context.Context, actor store.Actor, accountID, keyID, host string) (store.SiteSlots, error)
+	DeactivateSite(ctx context.Context, v *store.KeyView, site string) (bool, store.SiteSlots, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAudit(ctx context.Context, accountID, before string, limit int) ([]store.AuditEntry, error)
 

@@ -2,6 +2,7 @@ package pluginapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -12,16 +13,30 @@ import (
 type usageRequest struct {
 	Units          int64  `json:"units" validate:"between=1 1000000"`
 	Scope          string `json:"scope" validate:"max=64,text"`
+	Site           string `json:"site" validate:"max=2048,text"`
 	IdempotencyKey string `json:"idempotency_key" validate:"max=128,text"`
 }
 
 type usageResponse struct {
 	Credits int64 `json:"credits"`
 	Charged int64 `json:"charged"`
+	// SpendLimit is the key's own allowance after the charge, when it has one.
+	SpendLimit *store.Allowance `json:"spend_limit,omitempty"`
+}
+
+// siteNotAllowed refuses a site a key bound to sites may not be used from.
+func siteNotAllowed(site string) *apiError {
+	if site == "" {
+		return newError(http.StatusForbidden, codeSiteNotAllowed, "this key is bound to specific sites; send the site's home URL as site")
+	}
+	return newError(http.StatusForbidden, codeSiteNotAllowed, "this key is bound to other sites")
 }
 
 // postUsage is POST /v1/usage: any valid key (an alias too) spends from its
-// account's pool.
+// account's pool, within its own spend limit. A key follows its bindings
+// here as in validate: one bound to sites must name an allowed site, one
+// limited to scopes an allowed scope, so that a key copied elsewhere cannot
+// spend either.
 func (s *server) postUsage(c *gin.Context) {
 	key, err := presentedKey(c.Request, "")
 	if err != nil {
@@ -65,13 +80,32 @@ func (s *server) postUsage(c *gin.Context) {
 		writeError(c, rateLimited(verdict))
 		return
 	}
+	if req.Scope == "" && v.ScopeLimited() {
+		writeError(c, newError(http.StatusForbidden, codeScopeDenied, "this key may be used for some scopes only; send the scope this charge is for"))
+		return
+	}
 	if req.Scope != "" && !v.AllowsScope(req.Scope) {
 		writeError(c, newError(http.StatusForbidden, codeScopeDenied, "this key may not be used for %q", req.Scope))
+		return
+	}
+	if !v.AllowsSite(req.Site) {
+		writeError(c, siteNotAllowed(req.Site))
 		return
 	}
 	charge, err := s.store.Spend(c.Request.Context(), &v, req.Units, req.IdempotencyKey)
 	if errors.Is(err, store.ErrInsufficientCredits) {
 		writeError(c, newError(http.StatusPaymentRequired, codeInsufficient, "the pool has fewer than %d credits; nothing was charged", req.Units))
+		return
+	}
+	var limited *store.KeySpendLimitError
+	if errors.As(err, &limited) {
+		a := limited.Allowance
+		msg := fmt.Sprintf("this key may spend %d units per %s and has %d left; nothing was charged", a.Limit, a.Period, a.Remaining)
+		if a.Period == store.PeriodTotal {
+			msg = fmt.Sprintf("this key may spend %d units in total and has %d left; nothing was charged", a.Limit, a.Remaining)
+		}
+		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": gin.H{
+			"code": codeKeySpendLimit, "message": msg, "spend_limit": a}})
 		return
 	}
 	if err != nil {
@@ -83,5 +117,5 @@ func (s *server) postUsage(c *gin.Context) {
 	} else {
 		s.metrics.creditsCharged(charge.Charged)
 	}
-	c.JSON(http.StatusOK, usageResponse{Credits: charge.Credits, Charged: charge.Charged})
+	c.JSON(http.StatusOK, usageResponse{Credits: charge.Credits, Charged: charge.Charged, SpendLimit: charge.Allowance})
 }

@@ -216,7 +216,7 @@ func (s *server) handleValidate(c *gin.Context) {
 		return
 	}
 	buf := encodeBuffers.Get().(*[]byte)
-	*buf = appendValidBody((*buf)[:0], &v)
+	*buf = appendValidBody((*buf)[:0], &v, s.now())
 	if req.Receipt.on() {
 		receipt, err := s.receipts.issue(c.Request.Context(), &v, req.Site, s.now())
 		if err != nil {
@@ -285,11 +285,15 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	}
 	if !v.AllowsSite(req.Site) {
 		s.store.RecordValidation(v, false, report, now)
-		msg := "this key is bound to other sites"
-		if req.Site == "" {
-			msg = "this key is bound to specific sites; send the site's home URL as site"
+		return v, siteNotAllowed(req.Site), nil
+	}
+	if v.MaxSites > 0 {
+		slots, err := s.store.UseSite(c.Request.Context(), v, req.Site, now)
+		if err != nil {
+			s.store.RecordValidation(v, false, report, now)
+			return v, siteUseError(err), nil
 		}
-		return v, newError(http.StatusForbidden, codeSiteNotAllowed, "%s", msg), nil
+		v.SitesUsed = slots.Used
 	}
 	s.store.RecordValidation(v, true, report, now)
 	return v, nil, nil
@@ -321,8 +325,10 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 //	 "key": {"id", "type", "name", "hint", "expires_at", "scopes"},
 //	 "account": {"id", "plan", "status", "credits"},
 //	 "rotation": {"replaced_at", "grace_ends_at"} (only for a primary key
-//	   replaced by a reset and still in its grace period)}
-func appendValidBody(b []byte, v *store.KeyView) []byte {
+//	   replaced by a reset and still in its grace period),
+//	 "spend_limit": {...} (only for a key with one; see appendAllowance),
+//	 "sites": {"used", "limit"} (only for a key with max_sites)}
+func appendValidBody(b []byte, v *store.KeyView, now time.Time) []byte {
 	b = append(b, `{"valid":true,"code":"VALID","key":{"id":`...)
 	b = appendJSONString(b, v.KeyID)
 	b = append(b, `,"type":`...)
@@ -361,6 +367,17 @@ func appendValidBody(b []byte, v *store.KeyView) []byte {
 		b = appendUnixTime(b, v.ValidUntil)
 		b = append(b, '}')
 	}
+	if a, ok := v.Allowance(now); ok {
+		b = append(b, `,"spend_limit":`...)
+		b = appendAllowance(b, &a)
+	}
+	if v.MaxSites > 0 {
+		b = append(b, `,"sites":{"used":`...)
+		b = strconv.AppendInt(b, int64(v.SitesUsed), 10)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(v.MaxSites), 10)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 
@@ -369,6 +386,28 @@ func appendUnixTime(b []byte, sec int64) []byte {
 	b = append(b, '"')
 	b = time.Unix(sec, 0).UTC().AppendFormat(b, time.RFC3339)
 	return append(b, '"')
+}
+
+// appendAllowance writes a key's spend limit as store.Allowance encodes:
+// {"limit", "period", "spent", "remaining", "resets_at"}.
+func appendAllowance(b []byte, a *store.Allowance) []byte {
+	b = append(b, `{"limit":`...)
+	b = strconv.AppendInt(b, a.Limit, 10)
+	b = append(b, `,"period":`...)
+	b = appendJSONString(b, a.Period)
+	b = append(b, `,"spent":`...)
+	b = strconv.AppendInt(b, a.Spent, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, a.Remaining, 10)
+	b = append(b, `,"resets_at":`...)
+	if a.ResetsAt == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = a.ResetsAt.UTC().AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

@@ -82,7 +82,7 @@ func BenchmarkValidateEncode(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 512)
 		for b.Loop() {
-			buf = appendValidBody(buf[:0], &v)
+			buf = appendValidBody(buf[:0], &v, encodeTestNow)
 		}
 	})
 }

@@ -31,7 +31,9 @@ type validBody struct {
 		Status  string `json:"status"`
 		Credits int64  `json:"credits"`
 	} `json:"account"`
-	Rotation *rotationBody `json:"rotation,omitempty"`
+	Rotation   *rotationBody    `json:"rotation,omitempty"`
+	SpendLimit *store.Allowance `json:"spend_limit,omitempty"`
+	Sites      *store.SiteSlots `json:"sites,omitempty"`
 }
 
 type rotationBody struct {
@@ -41,6 +43,12 @@ type rotationBody struct {
 
 func validBodyOf(v *store.KeyView) validBody {
 	var b validBody
+	if a, ok := v.Allowance(encodeTestNow); ok {
+		b.SpendLimit = &a
+	}
+	if v.MaxSites > 0 {
+		b.Sites = &store.SiteSlots{Used: v.SitesUsed, Limit: v.MaxSites}
+	}
 	b.Valid, b.Code = true, codeValid
 	b.Key.ID, b.Key.Type, b.Key.Name, b.Key.Hint, b.Key.ExpiresAt, b.Key.Scopes = v.KeyID, v.Type, v.Name, v.Hint, unixPtr(v.ExpiresAt), v.Scopes
 	b.Account.ID, b.Account.Plan, b.Account.Status, b.Account.Credits = v.AccountID, v.Plan, v.AccountStatus, v.Credits
@@ -49,6 +57,9 @@ func validBodyOf(v *store.KeyView) validBody {
 	}
 	return b
 }
+
+// encodeTestNow is the time the encoding tests answer at.
+var encodeTestNow = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 
 func TestValidBodyEncoding(t *testing.T) {
 	names := []string{"Primary key", "Café Müller", `quote " and \ backslash`, "<script>&amp;", "tab\tnew\nline\r\x01\x1f",
@@ -68,7 +79,13 @@ func TestValidBodyEncoding(t *testing.T) {
 			v.ReplacedAt = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).Unix() + int64(i)
 			v.ValidUntil = v.ReplacedAt + 86400
 		}
-		got := appendValidBody(nil, &v)
+		if i%3 == 1 {
+			v.SpendLimit = store.SpendLimit{Limit: int64(i) * 100, Period: []string{store.PeriodDay, store.PeriodMonth, store.PeriodTotal}[(i/3)%3]}
+		}
+		if i%4 == 2 {
+			v.MaxSites, v.SitesUsed = i, i/2
+		}
+		got := appendValidBody(nil, &v, encodeTestNow)
 		want, err := json.Marshal(validBodyOf(&v))
 		if err != nil {
 			t.Fatal(err)

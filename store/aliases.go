@@ -36,6 +36,15 @@ type NewAlias struct {
 	ExpiresAt    *time.Time
 	Scopes       []string
 	AllowedSites []string
+	SpendLimit   *SpendLimit    // nil: none
+	MaxSites     *int           // nil: any number of sites
+	ReleaseAfter *time.Duration // nil: sites keep their slots until released
+}
+
+// limits are the limits an alias is created with.
+func (in NewAlias) limits() LimitsPatch {
+	return LimitsPatch{SetSpendLimit: in.SpendLimit != nil, SpendLimit: in.SpendLimit,
+		SetMaxSites: in.MaxSites != nil, MaxSites: in.MaxSites, SetReleaseAfter: in.ReleaseAfter != nil, ReleaseAfter: in.ReleaseAfter}
 }
 
 // AliasPatch changes an alias; nil fields stay as they are. SetExpiry with a
@@ -46,6 +55,7 @@ type AliasPatch struct {
 	AllowedSites []string // nil: unchanged
 	SetExpiry    bool
 	ExpiresAt    *time.Time
+	LimitsPatch
 }
 
 // aliasEventData is what every alias.* event carries: enough for a receiver
@@ -54,6 +64,7 @@ func aliasEventData(k Key, now time.Time) map[string]any {
 	return map[string]any{
 		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
 		"status": k.StatusAt(now), "expires_at": k.ExpiresAt, "scopes": k.Scopes, "allowed_sites": k.AllowedSites,
+		"spend_limit": k.SpendLimit, "max_sites": k.MaxSites,
 	}
 }
 
@@ -123,6 +134,9 @@ func (db *DB) CreateAlias(ctx context.Context, actor Actor, accountID string, in
 	if err != nil {
 		return Created{}, err
 	}
+	if err := in.limits().check(); err != nil {
+		return Created{}, err
+	}
 	var out Created
 	err = db.write(ctx, func(t *Tx) error {
 		if err := t.checkExpiry(in.ExpiresAt); err != nil {
@@ -140,6 +154,12 @@ func (db *DB) CreateAlias(ctx context.Context, actor Actor, accountID string, in
 		}
 		secret, key, err := t.insertKey(ctx, accountID, KeyTypeAlias, in.Name, scopes, sites, in.ExpiresAt)
 		if err != nil {
+			return err
+		}
+		if err := t.setLimits(ctx, key.ID, in.limits()); err != nil {
+			return err
+		}
+		if key, err = getKey(ctx, t.tx, accountID, key.ID); err != nil {
 			return err
 		}
 		if _, err := t.event(ctx, accountID, EventAliasCreated, actor, key.ID, aliasEventData(key, t.now)); err != nil {
@@ -182,6 +202,9 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		if p.AllowedSites, err = CheckSitePatterns(p.AllowedSites); err != nil {
 			return Key{}, err
 		}
+	}
+	if err := p.LimitsPatch.check(); err != nil {
+		return Key{}, err
 	}
 	var out Key
 	err = db.write(ctx, func(t *Tx) error {
@@ -232,6 +255,9 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		if err != nil {
 			return fmt.Errorf("store: update alias: %w", err)
 		}
+		if err := t.setLimits(ctx, id, p.LimitsPatch); err != nil {
+			return err
+		}
 		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
 			return err
 		}
@@ -245,6 +271,23 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 // scopes. Aliases are not rewritten: their effective scopes are intersected
 // with the primary's at validation time.
 func (db *DB) UpdatePrimaryKey(ctx context.Context, actor Actor, accountID, id string, name *string, scopes []string) (Key, error) {
+	return db.PatchPrimaryKey(ctx, actor, accountID, id, PrimaryPatch{Name: name, Scopes: scopes})
+}
+
+// PrimaryPatch changes the current primary key; nil fields stay as they are.
+type PrimaryPatch struct {
+	Name   *string
+	Scopes []string
+	LimitsPatch
+}
+
+// PatchPrimaryKey changes the primary key's name, scopes (see
+// UpdatePrimaryKey) or limits.
+func (db *DB) PatchPrimaryKey(ctx context.Context, actor Actor, accountID, id string, p PrimaryPatch) (Key, error) {
+	name, scopes := p.Name, p.Scopes
+	if err := p.LimitsPatch.check(); err != nil {
+		return Key{}, err
+	}
 	if name != nil && !ValidAliasName(*name) {
 		return Key{}, invalidField("name", "must be 1 to 50 letters, digits, spaces, '-' or '_'")
 	}
@@ -277,11 +320,15 @@ func (db *DB) UpdatePrimaryKey(ctx context.Context, actor Actor, accountID, id s
 			k.Name, FoldName(k.Name), string(scopesJSON), t.now.Unix(), id); err != nil {
 			return fmt.Errorf("store: update primary key: %w", err)
 		}
+		if err := t.setLimits(ctx, id, p.LimitsPatch); err != nil {
+			return err
+		}
 		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
 			return err
 		}
 		_, err = t.event(ctx, accountID, EventKeyUpdated, actor, id, map[string]any{
 			"account_id": accountID, "key_id": id, "type": KeyTypePrimary, "name": out.Name, "hint": out.Hint, "scopes": out.Scopes,
+			"spend_limit": out.SpendLimit,
 		})
 		return err
 	})

@@ -43,11 +43,16 @@ const (
 	EventSubaccountCreated = "subaccount.created"
 	EventCreditsAllocated  = "credits.allocated"
 	EventCreditsLow        = "credits.low"
-	EventAccountCreated    = "account.created"
-	EventAccountUpdated    = "account.updated"
-	EventCreditsAdded      = "credits.added"
-	EventPlanUpdated       = "plan.updated"
-	EventKeyUpdated        = "key.updated"
+	// A key reached its own spend limit (once per period).
+	EventKeySpendLimitReached = "key.spend_limit_reached"
+	// A site took or gave back a slot of a key with max_sites.
+	EventSiteActivated  = "site.activated"
+	EventSiteReleased   = "site.released"
+	EventAccountCreated = "account.created"
+	EventAccountUpdated = "account.updated"
+	EventCreditsAdded   = "credits.added"
+	EventPlanUpdated    = "plan.updated"
+	EventKeyUpdated     = "key.updated"
 	// A parent suspended or unsuspended one of its subaccounts.
 	EventSubaccountSuspended   = "subaccount.suspended"
 	EventSubaccountUnsuspended = "subaccount.unsuspended"
@@ -131,8 +136,26 @@ type Key struct {
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// SpendLimit is the key's own cap within the pool; nil for none.
+	SpendLimit *SpendLimit `json:"spend_limit"`
+	// MaxSites is how many sites may use the key; nil for any number.
+	MaxSites *int `json:"max_sites"`
+	// ReleaseAfter frees the slot of a site not seen for this long; nil
+	// for never. (The API shows it in the duration grammar.)
+	ReleaseAfter *time.Duration `json:"-"`
 
-	hash [32]byte // finds the key's record in the index (withLastUse)
+	spend spendState // what it spent against SpendLimit (AllowanceAt)
+	hash  [32]byte   // finds the key's record in the index (withLastUse)
+}
+
+// AllowanceAt is the key's spend limit with what it spent at t; nil
+// without a limit.
+func (k *Key) AllowanceAt(t time.Time) *Allowance {
+	if k.SpendLimit == nil {
+		return nil
+	}
+	a := allowanceAt(*k.SpendLimit, k.spend, t)
+	return &a
 }
 
 // StatusAt is the key's status as validation sees it at t (see KeyStatus).

@@ -32,6 +32,10 @@ type index struct {
 	plans   []Plan
 	planPos map[string]uint16
 
+	// limits holds the few keys with limits of their own, by position,
+	// outside the records so that the records of all other keys stay small.
+	limits map[uint32]keyLimits
+
 	text bigArray[byte] // arena for names, hints, scopes and sites
 	// common remembers where short, often repeated texts (the primary key's
 	// name, "*" scopes, alias names reused across accounts) already are in
@@ -55,6 +59,7 @@ type keyRecord struct {
 	account    uint32
 	alias      bool
 	status     uint8
+	limited    bool  // the key has an entry in index.limits
 	expiresAt  int64 // unix seconds; 0 = never
 	validUntil int64 // unix seconds; 0 = not a reset key in grace
 	name       textRef
@@ -63,6 +68,14 @@ type keyRecord struct {
 	sites      textRef // host patterns joined by ","
 
 	act keyActivity // what validations saw since the last flush
+}
+
+// keyLimits are a key's own limits and what it has spent against them.
+type keyLimits struct {
+	spendLimit  int64
+	spendPeriod uint8 // in spendPeriods
+	spend       spendState
+	maxSites    int32 // 0 = sites are not counted
 }
 
 type accountRecord struct {
@@ -102,6 +115,7 @@ func newIndex() *index {
 		accountPos: make(map[uint64]uint32),
 		planPos:    make(map[string]uint16),
 		common:     make(map[string]textRef),
+		limits:     make(map[uint32]keyLimits),
 	}
 }
 
@@ -116,6 +130,7 @@ func (ix *index) release() {
 	ix.slots.release()
 	ix.slots = makeBigArray[uint64](1024, 0)
 	ix.common = make(map[string]textRef)
+	ix.limits = make(map[uint32]keyLimits)
 }
 
 func (ix *index) str(r textRef) string { return string(ix.text.s[r.off : r.off+r.n]) }
@@ -223,7 +238,10 @@ type keyRow struct {
 	sites      string
 	expiresAt  int64
 	validUntil int64
-	replacedAt int64 // a primary key replaced by a reset: when
+	replacedAt int64      // a primary key replaced by a reset: when
+	spendLimit SpendLimit // Limit 0 = none
+	spend      spendState
+	maxSites   int32 // 0 = none
 }
 
 type accountRow struct {
@@ -236,8 +254,9 @@ type accountRow struct {
 
 // accountSnapshot is an account and all its keys as committed.
 type accountSnapshot struct {
-	account accountRow
-	keys    []keyRow
+	account     accountRow
+	keys        []keyRow
+	activations []activationRow // the sites holding slots of its keys
 }
 
 // upsertAccount must be called with mu held for writing.
@@ -296,6 +315,37 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	}
 	if a := &ix.accounts.s[accountPos]; !k.alias && k.replacedAt > a.replacedAt {
 		a.replacedAt = k.replacedAt
+	}
+	rec.limited = k.spendLimit.Limit > 0 || k.maxSites > 0
+	if rec.limited {
+		ix.limits[pos] = keyLimits{spendLimit: k.spendLimit.Limit, spendPeriod: statusCode(spendPeriods, k.spendLimit.Period),
+			spend: k.spend, maxSites: k.maxSites}
+	} else {
+		delete(ix.limits, pos)
+	}
+}
+
+// spendLimit is the spend limit of the key at pos (Limit 0 = none).
+func (ix *index) spendLimit(pos uint32) SpendLimit {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if int(pos) >= len(ix.keys.s) || !ix.keys.s[pos].limited {
+		return SpendLimit{}
+	}
+	l := ix.limits[pos]
+	if l.spendLimit == 0 {
+		return SpendLimit{}
+	}
+	return SpendLimit{Limit: l.spendLimit, Period: spendPeriods[l.spendPeriod]}
+}
+
+// setSpent records what the key at pos has spent, after a charge committed.
+func (ix *index) setSpent(pos uint32, s spendState) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if l, ok := ix.limits[pos]; ok {
+		l.spend = s
+		ix.limits[pos] = l
 	}
 }
 
@@ -374,6 +424,17 @@ type KeyView struct {
 	// key may be reused while it stays the same.
 	StateVersion uint64
 
+	// SpendLimit is the key's own cap within the pool; Limit 0 = none.
+	SpendLimit SpendLimit
+	spend      spendState
+	// MaxSites is how many sites may use the key (see UseSite); 0 = any
+	// number. SitesUsed is how many hold a slot, for the caller of UseSite
+	// to note.
+	MaxSites  int
+	SitesUsed int
+
+	num uint64 // the number in KeyID
+
 	pos uint32 // position in the index, for activity recording
 }
 
@@ -405,6 +466,24 @@ func (v *KeyView) AllowsScope(scope string) bool {
 		return false
 	}
 	return v.Type != KeyTypeAlias || ScopeAllowed(v.PrimaryScopes, scope)
+}
+
+// ScopeLimited reports whether the key may be used for some scopes only,
+// by its own rules or, for an alias, by its primary key's: a charge must
+// then say which scope it is for.
+func (v *KeyView) ScopeLimited() bool {
+	return !allowsEveryScope(v.Scopes) || v.Type == KeyTypeAlias && !allowsEveryScope(v.PrimaryScopes)
+}
+
+func allowsEveryScope(rules []string) bool { return len(rules) == 1 && rules[0] == "*" }
+
+// Allowance is the key's spend limit and what it spent of it at now; false
+// for a key without a limit.
+func (v *KeyView) Allowance(now time.Time) (Allowance, bool) {
+	if v.SpendLimit.Limit == 0 {
+		return Allowance{}, false
+	}
+	return allowanceAt(v.SpendLimit, v.spend, now), true
 }
 
 // AllowsSite reports whether the site (its home URL) may use the key.
@@ -459,6 +538,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		Credits:            a.credits,
 		StateVersion:       a.version,
 		pos:                pos,
+		num:                k.id,
 	}
 	if !k.alias && k.validUntil != 0 {
 		v.ReplacedAt = a.replacedAt
@@ -470,6 +550,14 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	if k.alias {
 		v.Type = KeyTypeAlias
 		v.PrimaryScopes, _ = splitInto(lists, primary)
+	}
+	if k.limited {
+		l := ix.limits[pos]
+		if l.spendLimit > 0 {
+			v.SpendLimit = SpendLimit{Limit: l.spendLimit, Period: spendPeriods[l.spendPeriod]}
+			v.spend = l.spend
+		}
+		v.MaxSites = int(l.maxSites)
 	}
 	if a.parent != noParent {
 		v.ParentSuspended = ix.accounts.s[a.parent].status != statusCode(accountStatuses, AccountActive)

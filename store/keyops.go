@@ -13,7 +13,7 @@ import (
 // in key_last_used.
 const keyColumns = `id, account_id, type, name, hint, status, scopes, allowed_sites,
 	expires_at, valid_until, created_at,
-	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id), hash`
+	(SELECT last_used_at FROM key_last_used WHERE key_id = keys.id), ` + keySpendColumns + `, release_after, hash`
 
 func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	var (
@@ -22,9 +22,13 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 		expires, validUntil, lastUsed sql.NullInt64
 		created                       int64
 		hash                          []byte
+		limit                         SpendLimit
+		maxSites                      int
+		releaseAfter                  sql.NullInt64
 	)
 	err := row.Scan(append([]any{&k.ID, &k.AccountID, &k.Type, &k.Name, &k.Hint, &k.Status, &scopes, &sites,
-		&expires, &validUntil, &created, &lastUsed, &hash}, extra...)...)
+		&expires, &validUntil, &created, &lastUsed, &limit.Limit, &limit.Period, &k.spend.start, &k.spend.spent,
+		&maxSites, &releaseAfter, &hash}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, ErrNotFound
 	}
@@ -39,6 +43,16 @@ func scanKey(row interface{ Scan(...any) error }, extra ...any) (Key, error) {
 	}
 	k.ExpiresAt, k.ValidUntil, k.LastUsedAt = timePtr(expires), timePtr(validUntil), timePtr(lastUsed)
 	k.CreatedAt = time.Unix(created, 0).UTC()
+	if limit.Limit > 0 {
+		k.SpendLimit = &limit
+	}
+	if maxSites > 0 {
+		k.MaxSites = &maxSites
+	}
+	if releaseAfter.Valid {
+		d := time.Duration(releaseAfter.Int64) * time.Second
+		k.ReleaseAfter = &d
+	}
 	copy(k.hash[:], hash)
 	return k, nil
 }
@@ -145,6 +159,14 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 		}
 		secret, key, err := t.insertKey(ctx, accountID, KeyTypePrimary, old.Name, old.Scopes, old.AllowedSites, nil)
 		if err != nil {
+			return err
+		}
+		// The new key keeps the old one's limits; its spending and its
+		// sites are counted afresh, as sites move to it.
+		if err := t.setLimits(ctx, key.ID, old.limits()); err != nil {
+			return err
+		}
+		if key, err = getKey(ctx, t.tx, accountID, key.ID); err != nil {
 			return err
 		}
 		if out.Previous, err = getKey(ctx, t.tx, accountID, old.ID); err != nil {

@@ -80,14 +80,65 @@ type SiteSeen struct {
 	Plugin        string    `json:"plugin"`
 	PluginVersion string    `json:"plugin_version"`
 	WPVersion     string    `json:"wp_version"`
+	// HoldsSlot is true for a site holding one of the key's max_sites
+	// slots (its host does).
+	HoldsSlot bool `json:"holds_slot"`
 }
 
 // ListKeySites returns the sites seen using a key of the account, most
-// recently seen first. Reports still in memory appear after the next flush.
+// recently seen first. Reports still in memory appear after the next flush;
+// a site holding a slot is listed at once (as its host, until its report
+// is flushed).
 func (db *DB) ListKeySites(ctx context.Context, accountID, keyID string) ([]SiteSeen, error) {
 	if _, err := getKey(ctx, db.r, accountID, keyID); err != nil {
 		return nil, err
 	}
+	slots, err := db.r.QueryContext(ctx, `SELECT host, activated_at, last_seen FROM key_activations WHERE key_id = ? ORDER BY activated_at, host`, keyID)
+	if err != nil {
+		return nil, err
+	}
+	var active []SiteSeen
+	for slots.Next() {
+		var (
+			s           SiteSeen
+			first, last int64
+		)
+		if err := slots.Scan(&s.Site, &first, &last); err != nil {
+			slots.Close()
+			return nil, err
+		}
+		if num, err := parseID(prefixKey, keyID); err == nil {
+			last = max(last, db.sites.lastSeen(num, s.Site))
+		}
+		s.FirstSeen, s.LastSeen, s.HoldsSlot = time.Unix(first, 0).UTC(), time.Unix(last, 0).UTC(), true
+		active = append(active, s)
+	}
+	slots.Close()
+	if err := slots.Err(); err != nil {
+		return nil, err
+	}
+	reported, err := db.reportedKeySites(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range reported {
+		for j := range active {
+			if active[j].Site != "" && SiteHost(reported[i].Site) == active[j].Site {
+				reported[i].HoldsSlot = true
+				active[j].Site = "" // listed by its report
+			}
+		}
+	}
+	for _, s := range active {
+		if s.Site != "" {
+			reported = append(reported, s)
+		}
+	}
+	return reported, nil
+}
+
+// reportedKeySites are the sites plugins reported using a key.
+func (db *DB) reportedKeySites(ctx context.Context, keyID string) ([]SiteSeen, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT site, first_seen, last_seen, plugin, plugin_version, wp_version
 		FROM key_sites WHERE key_id = ? ORDER BY last_seen DESC, site LIMIT 1000`, keyID)
 	if err != nil {

@@ -41,6 +41,8 @@ type Charge struct {
 	Credits  int64 // the pool after the charge
 	Charged  int64
 	Replayed bool // the answer of an earlier request with the same idempotency key
+	// Allowance is the key's spend limit after the charge; nil without one.
+	Allowance *Allowance
 }
 
 type spendRequest struct {
@@ -48,6 +50,7 @@ type spendRequest struct {
 	keyPos           uint32 // in the index, for counting units per key
 	units            int64
 	idemKey          string
+	limit            SpendLimit // the key's, read when the batch commits; Limit 0 = none
 	done             chan spendResult
 }
 
@@ -71,6 +74,8 @@ func newSpender() *spender {
 // Spend charges units to the pool of v's account on behalf of key v. With an
 // idempotency key, a repeat within 24 hours returns the first answer and
 // charges nothing. The pool never goes below zero: ErrInsufficientCredits.
+// A key with a spend limit never spends past it: a *KeySpendLimitError
+// (ErrKeySpendLimit), and nothing is charged.
 func (db *DB) Spend(ctx context.Context, v *KeyView, units int64, idemKey string) (Charge, error) {
 	if units < 1 || units > MaxSpendUnits {
 		return Charge{}, invalidField("units", fmt.Sprintf("must be a whole number from 1 to %d", MaxSpendUnits))
@@ -155,6 +160,11 @@ func (db *DB) commitSpends(batch []*spendRequest) {
 	results := make([]spendResult, len(batch))
 	err := db.write(context.Background(), func(t *Tx) error {
 		clear(results) // a retried transaction starts from nothing
+		// The index holds the committed limits: no write can change
+		// them before this transaction ends.
+		for _, r := range batch {
+			r.limit = db.index.spendLimit(r.keyPos)
+		}
 		return t.spendBatch(context.Background(), batch, results)
 	})
 	for i, r := range batch {
@@ -191,23 +201,42 @@ func (t *Tx) spendBatch(ctx context.Context, batch []*spendRequest, results []sp
 				continue
 			}
 		}
-		p, charged, err := t.spendCredits(ctx, r.accountID, r.units)
-		if err != nil {
-			return err
+		var p pool
+		chargePool := func() (charged bool, err error) {
+			p, charged, err = t.spendCredits(ctx, r.accountID, r.units)
+			return charged, err
 		}
-		if !charged {
-			results[i] = spendResult{err: ErrInsufficientCredits}
-			continue
-		}
-		results[i] = spendResult{charge: Charge{Credits: p.credits, Charged: r.units}}
-		if r.idemKey != "" {
-			seen[[2]string{r.accountID, r.idemKey}] = i
-			st, err := t.prepared(ctx, `INSERT OR REPLACE INTO usage_idempotency
-				(account_id, idem_key, units, credits_after, created_at) VALUES (?, ?, ?, ?, ?)`)
+		var allowance *Allowance
+		if r.limit.Limit > 0 {
+			a, err := t.spendWithinLimit(ctx, r, chargePool)
+			if errors.Is(err, ErrKeySpendLimit) || errors.Is(err, ErrInsufficientCredits) {
+				results[i] = spendResult{err: err}
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			if _, err := st.ExecContext(ctx, r.accountID, r.idemKey, r.units, p.credits, t.now.Unix()); err != nil {
+			allowance = &a
+		} else if charged, err := chargePool(); err != nil {
+			return err
+		} else if !charged {
+			results[i] = spendResult{err: ErrInsufficientCredits}
+			continue
+		}
+		results[i] = spendResult{charge: Charge{Credits: p.credits, Charged: r.units, Allowance: allowance}}
+		if r.idemKey != "" {
+			seen[[2]string{r.accountID, r.idemKey}] = i
+			st, err := t.prepared(ctx, `INSERT OR REPLACE INTO usage_idempotency
+				(account_id, idem_key, units, credits_after, created_at, spend_limit, spend_period, spent_after)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			var limit, period, spent any
+			if allowance != nil {
+				limit, period, spent = allowance.Limit, allowance.Period, allowance.Spent
+			}
+			if _, err := st.ExecContext(ctx, r.accountID, r.idemKey, r.units, p.credits, t.now.Unix(), limit, period, spent); err != nil {
 				return fmt.Errorf("store: record idempotency key: %w", err)
 			}
 		}
@@ -228,15 +257,27 @@ func replay(first spendResult, firstUnits, units int64) spendResult {
 }
 
 func (t *Tx) priorCharge(ctx context.Context, accountID, idemKey string) (Charge, bool, error) {
-	var c Charge
-	st, err := t.prepared(ctx, `SELECT units, credits_after FROM usage_idempotency
-		WHERE account_id = ? AND idem_key = ? AND created_at > ?`)
+	var (
+		c            Charge
+		created      int64
+		limit, spent sql.NullInt64
+		period       sql.NullString
+	)
+	st, err := t.prepared(ctx, `SELECT units, credits_after, created_at, spend_limit, spend_period, spent_after
+		FROM usage_idempotency WHERE account_id = ? AND idem_key = ? AND created_at > ?`)
 	if err != nil {
 		return c, false, err
 	}
-	err = st.QueryRowContext(ctx, accountID, idemKey, t.now.Add(-IdempotencyWindow).Unix()).Scan(&c.Charged, &c.Credits)
+	err = st.QueryRowContext(ctx, accountID, idemKey, t.now.Add(-IdempotencyWindow).Unix()).
+		Scan(&c.Charged, &c.Credits, &created, &limit, &period, &spent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
+	}
+	if err == nil && limit.Valid {
+		// The allowance as the first answer gave it, in the period it fell in.
+		l := SpendLimit{Limit: limit.Int64, Period: period.String}
+		a := makeAllowance(l, spent.Int64, periodStart(l.Period, time.Unix(created, 0)))
+		c.Allowance = &a
 	}
 	return c, err == nil, err
 }

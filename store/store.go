@@ -67,6 +67,7 @@ type DB struct {
 	loaded   LoadStats
 	activity *activity
 	spender  *spender
+	sites    *activeSites // the sites holding slots of keys with max_sites
 
 	// followedSeq is the last event whose changes the index reflects, for
 	// FollowChanges; guarded by writeMu.
@@ -158,7 +159,8 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 
-	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity(), spender: newSpender()}
+	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity(), spender: newSpender(),
+		sites: newActiveSites()}
 	for _, o := range opts {
 		o(db)
 	}

@@ -19,8 +19,9 @@ type Tx struct {
 
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
-	notify       bool             // tell Changes() listeners after commit
-	credits      map[string]int64 // new pool sizes, for accounts not refreshed whole
+	notify       bool                  // tell Changes() listeners after commit
+	credits      map[string]int64      // new pool sizes, for accounts not refreshed whole
+	keySpent     map[uint32]spendState // what limited keys spent, by index position
 	stmts        map[string]*sql.Stmt
 }
 
@@ -63,7 +64,8 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	exact := db.now().UTC()
-	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{}}
+	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{},
+		keySpent: map[uint32]spendState{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -77,10 +79,14 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.index.apply(plans, snaps)
+	db.applySites(snaps)
 	for id, credits := range t.credits {
 		if !t.touched[id] {
 			db.index.setCredits(id, credits)
 		}
+	}
+	for pos, spent := range t.keySpent {
+		db.index.setSpent(pos, spent)
 	}
 	if t.notify {
 		db.notifyChanged()
@@ -179,7 +185,14 @@ func readChanged(ctx context.Context, q queryer, plansChanged bool, accounts map
 }
 
 const keyRowColumns = `id, account_id, type, name, hint, hash, status, scopes, allowed_sites,
-	coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0)`
+	coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0), ` + keySpendColumns
+
+// keySpendColumns are a key's limits and what it spent, for queries FROM
+// keys: its spend limit (0 and an empty period for none), the start of its
+// period and the units spent in it, and max_sites (0 for none).
+const keySpendColumns = `coalesce(spend_limit, 0), coalesce(spend_period, ''),
+	coalesce((SELECT period_start FROM key_spend WHERE key_id = keys.id), -1),
+	coalesce((SELECT spent FROM key_spend WHERE key_id = keys.id), 0), coalesce(max_sites, 0)`
 
 func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 	var (
@@ -189,7 +202,8 @@ func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 		scopesJSON, sitesJSON string
 	)
 	if err := rows.Scan(&id, &accountID, &typ, &k.name, &k.hint, &hash, &k.status,
-		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil, &k.replacedAt); err != nil {
+		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil, &k.replacedAt,
+		&k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent, &k.maxSites); err != nil {
 		return k, err
 	}
 	var err error
@@ -256,7 +270,11 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 		}
 		snap.keys = append(snap.keys, k)
 	}
-	return snap, rows.Err()
+	if err := rows.Err(); err != nil {
+		return snap, err
+	}
+	snap.activations, err = readActivations(ctx, q, accountID)
+	return snap, err
 }
 
 // loadIndex fills the index from one consistent snapshot of the database and
@@ -364,6 +382,12 @@ func (db *DB) loadIndex(ctx context.Context) error {
 	if n := len(ix.keys.s); n != nKeys {
 		return fmt.Errorf("store: index holds %d keys but the database %d", n, nKeys)
 	}
+	activations, err := readActivations(ctx, tx, "")
+	if err != nil {
+		return err
+	}
+	db.sites = newActiveSites()
+	db.sites.replace(nil, activations)
 	db.index.release()
 	db.index, loaded = ix, true
 	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts.s), Took: time.Since(started)}
@@ -386,7 +410,7 @@ var bulkKeyQuery = func() string {
 	b.WriteString(` END, name, hint,
 		CASE scopes WHEN '["*"]' THEN NULL WHEN '[]' THEN '' ELSE scopes END,
 		CASE allowed_sites WHEN '[]' THEN '' ELSE allowed_sites END,
-		coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0)
+		coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0), ` + keySpendColumns + `
 		FROM keys`)
 	return b.String()
 }()
@@ -412,7 +436,7 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan
 		batch = append(batch, keyRow{})
 		k := &batch[len(batch)-1]
 		if err := rows.Scan(&hash, &ids, &k.alias, &status, &k.name, &k.hint, &scopes, &sites,
-			&k.expiresAt, &k.validUntil, &k.replacedAt); err != nil {
+			&k.expiresAt, &k.validUntil, &k.replacedAt, &k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent, &k.maxSites); err != nil {
 			return err
 		}
 		if len(hash) != len(k.hash) || status < 0 || status >= len(keyStatuses) {
@@ -504,6 +528,7 @@ func (db *DB) followOnce(ctx context.Context) error {
 		return err
 	}
 	db.index.apply(plans, snaps)
+	db.applySites(snaps)
 	db.followedSeq = last
 	return nil
 }

@@ -8,9 +8,10 @@ import (
 	"keyd/store"
 )
 
-// eventTypes are the event types sent to endpoints: the contract's twelve
-// (API.md, "Webhooks") and the two about the endpoint itself. The names are
-// the store's, which writes the events; the store also writes audit-only
+// eventTypes are the event types sent to endpoints: the contract's
+// (API.md, "Webhooks" and the table of additions) and the two about the
+// endpoint itself. The names are the store's, which writes the events; the
+// store also writes audit-only
 // types (account.created, ...) that are never sent. A message for any of
 // them carries the event's type, its time to the millisecond and its
 // sequence among the account's events, around the event's data (see
@@ -22,6 +23,7 @@ var eventTypes = []string{
 	store.EventAliasExpired,
 	store.EventSubaccountCreated,
 	store.EventCreditsAllocated, store.EventCreditsLow,
+	store.EventKeySpendLimitReached, store.EventSiteActivated, store.EventSiteReleased,
 	store.EventWebhookTest, store.EventWebhookDisabled,
 }
 

@@ -12,7 +12,9 @@ var contractEvents = []string{
 	"key.reset", "key.revoked", "alias.created", "alias.updated",
 	"alias.deactivated", "alias.reactivated", "alias.deleted",
 	"alias.expiring", "alias.expired", "subaccount.created",
-	"credits.allocated", "credits.low", "webhook.test", "webhook.disabled",
+	"credits.allocated", "credits.low", "key.spend_limit_reached",
+	"site.activated", "site.released",
+	"webhook.test", "webhook.disabled",
 }
 
 func TestEventTypes(t *testing.T) {
@@ -65,7 +67,7 @@ func TestValidatePattern(t *testing.T) {
 		{"Alias.*", false, "category"},
 		{"KEY.RESET", false, "unknown event type"},
 		{" key.reset", false, "unknown event type"},
-		{"foo.*", false, "known: key.*, alias.*, subaccount.*, credits.*, webhook.*"},
+		{"foo.*", false, "known: key.*, alias.*, subaccount.*, credits.*, site.*, webhook.*"},
 		{strings.Repeat("a", 1000), false, `..."`},
 	}
 	for _, tt := range tests {

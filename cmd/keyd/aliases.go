@@ -20,18 +20,24 @@ func runAliases(ctx context.Context, e env, args []string) error {
 	}
 	usage := "aliases " + verb + " --account ID --id KEY_ID"
 	if verb == "create" {
-		usage = "aliases create --account ID --name NAME [--ttl 7d | --expires-at RFC3339] [--scopes a,b] [--sites example.com,*.example.org]"
+		usage = "aliases create --account ID --name NAME [--ttl 7d | --expires-at RFC3339] [--scopes a,b] [--sites example.com,*.example.org]" +
+			" [--spend-limit N --spend-period day|month|total] [--max-sites N [--release-after 30d]]"
 	}
 	fs := newFlags(e, "aliases "+verb, usage)
 	path := dbFlag(e, fs)
 	account := fs.String("account", "", "account id (required)")
-	var id, name, ttl, expiresAt, scopes, sites *string
+	var id, name, ttl, expiresAt, scopes, sites, spendPeriod, releaseAfter *string
+	var spendLimit, maxSites *int64
 	if verb == "create" {
 		name = fs.String("name", "", "alias name (required)")
 		ttl = fs.String("ttl", "", "lifetime, a number and a unit (s, m, h, d) from 1m to 3650d, e.g. 90m, 1.5h or 7d (empty: permanent)")
 		expiresAt = fs.String("expires-at", "", "expiry as RFC 3339 (empty: permanent)")
 		scopes = fs.String("scopes", "*", "comma-separated scope rules")
 		sites = fs.String("sites", "", "comma-separated allowed site hosts (empty: any site)")
+		spendLimit = fs.Int64("spend-limit", 0, "units the alias may spend of the pool per --spend-period (0: no limit)")
+		spendPeriod = fs.String("spend-period", store.PeriodMonth, "period of --spend-limit: day, month (UTC) or total")
+		maxSites = fs.Int64("max-sites", 0, "how many sites may use the alias (0: any number)")
+		releaseAfter = fs.String("release-after", "", "free the slot of a site not seen this long, e.g. 30d (empty: never)")
 	} else {
 		id = fs.String("id", "", "alias key id (required)")
 	}
@@ -56,6 +62,20 @@ func runAliases(ctx context.Context, e env, args []string) error {
 			return usagef("aliases create needs --name")
 		}
 		in := store.NewAlias{Name: *name, Scopes: splitComma(*scopes), AllowedSites: splitComma(*sites)}
+		if *spendLimit != 0 {
+			in.SpendLimit = &store.SpendLimit{Limit: *spendLimit, Period: *spendPeriod}
+		}
+		if *maxSites != 0 {
+			n := int(*maxSites)
+			in.MaxSites = &n
+		}
+		if *releaseAfter != "" {
+			d, err := store.ReleaseAfter.Parse(*releaseAfter)
+			if err != nil {
+				return usagef("--release-after %s", err)
+			}
+			in.ReleaseAfter = &d
+		}
 		switch {
 		case *ttl != "" && *expiresAt != "":
 			return usagef("give --ttl or --expires-at, not both")
@@ -78,6 +98,10 @@ func runAliases(ctx context.Context, e env, args []string) error {
 		}
 		created, err := db.CreateAlias(ctx, cliActor, *account, in)
 		if err != nil {
+			var inv *store.InvalidError
+			if errors.As(err, &inv) && (inv.Fields["spend_limit"] != "" || inv.Fields["max_sites"] != "") {
+				return usagef("--%s", strings.ReplaceAll(inv.Message, "_", "-"))
+			}
 			return describeStoreError(err)
 		}
 		fmt.Fprintf(e.stdout, "alias %s %q created (expires %s)\n", created.Key.ID, created.Key.Name, formatTime(created.Key.ExpiresAt, "never"))

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"keyd/store"
 )
 
 // keyd aliases create reads --ttl with the API's duration grammar and gives
@@ -34,6 +37,41 @@ func TestCLIAliasExpiryUsesTheAPIsRules(t *testing.T) {
 		{[]string{"--ttl", "30s"}, "--ttl must be between 1m and 3650d"},
 		{[]string{"--expires-at", time.Now().Add(30 * time.Second).UTC().Format(time.RFC3339)}, "--expires-at must be between 1 minute and 3650 days from now"},
 		{[]string{"--expires-at", time.Now().AddDate(11, 0, 0).UTC().Format(time.RFC3339)}, "--expires-at must be between 1 minute and 3650 days from now"},
+	} {
+		_, _, err := c.run(append([]string{"aliases", "create", "--account", id, "--name", "refused"}, tt.args...)...)
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("aliases create %s: %v, want a usage error saying %q", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+}
+
+// keyd aliases create sets an alias's spend limit and site activations.
+func TestCLIAliasLimits(t *testing.T) {
+	c := newCLI(t)
+	id, _ := c.createAccount("--name", "Acme", "--email", "o@acme.test", "--plan", "mega")
+	c.mustRun("aliases", "create", "--account", id, "--name", "capped", "--spend-limit", "500", "--spend-period", "day",
+		"--max-sites", "3", "--release-after", "30d")
+	db, err := store.Open(context.Background(), c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := db.ListKeys(context.Background(), id)
+	db.Close()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	k := keys[1]
+	if k.SpendLimit == nil || *k.SpendLimit != (store.SpendLimit{Limit: 500, Period: store.PeriodDay}) ||
+		k.MaxSites == nil || *k.MaxSites != 3 || k.ReleaseAfter == nil || *k.ReleaseAfter != 30*24*time.Hour {
+		t.Errorf("alias has spend limit %v, max sites %v, release after %v; want 500/day, 3, 30 days", k.SpendLimit, k.MaxSites, k.ReleaseAfter)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--spend-limit", "5", "--spend-period", "week"}, "--spend-limit: period must be day, month or total"},
+		{[]string{"--max-sites", "-1"}, "--max-sites: must be a whole number"},
+		{[]string{"--max-sites", "2", "--release-after", "10m"}, "--release-after must be between 1h and 3650d"},
 	} {
 		_, _, err := c.run(append([]string{"aliases", "create", "--account", id, "--name", "refused"}, tt.args...)...)
 		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {

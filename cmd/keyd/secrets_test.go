@@ -158,7 +158,7 @@ func secretsTour(t *testing.T, format string) (secrets []string, dbPath string, 
 	if code := c.code(alias); code != "VALID" {
 		t.Fatalf("validate the alias: %s", code)
 	}
-	status, out = c.call("POST", "/v1/usage", `{"units":3,"idempotency_key":"order-1"}`, "X-API-Key", alias)
+	status, out = c.call("POST", "/v1/usage", `{"units":3,"site":"https://example.com/","idempotency_key":"order-1"}`, "X-API-Key", alias)
 	mustStatus(200, status, out, "spend with the alias")
 	status, out = c.call("POST", "/v1/usage", `{"units":2}`, "X-API-Key", second)
 	mustStatus(200, status, out, "spend with the second alias")

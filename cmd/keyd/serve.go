@@ -198,6 +198,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
 		jobs.Job{Name: "expire-aliases", Schedule: cfg.expireEvery, Run: jobs.ExpireAliases(db, cfg.expiringLead, log)},
 		jobs.Job{Name: "revoke-ended-grace", Schedule: cfg.expireEvery, Run: jobs.RevokeEndedGrace(db, log)},
+		jobs.Job{Name: "release-idle-sites", Schedule: "@hourly", Run: jobs.ReleaseIdleSites(db, log)},
 		jobs.Job{Name: "prune-idempotency-keys", Schedule: "@hourly", Run: jobs.PruneIdempotencyKeys(db)},
 	)...)
 	if err != nil {

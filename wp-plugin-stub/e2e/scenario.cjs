@@ -425,6 +425,46 @@ async function partB() {
     await keydOk('DELETE', `/v1/aliases/${r.alias.id}`, 204, { key: primary });
   });
 
+  await step('an alias with site activations and a spend limit', async () => {
+    const r = await keydOk('POST', '/v1/aliases', 201, {
+      key: primary,
+      body: { name: 'licensed site', max_sites: 1, spend_limit: { limit: 5, period: 'month' } },
+    });
+    // Another site takes the only slot; this one runs on 127.0.0.1, a
+    // development host, which never takes one.
+    const first = await keyd('POST', '/v1/validate', { body: { key: r.key, site: 'https://shop.example.org/' } });
+    assert(first.status === 200 && first.json && first.json.sites && first.json.sites.used === 1,
+      `validate from the first site: ${first.status} ${first.text}`);
+    const full = await keyd('POST', '/v1/validate', { body: { key: r.key, site: 'https://second.example.org/' } });
+    assert(full.status === 403 && full.json && full.json.code === 'SITE_LIMIT_REACHED',
+      `validate from a second site: ${full.status} ${full.text}`);
+    await keydOk('POST', '/v1/usage', 200, { key: r.key, body: { units: 5 } });
+    const spent = await keyd('POST', '/v1/usage', { key: r.key, body: { units: 1 } });
+    assert(spent.status === 402 && spent.json && spent.json.error.code === 'KEY_SPEND_LIMIT_REACHED',
+      `a charge over the limit: ${spent.status} ${spent.text}`);
+
+    const out = await save({ key: r.key });
+    assertIncludes(out, 'Your API key is valid.', 'licensed alias valid');
+    const status = await statusText();
+    assertIncludes(status, '1 of 1 site uses this key', 'activations used');
+    assertIncludes(status, 'used all 5 units it may spend this month', 'spend-limit message');
+    await screenshot('activations-and-spend-limit');
+
+    // "Deactivate this site": this site held no slot, so nothing is freed.
+    await page.evaluate(() => { window.keydStubBeforeSubmit = true; });
+    await page.click('#keyd-stub-deactivate');
+    await page.waitForFunction(
+      () => !window.keydStubBeforeSubmit && document.readyState === 'complete' && document.querySelector('.keyd-stub-status') !== null,
+      null,
+      { timeout: 30000 },
+    );
+    const notice = (await page.locator('.keyd-stub-result').allInnerTexts()).join('\n');
+    assertIncludes(notice, 'nothing to deactivate', 'deactivate this site');
+    assertIncludes(notice, '1 of 1', 'activations after deactivating');
+    await screenshot('deactivate-this-site');
+    await keydOk('DELETE', `/v1/aliases/${r.alias.id}`, 204, { key: primary });
+  });
+
   let oldPrimary;
   await step('keyd: reset the primary key, the site shows it', async () => {
     const back = await save({ key: primary });

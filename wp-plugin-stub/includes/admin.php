@@ -21,6 +21,9 @@ const KEYD_STUB_PAGE = 'keyd-stub';
 /** admin-post.php action and nonce action of the form. */
 const KEYD_STUB_SAVE_ACTION = 'keyd_stub_save';
 
+/** admin-post.php action and nonce action of "Deactivate this site". */
+const KEYD_STUB_DEACTIVATE_ACTION = 'keyd_stub_deactivate';
+
 /**
  * Adds the page under Settings.
  */
@@ -146,6 +149,35 @@ function keyd_stub_handle_save() {
 	exit;
 }
 add_action( 'admin_post_' . KEYD_STUB_SAVE_ACTION, 'keyd_stub_handle_save' );
+
+/**
+ * Handles "Deactivate this site": frees this site's activation of the key,
+ * for a site that moves to a new address or stops using the key.
+ */
+function keyd_stub_handle_deactivate() {
+	if ( ! current_user_can( 'manage_options' ) ) {
+		wp_die( esc_html__( 'You are not allowed to change these settings.', 'keyd-stub' ), '', array( 'response' => 403 ) );
+	}
+	check_admin_referer( KEYD_STUB_DEACTIVATE_ACTION );
+	$key = keyd_stub_get_api_key();
+	if ( '' === $key ) {
+		$result = array(
+			'level'   => 'warning',
+			'message' => __( 'There is no API key to deactivate this site for.', 'keyd-stub' ),
+		);
+	} else {
+		$result = keyd_stub_deactivate_site( $key );
+		if ( null !== $result['sites'] ) {
+			$status          = keyd_stub_get_status();
+			$status['sites'] = $result['sites'];
+			keyd_stub_set_status( $status );
+		}
+	}
+	set_transient( keyd_stub_flash_name(), array( $result ), MINUTE_IN_SECONDS );
+	wp_safe_redirect( admin_url( 'options-general.php?page=' . KEYD_STUB_PAGE ) );
+	exit;
+}
+add_action( 'admin_post_' . KEYD_STUB_DEACTIVATE_ACTION, 'keyd_stub_handle_deactivate' );
 
 /**
  * Prints one notice.
@@ -308,10 +340,28 @@ function keyd_stub_render_status( array $status ) {
 		if ( '' !== $offline ) {
 			echo '<p class="keyd-stub-offline">' . esc_html( $offline ) . '</p>';
 		}
+		if ( is_array( $status['sites'] ) ) {
+			keyd_stub_render_deactivate_button();
+		}
 	} elseif ( 'invalid' === $status['state'] ) {
 		echo '<p><strong>' . esc_html__( 'Not valid', 'keyd-stub' ) . '</strong> ' . esc_html( $status['message'] ) . '</p>';
 	} else {
 		echo '<p>' . esc_html__( 'Not checked yet: press "Save settings & validate".', 'keyd-stub' ) . '</p>';
 	}
 	echo '</div>';
+}
+
+/**
+ * Renders the "Deactivate this site" button, for a key that counts the sites
+ * it is used on.
+ */
+function keyd_stub_render_deactivate_button() {
+	?>
+	<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>" class="keyd-stub-deactivate">
+		<input type="hidden" name="action" value="<?php echo esc_attr( KEYD_STUB_DEACTIVATE_ACTION ); ?>" />
+		<?php wp_nonce_field( KEYD_STUB_DEACTIVATE_ACTION ); ?>
+		<?php submit_button( __( 'Deactivate this site', 'keyd-stub' ), 'secondary', 'keyd-stub-deactivate', false ); ?>
+		<p class="description"><?php esc_html_e( 'Frees this site\'s activation of the key, for example before the site moves to a new address, so the key can be activated elsewhere.', 'keyd-stub' ); ?></p>
+	</form>
+	<?php
 }

@@ -254,6 +254,10 @@ function keyd_stub_get_status() {
 		'expires_at'    => '',
 		'plan'          => '',
 		'credits'       => null,
+		// For a key that counts its sites: array( 'used' => n, 'limit' => m ).
+		'sites'         => null,
+		// For a key with its own spend limit: keyd's spend_limit object.
+		'spend_limit'   => null,
 		'checked_at'    => 0,
 		'fingerprint'   => '',
 		'event'         => null,

@@ -274,6 +274,17 @@ function keyd_stub_code_message( $code, array $context = array() ) {
 		case 'SITE_NOT_ALLOWED':
 			/* translators: %s: this site's address. */
 			return sprintf( __( 'This key may only be used on other sites, not on %s. Ask the account owner to add this site to the key.', 'keyd-stub' ), home_url() );
+		case 'SITE_LIMIT_REACHED':
+			$said = isset( $context['message'] ) && is_string( $context['message'] ) ? trim( $context['message'] ) : '';
+			return trim(
+				/* translators: %s: this site's address. */
+				sprintf( __( 'This key is already active on as many sites as it may be, so it cannot be activated on %s.', 'keyd-stub' ), home_url() )
+				. ( '' !== $said ? ' (' . $said . ')' : '' ) . ' '
+				. __( 'Deactivate it on a site that no longer uses it (Settings > keyd there, "Deactivate this site"), or ask the account owner to release a site.', 'keyd-stub' )
+			);
+		case 'KEY_SPEND_LIMIT_REACHED':
+			$limit = isset( $context['spend_limit'] ) && is_array( $context['spend_limit'] ) ? $context['spend_limit'] : array();
+			return keyd_stub_spend_limit_message( $limit );
 		case 'RATE_LIMITED':
 			$wait = isset( $context['retry_after'] ) ? (int) $context['retry_after'] : 0;
 			if ( $wait > 0 ) {
@@ -380,6 +391,8 @@ function keyd_stub_validate_key( $key, $store_key ) {
 			'expires_at' => isset( $k['expires_at'] ) ? (string) $k['expires_at'] : '',
 			'plan'       => isset( $account['plan'] ) && is_string( $account['plan'] ) ? $account['plan'] : '',
 			'credits'    => isset( $account['credits'] ) && is_numeric( $account['credits'] ) ? (int) $account['credits'] : null,
+			'sites'      => keyd_stub_read_sites( $body ),
+			'spend_limit' => isset( $body['spend_limit'] ) && is_array( $body['spend_limit'] ) ? $body['spend_limit'] : null,
 			'checked_at' => time(),
 			'event'      => null,
 			'receipt'    => isset( $body['receipt'] ) && is_string( $body['receipt'] ) ? $body['receipt'] : '',
@@ -463,5 +476,140 @@ function keyd_stub_status_details( array $status ) {
 	if ( null !== $status['credits'] ) {
 		$details[ __( 'Credits left', 'keyd-stub' ) ] = number_format_i18n( (int) $status['credits'] );
 	}
+	if ( is_array( $status['spend_limit'] ) ) {
+		$details[ __( 'Spend limit', 'keyd-stub' ) ] = keyd_stub_spend_limit_message( $status['spend_limit'] );
+	}
+	if ( is_array( $status['sites'] ) ) {
+		$details[ __( 'Site activations', 'keyd-stub' ) ] = sprintf(
+			/* translators: 1: sites using the key, 2: sites it may be used on. */
+			_n( '%1$d of %2$d site uses this key', '%1$d of %2$d sites use this key', (int) $status['sites']['used'], 'keyd-stub' ),
+			(int) $status['sites']['used'],
+			(int) $status['sites']['limit']
+		);
+	}
 	return $details;
+}
+
+/**
+ * The `sites` of a keyd answer: how many of the key's site slots are used.
+ *
+ * @param array $body A decoded answer of validate or of POST /v1/sites/deactivate.
+ * @return array|null array( 'used' => n, 'limit' => m ), or null when the key
+ *                    does not count its sites.
+ */
+function keyd_stub_read_sites( array $body ) {
+	if ( ! isset( $body['sites'] ) || ! is_array( $body['sites'] ) || ! isset( $body['sites']['used'], $body['sites']['limit'] ) ) {
+		return null;
+	}
+	return array(
+		'used'  => (int) $body['sites']['used'],
+		'limit' => (int) $body['sites']['limit'],
+	);
+}
+
+/**
+ * What a key's own spend limit leaves, in plain words.
+ *
+ * @param array $limit keyd's spend_limit: limit, period (day, month, total),
+ *                     spent, remaining, resets_at.
+ * @return string
+ */
+function keyd_stub_spend_limit_message( array $limit ) {
+	$remaining = isset( $limit['remaining'] ) ? (int) $limit['remaining'] : 0;
+	$max       = isset( $limit['limit'] ) ? (int) $limit['limit'] : 0;
+	$period    = isset( $limit['period'] ) ? (string) $limit['period'] : '';
+	$resets    = isset( $limit['resets_at'] ) && is_string( $limit['resets_at'] ) ? keyd_stub_format_time( $limit['resets_at'] ) : '';
+	$when      = array(
+		'day'   => __( 'today', 'keyd-stub' ),
+		'month' => __( 'this month', 'keyd-stub' ),
+		'total' => __( 'in total', 'keyd-stub' ),
+	);
+	$when      = isset( $when[ $period ] ) ? $when[ $period ] : '';
+	if ( $remaining > 0 ) {
+		/* translators: 1: units left, 2: units allowed, 3: "today", "this month" or "in total". */
+		$message = sprintf( __( '%1$s of %2$s units left %3$s.', 'keyd-stub' ), number_format_i18n( $remaining ), number_format_i18n( $max ), $when );
+	} else {
+		/* translators: 1: units allowed, 2: "today", "this month" or "in total". */
+		$message = sprintf( __( 'This key has used all %1$s units it may spend %2$s: the account owner set this limit for this site. Nothing more is charged until it resets or the owner raises it.', 'keyd-stub' ), number_format_i18n( $max ), $when );
+	}
+	if ( '' !== $resets ) {
+		/* translators: %s: date and time the limit resets. */
+		$message .= ' ' . sprintf( __( 'It resets on %s.', 'keyd-stub' ), $resets );
+	}
+	return $message;
+}
+
+/**
+ * "Deactivate this site": asks keyd to free the site slot this site holds of
+ * the key (POST /v1/sites/deactivate), for a site that moves to a new
+ * address or stops using the key.
+ *
+ * @param string $key The key in use.
+ * @return array { @type string $level; @type string $message; @type array|null $sites }
+ */
+function keyd_stub_deactivate_site( $key ) {
+	$response = wp_remote_post(
+		keyd_stub_get_url() . '/v1/sites/deactivate',
+		array(
+			'timeout'     => KEYD_STUB_HTTP_TIMEOUT,
+			'redirection' => 0,
+			'headers'     => array(
+				'Accept'       => 'application/json',
+				'Content-Type' => 'application/json',
+				'X-API-Key'    => $key,
+			),
+			'body'        => wp_json_encode( array( 'site' => home_url() ) ),
+		)
+	);
+	return keyd_stub_read_deactivate( $response );
+}
+
+/**
+ * Reads keyd's answer to POST /v1/sites/deactivate.
+ *
+ * @param array|WP_Error $response What wp_remote_post() returned.
+ * @return array { @type string $level; @type string $message; @type array|null $sites }
+ */
+function keyd_stub_read_deactivate( $response ) {
+	if ( is_wp_error( $response ) ) {
+		return array(
+			'level'   => 'error',
+			/* translators: %s: keyd URL. */
+			'message' => sprintf( __( 'Could not reach keyd at %s: this site was not deactivated. Try again later.', 'keyd-stub' ), keyd_stub_get_url() ),
+			'sites'   => null,
+		);
+	}
+	$status = isset( $response['response']['code'] ) ? (int) $response['response']['code'] : 0;
+	$body   = json_decode( isset( $response['body'] ) ? (string) $response['body'] : '', true );
+	$body   = is_array( $body ) ? $body : array();
+	if ( 200 === $status && isset( $body['released'] ) ) {
+		$sites = keyd_stub_read_sites( $body );
+		if ( true === $body['released'] ) {
+			$message = __( 'This site was deactivated: it no longer holds one of the key\'s site activations, and the key can be activated on another site.', 'keyd-stub' );
+		} else {
+			$message = __( 'This site held none of the key\'s site activations: nothing to deactivate.', 'keyd-stub' );
+		}
+		if ( null !== $sites ) {
+			/* translators: 1: sites using the key, 2: sites it may be used on. */
+			$message .= ' ' . sprintf( __( 'Sites using the key now: %1$d of %2$d.', 'keyd-stub' ), $sites['used'], $sites['limit'] );
+		}
+		return array(
+			'level'   => 'success',
+			'message' => $message,
+			'sites'   => $sites,
+		);
+	}
+	$error = isset( $body['error'] ) && is_array( $body['error'] ) ? $body['error'] : array();
+	$code  = isset( $error['code'] ) && is_string( $error['code'] ) ? $error['code'] : '';
+	return array(
+		'level'   => 'error',
+		'message' => __( 'This site was not deactivated.', 'keyd-stub' ) . ' ' . keyd_stub_code_message(
+			$code,
+			array(
+				'message' => isset( $error['message'] ) ? $error['message'] : '',
+				'status'  => $status,
+			)
+		),
+		'sites'   => null,
+	);
 }

@@ -60,6 +60,9 @@ function home_url( $path = '' ) {
 function wp_parse_url( $url, $component = -1 ) {
 	return parse_url( $url, $component );
 }
+function number_format_i18n( $number, $decimals = 0 ) {
+	return number_format( $number, $decimals );
+}
 
 /** The parts of WordPress's REST classes the webhook handler uses. */
 class WP_REST_Request {
