@@ -6,13 +6,15 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"keyd/plugin-api/console"
 )
 
 //go:embed openapi.yaml
 var openAPIDocument []byte
 
 // routes lists the whole HTTP surface of keyd.
-func (s *server) routes(r *gin.Engine) {
+func (s *server) routes(r *gin.Engine) error {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPIDocument) })
@@ -75,6 +77,12 @@ func (s *server) routes(r *gin.Engine) {
 	admin.PUT("/plans/:name", s.adminPutPlan)
 	admin.GET("/jobs", s.adminListJobs)
 
+	// The owner console (HTML pages, its own sessions): plugin-api/console.
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, console.Base) })
+	if err := console.Mount(r.Group(console.Base), s.consoleConfig()); err != nil {
+		return err
+	}
+
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
@@ -86,6 +94,7 @@ func (s *server) routes(r *gin.Engine) {
 		}
 		writeError(c, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", c.Request.Method))
 	})
+	return nil
 }
 
 // healthz answers while the process runs; it touches nothing.

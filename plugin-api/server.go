@@ -63,6 +63,11 @@ type Store interface {
 	UpdatePlan(ctx context.Context, actor store.Actor, name string, ch store.PlanChange) (store.Plan, error)
 
 	WebhookStore // webhooks.go
+
+	// Owner console sessions (plugin-api/console).
+	CreateSession(ctx context.Context, accountID, keyID string) (string, error)
+	Session(ctx context.Context, token string) (store.Session, error)
+	EndSession(ctx context.Context, token string) error
 }
 
 // Config is how the API behaves.
@@ -103,6 +108,7 @@ type server struct {
 
 	allowPrivateWebhooks bool
 	compatSPIO           bool
+	trustedProxies       []string
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
@@ -123,6 +129,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		jobs:     cfg.Jobs,
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		trustedProxies:       cfg.TrustedProxies,
 		compatSPIO:           !cfg.DisableCompatSPIO,
 		metrics:              cfg.Metrics,
 	}
@@ -148,7 +155,9 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	r.Use(s.requestLog, s.recoverPanic, s.limitBody)
-	s.routes(r)
+	if err := s.routes(r); err != nil {
+		return nil, err
+	}
 	if s.metrics != nil {
 		s.requestMetrics = newRequestMetrics(s.metrics, r.Routes())
 	}
