@@ -68,6 +68,7 @@ type Store interface {
 	CreateSession(ctx context.Context, accountID, keyID string) (string, error)
 	Session(ctx context.Context, token string) (store.Session, error)
 	EndSession(ctx context.Context, token string) error
+	ListPrimaryKeys(ctx context.Context, accountID string) ([]store.Key, error)
 }
 
 // Config is how the API behaves.

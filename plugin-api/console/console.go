@@ -47,7 +47,7 @@ type Store interface {
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
 	AliasSlots(ctx context.Context, accountID string) (store.AliasUsage, error)
 	ResetPrimaryKey(ctx context.Context, actor store.Actor, accountID string, grace time.Duration) (store.Reset, error)
-	ListKeys(ctx context.Context, accountID string) ([]store.Key, error)
+	ListPrimaryKeys(ctx context.Context, accountID string) ([]store.Key, error)
 	CreateAlias(ctx context.Context, actor store.Actor, accountID string, in store.NewAlias) (store.Created, error)
 	UpdateAlias(ctx context.Context, actor store.Actor, accountID, id string, p store.AliasPatch) (store.Key, error)
 	SetAliasStatus(ctx context.Context, actor store.Actor, accountID, id string, active bool) (store.Key, error)

@@ -478,6 +478,24 @@ func TestCreateAliasLikeTheAPI(t *testing.T) {
 		t.Fatalf("validate from another host: %s", got)
 	}
 	a := e.consoleAudit(e.acc.Account.ID, store.EventAliasCreated)
+	// GET /v1/audit shows where it came from.
+	req := httptest.NewRequest(http.MethodGet, "/v1/audit?limit=1", nil)
+	req.Header.Set("X-API-Key", e.acc.Secret)
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
+	var audit struct {
+		Events []struct {
+			Action string `json:"action"`
+			Actor  struct {
+				Type    string  `json:"type"`
+				Channel *string `json:"channel"`
+			} `json:"actor"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &audit); err != nil || len(audit.Events) != 1 || audit.Events[0].Actor.Channel == nil ||
+		*audit.Events[0].Actor.Channel != "console" || audit.Events[0].Actor.Type != "primary" {
+		t.Fatalf("GET /v1/audit: %d %s", w.Code, w.Body.String())
+	}
 	als := e.aliases(e.acc.Account.ID)
 	if len(als) != 1 || als[0].ExpiresAt == nil || !als[0].ExpiresAt.Equal(t0.Add(7*24*time.Hour)) || a.TargetID == nil || *a.TargetID != als[0].ID {
 		t.Fatalf("aliases %+v, audit target %v", als, a.TargetID)

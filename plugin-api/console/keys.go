@@ -58,15 +58,12 @@ type keysPage struct {
 
 // keys reads the account's keys: the current primary and those in grace.
 func (c *console) keys(g *gin.Context, accountID string) (primary store.Key, previous []aliasRow, err error) {
-	keys, err := c.store.ListKeys(g.Request.Context(), accountID)
+	keys, err := c.store.ListPrimaryKeys(g.Request.Context(), accountID)
 	if err != nil {
 		return primary, nil, err
 	}
 	now := c.now()
 	for _, k := range keys {
-		if k.Type != store.KeyTypePrimary {
-			continue
-		}
 		switch {
 		case k.ValidUntil == nil && k.StatusAt(now) == store.KeyActive:
 			primary = k
