@@ -11,6 +11,8 @@ func (s *server) consoleConfig() console.Config {
 		Now:            s.now,
 		Logger:         s.log,
 		TrustedProxies: s.trustedProxies,
+
+		AllowPrivateWebhooks: s.allowPrivateWebhooks,
 		Explain: func(err error) console.Problem {
 			e := toAPIError(err)
 			return console.Problem{Status: e.Status, Message: e.Message, Fields: e.Fields}

@@ -54,6 +54,16 @@ type Store interface {
 	DeleteAlias(ctx context.Context, actor store.Actor, accountID, id string) error
 	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
 	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
+
+	CreateWebhook(ctx context.Context, actor store.Actor, accountID string, in store.NewWebhook) (store.Webhook, error)
+	ListWebhooks(ctx context.Context, accountID string) ([]store.Webhook, error)
+	GetWebhook(ctx context.Context, accountID, id string) (store.Webhook, error)
+	UpdateWebhook(ctx context.Context, actor store.Actor, accountID, id string, p store.WebhookPatch) (store.Webhook, error)
+	DeleteWebhook(ctx context.Context, actor store.Actor, accountID, id string) error
+	RotateWebhookSecret(ctx context.Context, actor store.Actor, accountID, id, secret string, overlap time.Duration) (store.Webhook, error)
+	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string, rules store.MessageRules) (store.WebhookMessage, error)
+	ListMessages(ctx context.Context, accountID, webhookID, status, before string, limit int) ([]store.WebhookMessage, error)
+	ResendMessage(ctx context.Context, accountID, id string) (store.WebhookMessage, error)
 }
 
 // Problem is an error as the HTTP contract words it: the status, the
@@ -74,6 +84,9 @@ type Config struct {
 	Scopes store.Catalogue
 	Now    func() time.Time
 	Logger *slog.Logger
+	// AllowPrivateWebhooks accepts webhook URLs on private addresses, as
+	// the API does with the same setting.
+	AllowPrivateWebhooks bool
 	// TrustedProxies may say, with X-Forwarded-Proto, that a request came
 	// over HTTPS, which makes the session cookie Secure.
 	TrustedProxies []string
@@ -91,23 +104,23 @@ const (
 )
 
 type console struct {
-	store    Store
-	explain  func(error) Problem
-	scopes   store.Catalogue
-	now      func() time.Time
-	log      *slog.Logger
-	proxies  []netip.Prefix
-	pages    map[string]*pageTemplate
-	origins  *http.CrossOriginProtection
-	signIns  *attemptLimiter
-	flashes  *flashes
-	cssPaths []string
+	store                Store
+	explain              func(error) Problem
+	scopes               store.Catalogue
+	now                  func() time.Time
+	log                  *slog.Logger
+	proxies              []netip.Prefix
+	pages                map[string]*pageTemplate
+	origins              *http.CrossOriginProtection
+	signIns              *attemptLimiter
+	flashes              *flashes
+	allowPrivateWebhooks bool
 }
 
 // Mount adds the console's routes under g, which is mounted at Base.
 func Mount(g *gin.RouterGroup, cfg Config) error {
 	c := &console{store: cfg.Store, explain: cfg.Explain, scopes: cfg.Scopes, now: cfg.Now, log: cfg.Logger,
-		origins: http.NewCrossOriginProtection()}
+		origins: http.NewCrossOriginProtection(), allowPrivateWebhooks: cfg.AllowPrivateWebhooks}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -150,6 +163,16 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	owner.POST("/aliases/:id/reactivate", c.checkForm, c.setAliasStatus(true))
 	owner.GET("/aliases/:id/delete", c.deleteAliasPage)
 	owner.POST("/aliases/:id/delete", c.checkForm, c.deleteAlias)
+	owner.GET("/webhooks", c.webhooksPage)
+	owner.POST("/webhooks", c.checkForm, c.createWebhook)
+	owner.GET("/webhooks/:id", c.webhookPage)
+	owner.POST("/webhooks/:id/enable", c.checkForm, c.setWebhookEnabled(true))
+	owner.POST("/webhooks/:id/disable", c.checkForm, c.setWebhookEnabled(false))
+	owner.POST("/webhooks/:id/test", c.checkForm, c.testWebhook)
+	owner.POST("/webhooks/:id/rotate-secret", c.checkForm, c.rotateWebhookSecret)
+	owner.GET("/webhooks/:id/delete", c.deleteWebhookPage)
+	owner.POST("/webhooks/:id/delete", c.checkForm, c.deleteWebhook)
+	owner.POST("/messages/:id/resend", c.checkForm, c.resendMessage)
 	return nil
 }
 

@@ -23,6 +23,8 @@ var templateFuncs = template.FuncMap{
 	"status": capitalise,
 	"scopes": describeScopes,
 	"join":   strings.Join,
+	"why":    disabledWhy,
+	"short":  shortText,
 	"field": func(errs map[string]string, names ...string) string {
 		for _, n := range names {
 			if m, ok := errs[n]; ok {
@@ -159,6 +161,31 @@ func badgeClass(status string) string {
 		return "badge badge-warn"
 	}
 	return "badge badge-off"
+}
+
+// disabledWhy says why a webhook endpoint is disabled.
+func disabledWhy(reason *string) string {
+	if reason == nil {
+		return "Disabled"
+	}
+	switch *reason {
+	case store.DisabledByOwner:
+		return "Disabled by you"
+	case store.DisabledGone:
+		return "Disabled: the receiver answered 410 Gone"
+	case store.DisabledFailing:
+		return "Disabled: no successful delivery for too long"
+	}
+	return "Disabled"
+}
+
+// shortText is the start of a receiver's answer, on one line.
+func shortText(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 80 {
+		return string(r[:80]) + "…"
+	}
+	return s
 }
 
 // describeScopes says in words what a key's scope rules allow.
