@@ -99,20 +99,23 @@ func (v *view) Rel(t any) string {
 	if !future {
 		d = -d
 	}
+	// Rounded to the nearest unit: an alias made for 7 days a moment ago
+	// still has "7 days" left, not "6 days".
+	in := func(unit time.Duration) int { return int((d + unit/2) / unit) }
 	var amount string
 	switch {
-	case d < time.Minute:
+	case d < 30*time.Second:
 		return "just now"
-	case d < time.Hour:
-		amount = plural(int(d/time.Minute), "minute")
-	case d < 48*time.Hour:
-		amount = plural(int(d/time.Hour), "hour")
+	case d < 59*time.Minute+30*time.Second:
+		amount = plural(in(time.Minute), "minute")
+	case d < 47*time.Hour+30*time.Minute:
+		amount = plural(in(time.Hour), "hour")
 	case d < 60*24*time.Hour:
-		amount = plural(int(d/(24*time.Hour)), "day")
+		amount = plural(in(24*time.Hour), "day")
 	case d < 730*24*time.Hour:
-		amount = plural(int(d/(30*24*time.Hour)), "month")
+		amount = plural(in(30*24*time.Hour), "month")
 	default:
-		amount = plural(int(d/(365*24*time.Hour)), "year")
+		amount = plural(in(365*24*time.Hour), "year")
 	}
 	if future {
 		return "in " + amount
