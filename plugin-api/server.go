@@ -69,6 +69,8 @@ type Store interface {
 	Session(ctx context.Context, token string) (store.Session, error)
 	EndSession(ctx context.Context, token string) error
 	ListPrimaryKeys(ctx context.Context, accountID string) ([]store.Key, error)
+	ListExpiringAliases(ctx context.Context, accountID string, until time.Time, limit int) ([]store.Key, error)
+	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
 }
 
 // Config is how the API behaves.

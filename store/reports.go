@@ -34,6 +34,12 @@ type AuditActor struct {
 // ListAudit returns an account's events newest first, before the event with
 // id before (empty for the newest), at most limit.
 func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int) ([]AuditEntry, error) {
+	return db.ListAuditOfKey(ctx, accountID, "", before, limit)
+}
+
+// ListAuditOfKey is ListAudit narrowed to the events about the key keyID
+// (those whose target it is); "" is every event.
+func (db *DB) ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]AuditEntry, error) {
 	beforeSeq := int64(1<<63 - 1)
 	if before != "" {
 		n, err := parseID(prefixEvent, before)
@@ -42,8 +48,17 @@ func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int
 		}
 		beforeSeq = int64(n)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms, channel
-		FROM events WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+	const columns = `SELECT seq, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms, channel FROM events`
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if keyID == "" {
+		rows, err = db.r.QueryContext(ctx, columns+` WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+	} else { // events_target (migration 0010) finds them without reading the others
+		rows, err = db.r.QueryContext(ctx, columns+` WHERE account_id = ? AND target_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+			accountID, keyID, beforeSeq, limit)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,9 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"keys", "/console/keys"},
 		{"keys-middle-page", "/console/keys?before=" + url.QueryEscape(middle)},
 		{"keys-last-page", "/console/keys?before=" + url.QueryEscape(fmt.Sprintf("key_b%015x", 30))},
+		{"overview", "/console/overview"},
+		{"audit", "/console/audit"},
+		{"audit-of-one-key", "/console/audit?key=" + url.QueryEscape(fmt.Sprintf("key_b%015x", 7))},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			if p := br.get(bc.path); p.status != http.StatusOK {

@@ -54,6 +54,12 @@ type Store interface {
 	DeleteAlias(ctx context.Context, actor store.Actor, accountID, id string) error
 	ListAliases(ctx context.Context, accountID, status, before string, limit int) ([]store.Key, error)
 	GetAlias(ctx context.Context, accountID, id string) (store.Key, error)
+	ListExpiringAliases(ctx context.Context, accountID string, until time.Time, limit int) ([]store.Key, error)
+	GetCreditInfo(ctx context.Context, id string) (store.CreditInfo, error)
+	SubaccountSlots(ctx context.Context, accountID string) (store.SubaccountUsage, error)
+	ListSubaccounts(ctx context.Context, parentID, before string, limit int) ([]store.Subaccount, error)
+	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
+	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
 
 	CreateWebhook(ctx context.Context, actor store.Actor, accountID string, in store.NewWebhook) (store.Webhook, error)
 	ListWebhooks(ctx context.Context, accountID string) ([]store.Webhook, error)
@@ -153,6 +159,8 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 
 	owner := g.Group("", c.requireSession)
 	owner.POST("/sign-out", c.checkForm, c.signOut)
+	owner.GET("/overview", c.overviewPage)
+	owner.GET("/audit", c.auditPage)
 	owner.GET("/keys", c.keysPage)
 	owner.GET("/keys/reset", c.resetPage)
 	owner.POST("/keys/reset", c.checkForm, c.resetKey)
@@ -313,12 +321,12 @@ func (c *console) clearCookie(g *gin.Context) {
 		SameSite: http.SameSiteLaxMode, Secure: c.secure(g.Request), MaxAge: -1})
 }
 
-// home is /console/: the keys page for a signed-in owner, otherwise the
+// home is /console/: the overview for a signed-in owner, otherwise the
 // sign-in page.
 func (c *console) home(g *gin.Context) {
 	token, _ := g.Cookie(cookieName)
 	if _, err := c.store.Session(g.Request.Context(), token); err == nil {
-		g.Redirect(http.StatusSeeOther, Base+"keys")
+		g.Redirect(http.StatusSeeOther, Base+"overview")
 		return
 	}
 	g.Redirect(http.StatusSeeOther, Base+"sign-in")

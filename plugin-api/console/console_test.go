@@ -172,7 +172,7 @@ func (e *env) validate(key, site string) string {
 		Valid bool   `json:"valid"`
 		Code  string `json:"code"`
 	}
-	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Code == "INVALID_REQUEST" {
 		e.tb.Fatalf("validate: %v: %s", err, w.Body.String())
 	}
 	if out.Valid {
@@ -328,7 +328,9 @@ func TestSignInAndOut(t *testing.T) {
 	if strings.Contains(cookie.Value, e.acc.Secret) {
 		t.Fatal("the cookie carries the key")
 	}
-	keys := b.follow(p)
+	overview := b.follow(p)
+	mustContain(t, overview, "Overview", "Acme", "Last 30 days")
+	keys := b.get("/console/keys")
 	mustContain(t, keys, "Acme", "••••"+e.acc.Key.Hint, "Never")
 	mustLack(t, keys, e.acc.Secret)
 

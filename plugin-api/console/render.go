@@ -18,13 +18,21 @@ import (
 type pageTemplate struct{ t *template.Template }
 
 var templateFuncs = template.FuncMap{
-	"stamp":  stamp,
-	"badge":  badgeClass,
-	"status": capitalise,
-	"scopes": describeScopes,
-	"join":   strings.Join,
-	"why":    disabledWhy,
-	"short":  shortText,
+	"stamp":        stamp,
+	"badge":        badgeClass,
+	"status":       capitalise,
+	"scopes":       describeScopes,
+	"join":         strings.Join,
+	"why":          disabledWhy,
+	"actor":        actorText,
+	"index_charts": func(p overviewPage) []chart { return []chart{p.Validations, p.Units} },
+	"deref": func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	},
+	"short": shortText,
 	"field": func(errs map[string]string, names ...string) string {
 		for _, n := range names {
 			if m, ok := errs[n]; ok {

@@ -29,7 +29,7 @@ type signInForm struct {
 func (c *console) signInPage(g *gin.Context) {
 	token, _ := g.Cookie(cookieName)
 	if _, err := c.store.Session(g.Request.Context(), token); err == nil {
-		g.Redirect(http.StatusSeeOther, Base+"keys")
+		g.Redirect(http.StatusSeeOther, Base+"overview")
 		return
 	}
 	c.render(g, http.StatusOK, "signin", view{Title: "Sign in", Data: signInForm{}})
@@ -75,7 +75,7 @@ func (c *console) signIn(g *gin.Context) {
 		return
 	}
 	c.setCookie(g, token)
-	g.Redirect(http.StatusSeeOther, Base+"keys")
+	g.Redirect(http.StatusSeeOther, Base+"overview")
 }
 
 func (c *console) signOut(g *gin.Context) {

@@ -14,3 +14,6 @@ CREATE INDEX console_sessions_account ON console_sessions (account_id);
 -- Where an action came from when it was not the HTTP API: 'console' for the
 -- owner console. NULL for the API, the command line and keyd's own jobs.
 ALTER TABLE events ADD COLUMN channel TEXT;
+
+-- The console's audit log narrowed to one key: the events about it.
+CREATE INDEX events_target ON events (account_id, target_id, seq) WHERE target_id IS NOT NULL;
