@@ -164,8 +164,12 @@ async function scenario() {
   await step('sign in with the primary key', async () => {
     await page.fill('#key', primary);
     await page.click('button[type=submit]');
-    await page.waitForURL('**/console/keys');
+    await page.waitForURL('**/console/overview');
     assert((await text('.who-name')) === 'Acme Studio', 'account name in the header');
+    assert((await text('main')).includes('Last 30 days'), 'overview chart');
+    await check('overview-new-account');
+    await page.click('nav.nav >> text=API keys');
+    await page.waitForURL('**/console/keys');
     assert((await text('.facts')).includes(`••••${primary.slice(-4)}`), 'primary key hint');
     assert((await page.content()).indexOf(primary) === -1, 'the primary key is on the page');
     const cookies = await page.context().cookies(CONSOLE);
@@ -287,6 +291,17 @@ async function scenario() {
       return t.includes('key.reset') && t.includes('200 delivered');
     });
     await check('webhook-deliveries');
+  });
+
+  await step('overview and audit log', async () => {
+    await page.click('nav.nav >> text=Overview');
+    await page.waitForURL('**/console/overview');
+    await check('overview');
+    await page.click('nav.nav >> text=Audit log');
+    await page.waitForURL('**/console/audit');
+    const t = await text('main');
+    assert(t.includes('key.reset') && t.includes('alias.deactivated') && t.includes('Primary key in the console'), 'audit entries');
+    await check('audit');
   });
 
   await step('sign out', async () => {
