@@ -491,6 +491,8 @@ var relRouteTable = []relRoute{
 		body: `{"amount":50,"reason":"purchase"}`},
 	{route: "POST /admin/v1/accounts/:id/reset-key", who: relAdmin, path: "/admin/v1/accounts/{account}/reset-key", ok: 200, readBody: true, emptyOK: true,
 		body: `{"grace_period":"1h"}`},
+	{route: "POST /admin/v1/accounts/:id/sign-in-link", who: relAdmin, path: "/admin/v1/accounts/{account}/sign-in-link", ok: 201, readBody: true, emptyOK: true,
+		body: `{}`},
 	{route: "GET /admin/v1/plans", who: relAdmin, path: "/admin/v1/plans", ok: 200},
 	{route: "PUT /admin/v1/plans/:name", who: relAdmin, path: "/admin/v1/plans/gold?create=true", ok: 200, readBody: true,
 		body: `{"alias_limit":3,"subaccount_limit":1,"rate_limit_per_minute":100}`},

@@ -73,6 +73,7 @@ func (s *server) routes(r *gin.Engine) error {
 	admin.PATCH("/accounts/:id", s.adminUpdateAccount)
 	admin.POST("/accounts/:id/credits", s.adminAddCredits)
 	admin.POST("/accounts/:id/reset-key", s.adminResetKey)
+	admin.POST("/accounts/:id/sign-in-link", s.adminSignInLink)
 	admin.GET("/plans", s.adminListPlans)
 	admin.PUT("/plans/:name", s.adminPutPlan)
 	admin.GET("/jobs", s.adminListJobs)

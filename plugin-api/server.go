@@ -71,6 +71,9 @@ type Store interface {
 	ListPrimaryKeys(ctx context.Context, accountID string) ([]store.Key, error)
 	ListExpiringAliases(ctx context.Context, accountID string, until time.Time, limit int) ([]store.Key, error)
 	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
+	CreateSignInLink(ctx context.Context, actor store.Actor, accountID string) (string, time.Time, error)
+	SignInLinkAccount(ctx context.Context, token string) (string, error)
+	UseSignInLink(ctx context.Context, token string) (store.Session, string, error)
 }
 
 // Config is how the API behaves.

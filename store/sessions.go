@@ -108,3 +108,91 @@ func (db *DB) EndSession(ctx context.Context, token string) error {
 	}
 	return nil
 }
+
+// SignInLinkLife is how long a one-time sign-in link works.
+const SignInLinkLife = 15 * time.Minute
+
+// EventSignInLink (audit only) records that the operator made a one-time
+// console sign-in link for the account.
+const EventSignInLink = "console.sign_in_link"
+
+// CreateSignInLink makes a one-time console sign-in link for an owner who
+// lost the key: its token (for the URL; only the hash is stored) and when
+// it stops working. The account must exist and be active.
+func (db *DB) CreateSignInLink(ctx context.Context, actor Actor, accountID string) (string, time.Time, error) {
+	var raw [32]byte
+	rand.Read(raw[:]) // never fails
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	hash := sha256.Sum256([]byte(token))
+	var expires time.Time
+	err := db.write(ctx, func(t *Tx) error {
+		acc, err := getAccount(ctx, t.tx, accountID)
+		if err != nil {
+			return err
+		}
+		if acc.Status != AccountActive {
+			return ErrAccountSuspended
+		}
+		expires = t.now.Add(SignInLinkLife)
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM console_links WHERE expires_at <= ?`, t.now.Unix()); err != nil {
+			return fmt.Errorf("store: prune sign-in links: %w", err)
+		}
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO console_links (token_hash, account_id, expires_at, created_at) VALUES (?, ?, ?, ?)`,
+			hash[:], accountID, expires.Unix(), t.now.Unix()); err != nil {
+			return fmt.Errorf("store: create sign-in link: %w", err)
+		}
+		_, err = t.event(ctx, accountID, EventSignInLink, actor, accountID, map[string]any{
+			"account_id": accountID, "expires_at": expires.Format(time.RFC3339)})
+		return err
+	})
+	return token, expires, err
+}
+
+// SignInLinkAccount is the account a sign-in link opens, without using it;
+// ErrNotFound when the link is unknown, used or expired.
+func (db *DB) SignInLinkAccount(ctx context.Context, token string) (string, error) {
+	hash := sha256.Sum256([]byte(token))
+	var accountID string
+	err := db.r.QueryRowContext(ctx, `SELECT account_id FROM console_links WHERE token_hash = ? AND expires_at > ?`,
+		hash[:], db.now().Unix()).Scan(&accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return accountID, err
+}
+
+// UseSignInLink spends a one-time link: it opens a session for the
+// account's current primary key and returns its token. ErrNotFound when
+// the link is unknown, used or expired; ErrAccountSuspended when the
+// account is no longer active.
+func (db *DB) UseSignInLink(ctx context.Context, token string) (Session, string, error) {
+	hash := sha256.Sum256([]byte(token))
+	var s Session
+	err := db.write(ctx, func(t *Tx) error {
+		var expires int64
+		err := t.tx.QueryRowContext(ctx, `DELETE FROM console_links WHERE token_hash = ? RETURNING account_id, expires_at`, hash[:]).
+			Scan(&s.AccountID, &expires)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && expires <= t.now.Unix()) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var status string
+		err = t.tx.QueryRowContext(ctx, `SELECT k.id, a.status FROM keys k JOIN accounts a ON a.id = k.account_id
+			WHERE k.account_id = ? AND k.type = 'primary' AND k.status = 'active' AND k.valid_until IS NULL`, s.AccountID).Scan(&s.KeyID, &status)
+		if err != nil {
+			return err
+		}
+		if status != AccountActive {
+			return ErrAccountSuspended
+		}
+		return nil
+	})
+	if err != nil {
+		return Session{}, "", err
+	}
+	// The link is spent either way; the session is a separate write.
+	sessionToken, err := db.CreateSession(ctx, s.AccountID, s.KeyID)
+	return s, sessionToken, err
+}

@@ -42,6 +42,8 @@ type Store interface {
 	CreateSession(ctx context.Context, accountID, keyID string) (string, error)
 	Session(ctx context.Context, token string) (store.Session, error)
 	EndSession(ctx context.Context, token string) error
+	SignInLinkAccount(ctx context.Context, token string) (string, error)
+	UseSignInLink(ctx context.Context, token string) (store.Session, string, error)
 
 	GetAccount(ctx context.Context, id string) (store.Account, error)
 	GetPlan(ctx context.Context, name string) (store.Plan, error)
@@ -156,6 +158,8 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	g.GET("/", c.home)
 	g.GET("/sign-in", c.signInPage)
 	g.POST("/sign-in", c.crossOrigin, c.signIn)
+	g.GET("/sign-in/link", c.linkPage)
+	g.POST("/sign-in/link", c.crossOrigin, c.useLink)
 
 	owner := g.Group("", c.requireSession)
 	owner.POST("/sign-out", c.checkForm, c.signOut)

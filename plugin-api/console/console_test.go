@@ -735,3 +735,74 @@ func TestNamesAreEscaped(t *testing.T) {
 	mustLack(t, p, "<script>alert(1)</script>")
 	mustContain(t, p, "&lt;script&gt;alert(1)&lt;/script&gt;")
 }
+
+func TestSignInLink(t *testing.T) {
+	e := newEnv(t)
+	h, err := pluginapi.New(e.db, pluginapi.Config{Now: e.clock.Now, AdminToken: "admin-token-0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = h
+	link := func(accountID string) (int, string) {
+		req := httptest.NewRequest(http.MethodPost, "/admin/v1/accounts/"+accountID+"/sign-in-link", nil)
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789abcdef")
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, req)
+		var out struct {
+			URL string `json:"url"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &out)
+		return w.Code, out.URL
+	}
+	status, u := link(e.acc.Account.ID)
+	if status != http.StatusCreated || !strings.HasPrefix(u, "http://example.com/console/sign-in/link?token=") {
+		t.Fatalf("admin sign-in link: %d %q", status, u)
+	}
+	if a := e.lastAudit(e.acc.Account.ID); a.Action != store.EventSignInLink || a.Actor.Type != store.ActorOperator {
+		t.Fatalf("audit: %+v", a)
+	}
+	path := strings.TrimPrefix(u, "http://example.com")
+	token := path[strings.Index(path, "token=")+len("token="):]
+
+	// Opening the link asks and spends nothing, however often.
+	b := e.browser()
+	for i := 0; i < 2; i++ {
+		p := b.get(path)
+		if p.status != http.StatusOK || b.cookie != "" {
+			t.Fatalf("GET link: %d, cookie %q", p.status, b.cookie)
+		}
+		mustContain(t, p, "Sign in to Acme", `name="token" value="`+token+`"`)
+	}
+	// Using it signs in and leads to the keys page to reset the key.
+	p := b.do(http.MethodPost, "/console/sign-in/link", url.Values{"token": {token}}, "same-origin")
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/console/keys" || b.cookie == "" {
+		t.Fatalf("POST link: %d to %q", p.status, p.header.Get("Location"))
+	}
+	mustContain(t, b.get("/console/keys"), "Signed in with a one-time link", "••••"+e.acc.Key.Hint)
+	// Once only.
+	other := e.browser()
+	if p := other.do(http.MethodPost, "/console/sign-in/link", url.Values{"token": {token}}, "same-origin"); p.status != http.StatusNotFound || other.cookie != "" {
+		t.Fatalf("second use: %d", p.status)
+	}
+	mustContain(t, other.get(path), "used already or has expired")
+	// From another site: refused, not spent.
+	_, u = link(e.acc.Account.ID)
+	token = u[strings.Index(u, "token=")+len("token="):]
+	if p := other.do(http.MethodPost, "/console/sign-in/link", url.Values{"token": {token}}, "cross-site"); p.status != http.StatusForbidden {
+		t.Fatalf("cross-site use: %d", p.status)
+	}
+	// 15 minutes.
+	e.clock.Add(15 * time.Minute)
+	if p := other.do(http.MethodPost, "/console/sign-in/link", url.Values{"token": {token}}, "same-origin"); p.status != http.StatusNotFound || other.cookie != "" {
+		t.Fatalf("use after 15 minutes: %d", p.status)
+	}
+	// Not for a suspended account, nor one that does not exist.
+	suspended := store.AccountSuspended
+	e.db.UpdateAccount(context.Background(), store.OperatorActor(""), e.acc.Account.ID, store.AccountPatch{Status: &suspended})
+	if status, _ := link(e.acc.Account.ID); status != http.StatusForbidden {
+		t.Fatalf("link for a suspended account: %d", status)
+	}
+	if status, _ := link("acc_0000000000000000"); status != http.StatusNotFound {
+		t.Fatalf("link for no account: %d", status)
+	}
+}

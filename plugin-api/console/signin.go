@@ -2,6 +2,7 @@ package console
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -130,4 +131,60 @@ func (l *attemptLimiter) allow(addr string) (ok bool, retry time.Duration) {
 	a.n++
 	l.seen[addr] = a
 	return true, 0
+}
+
+// SignInLinkPath is where a one-time sign-in link points.
+func SignInLinkPath(token string) string { return Base + "sign-in/link?token=" + token }
+
+type linkPage struct {
+	Token   string
+	Account string
+	Error   string
+}
+
+// linkPage asks before spending a one-time link: a GET changes nothing, so
+// a mail scanner that follows the link does not use it up.
+func (c *console) linkPage(g *gin.Context) {
+	token := g.Query("token")
+	accountID, err := c.store.SignInLinkAccount(g.Request.Context(), token)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.render(g, http.StatusNotFound, "link", view{Title: "Sign-in link", Data: linkPage{
+				Error: "This sign-in link was used already or has expired. Ask the operator for a new one."}})
+			return
+		}
+		c.fail(g, err)
+		return
+	}
+	acc, err := c.store.GetAccount(g.Request.Context(), accountID)
+	if err != nil {
+		c.fail(g, err)
+		return
+	}
+	c.render(g, http.StatusOK, "link", view{Title: "Sign-in link", Data: linkPage{Token: token, Account: acc.Name}})
+}
+
+// useLink spends a one-time link and opens a session for the account's
+// current primary key; the owner is sent to the keys page to reset it.
+func (c *console) useLink(g *gin.Context) {
+	if ok, retry := c.signIns.allow(g.ClientIP()); !ok {
+		g.Header("Retry-After", fmt.Sprint(int(retry.Seconds()+0.5)))
+		c.render(g, http.StatusTooManyRequests, "link", view{Title: "Sign-in link", Data: linkPage{
+			Error: "Too many sign-in attempts from your address. Try again later."}})
+		return
+	}
+	_, token, err := c.store.UseSignInLink(g.Request.Context(), g.PostForm("token"))
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAccountSuspended):
+		c.render(g, http.StatusNotFound, "link", view{Title: "Sign-in link", Data: linkPage{
+			Error: "This sign-in link was used already, has expired, or its account is suspended. Ask the operator for a new one."}})
+		return
+	case err != nil:
+		c.fail(g, err)
+		return
+	}
+	c.setCookie(g, token)
+	c.flashes.put(token, flash{notice: "Signed in with a one-time link. If the primary key was lost, reset it now: " +
+		"the old key stops working and you get a new one."})
+	g.Redirect(http.StatusSeeOther, Base+"keys")
 }

@@ -17,3 +17,13 @@ ALTER TABLE events ADD COLUMN channel TEXT;
 
 -- The console's audit log narrowed to one key: the events about it.
 CREATE INDEX events_target ON events (account_id, target_id, seq) WHERE target_id IS NOT NULL;
+
+-- One-time sign-in links the operator makes for an owner who lost the key
+-- (keyd accounts sign-in-link). Only the token's hash is kept; a link is
+-- deleted when used.
+CREATE TABLE console_links (
+    token_hash BLOB PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
