@@ -21,6 +21,9 @@ func (s *server) consoleConfig() console.Config {
 		TrustedProxies: s.trustedProxies,
 
 		AllowPrivateWebhooks: s.allowPrivateWebhooks,
+		CheckSubaccount: func(name, email string, credits int64) error {
+			return s.validate.Struct(createSubaccountRequest{Name: name, Email: email, Credits: credits})
+		},
 		Explain: func(err error) console.Problem {
 			e := toAPIError(err)
 			return console.Problem{Status: e.Status, Message: e.Message, Fields: e.Fields}

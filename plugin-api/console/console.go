@@ -60,6 +60,8 @@ type Store interface {
 	GetCreditInfo(ctx context.Context, id string) (store.CreditInfo, error)
 	SubaccountSlots(ctx context.Context, accountID string) (store.SubaccountUsage, error)
 	ListSubaccounts(ctx context.Context, parentID, before string, limit int) ([]store.Subaccount, error)
+	CreateSubaccount(ctx context.Context, actor store.Actor, parentID string, in store.NewAccount) (store.Created, error)
+	AllocateCredits(ctx context.Context, actor store.Actor, parentID, subID string, amount int64) (store.Account, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
 	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
 
@@ -88,6 +90,9 @@ type Config struct {
 	// Explain words an error as the API would answer it (one mapping for
 	// both); an unknown error is a 500 whose detail goes to the log only.
 	Explain func(error) Problem
+	// CheckSubaccount applies the API's field rules for a new subaccount
+	// (name, email, credits); its error goes through Explain.
+	CheckSubaccount func(name, email string, credits int64) error
 	// Scopes is the operator's catalogue, offered as checkboxes.
 	Scopes store.Catalogue
 	Now    func() time.Time
@@ -123,12 +128,14 @@ type console struct {
 	signIns              *attemptLimiter
 	flashes              *flashes
 	allowPrivateWebhooks bool
+	checkSubaccount      func(name, email string, credits int64) error
 }
 
 // Mount adds the console's routes under g, which is mounted at Base.
 func Mount(g *gin.RouterGroup, cfg Config) error {
 	c := &console{store: cfg.Store, explain: cfg.Explain, scopes: cfg.Scopes, now: cfg.Now, log: cfg.Logger,
-		origins: http.NewCrossOriginProtection(), allowPrivateWebhooks: cfg.AllowPrivateWebhooks}
+		origins: http.NewCrossOriginProtection(), allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		checkSubaccount: cfg.CheckSubaccount}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -175,6 +182,9 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	owner.POST("/aliases/:id/reactivate", c.checkForm, c.setAliasStatus(true))
 	owner.GET("/aliases/:id/delete", c.deleteAliasPage)
 	owner.POST("/aliases/:id/delete", c.checkForm, c.deleteAlias)
+	owner.GET("/subaccounts", c.subaccountsPage)
+	owner.POST("/subaccounts", c.checkForm, c.createSubaccount)
+	owner.POST("/subaccounts/:id/credits", c.checkForm, c.allocateCredits)
 	owner.GET("/webhooks", c.webhooksPage)
 	owner.POST("/webhooks", c.checkForm, c.createWebhook)
 	owner.GET("/webhooks/:id", c.webhookPage)
