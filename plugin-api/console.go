@@ -21,6 +21,7 @@ func (s *server) consoleConfig() console.Config {
 		TrustedProxies: s.trustedProxies,
 
 		AllowPrivateWebhooks: s.allowPrivateWebhooks,
+		UsageRange:           s.usageRange,
 		CheckSubaccount: func(name, email string, credits int64) error {
 			return s.validate.Struct(createSubaccountRequest{Name: name, Email: email, Credits: credits})
 		},

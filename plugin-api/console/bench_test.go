@@ -108,6 +108,9 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"keys-middle-page", "/console/keys?before=" + url.QueryEscape(middle)},
 		{"keys-last-page", "/console/keys?before=" + url.QueryEscape(fmt.Sprintf("key_b%015x", 30))},
 		{"overview", "/console/overview"},
+		{"usage", "/console/usage"},
+		{"subaccounts", "/console/subaccounts"},
+		{"webhooks", "/console/webhooks"},
 		{"audit", "/console/audit"},
 		{"audit-of-one-key", "/console/audit?key=" + url.QueryEscape(fmt.Sprintf("key_b%015x", 7))},
 	} {

@@ -63,6 +63,7 @@ type Store interface {
 	CreateSubaccount(ctx context.Context, actor store.Actor, parentID string, in store.NewAccount) (store.Created, error)
 	AllocateCredits(ctx context.Context, actor store.Actor, parentID, subID string, amount int64) (store.Account, error)
 	ListUsage(ctx context.Context, accountID, from, to, keyID string) ([]store.UsageRow, error)
+	ListKeySites(ctx context.Context, accountID, keyID string) ([]store.SiteSeen, error)
 	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
 
 	CreateWebhook(ctx context.Context, actor store.Actor, accountID string, in store.NewWebhook) (store.Webhook, error)
@@ -90,6 +91,8 @@ type Config struct {
 	// Explain words an error as the API would answer it (one mapping for
 	// both); an unknown error is a 500 whose detail goes to the log only.
 	Explain func(error) Problem
+	// UsageRange applies the API's rules to a usage report's from and to.
+	UsageRange func(from, to string) (time.Time, time.Time, error)
 	// CheckSubaccount applies the API's field rules for a new subaccount
 	// (name, email, credits); its error goes through Explain.
 	CheckSubaccount func(name, email string, credits int64) error
@@ -129,13 +132,14 @@ type console struct {
 	flashes              *flashes
 	allowPrivateWebhooks bool
 	checkSubaccount      func(name, email string, credits int64) error
+	usageRange           func(from, to string) (time.Time, time.Time, error)
 }
 
 // Mount adds the console's routes under g, which is mounted at Base.
 func Mount(g *gin.RouterGroup, cfg Config) error {
 	c := &console{store: cfg.Store, explain: cfg.Explain, scopes: cfg.Scopes, now: cfg.Now, log: cfg.Logger,
 		origins: http.NewCrossOriginProtection(), allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
-		checkSubaccount: cfg.CheckSubaccount}
+		checkSubaccount: cfg.CheckSubaccount, usageRange: cfg.UsageRange}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -182,6 +186,8 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	owner.POST("/aliases/:id/reactivate", c.checkForm, c.setAliasStatus(true))
 	owner.GET("/aliases/:id/delete", c.deleteAliasPage)
 	owner.POST("/aliases/:id/delete", c.checkForm, c.deleteAlias)
+	owner.GET("/usage", c.usagePage)
+	owner.GET("/usage.csv", c.usageCSV)
 	owner.GET("/subaccounts", c.subaccountsPage)
 	owner.POST("/subaccounts", c.checkForm, c.createSubaccount)
 	owner.POST("/subaccounts/:id/credits", c.checkForm, c.allocateCredits)

@@ -18,14 +18,15 @@ import (
 type pageTemplate struct{ t *template.Template }
 
 var templateFuncs = template.FuncMap{
-	"stamp":        stamp,
-	"badge":        badgeClass,
-	"status":       capitalise,
-	"scopes":       describeScopes,
-	"join":         strings.Join,
-	"why":          disabledWhy,
-	"actor":        actorText,
-	"index_charts": func(p overviewPage) []chart { return []chart{p.Validations, p.Units} },
+	"stamp":              stamp,
+	"badge":              badgeClass,
+	"status":             capitalise,
+	"scopes":             describeScopes,
+	"join":               strings.Join,
+	"why":                disabledWhy,
+	"actor":              actorText,
+	"index_charts":       func(p overviewPage) []chart { return []chart{p.Validations, p.Units} },
+	"index_usage_charts": func(p usagePage) []chart { return []chart{p.Validations, p.Units} },
 	"deref": func(s *string) string {
 		if s == nil {
 			return ""

@@ -293,6 +293,31 @@ async function scenario() {
     await check('webhook-deliveries');
   });
 
+  await step('sites and usage', async () => {
+    await page.click('nav.nav >> text=Sites and usage');
+    await page.waitForURL('**/console/usage');
+    const t = await text('main');
+    assert(t.includes('By key') && t.includes('validations'), 'usage page');
+    await check('usage');
+    const csv = await page.evaluate(async (href) => (await fetch(href)).text(), await page.getAttribute('a[download]', 'href'));
+    assert(csv.startsWith('day,key_id,validations,failed_validations,units'), `CSV: ${csv.slice(0, 80)}`);
+  });
+
+  await step('create a subaccount', async () => {
+    await page.click('nav.nav >> text=Subaccounts');
+    await page.waitForURL('**/console/subaccounts');
+    await page.fill('#sub-name', 'Client agency');
+    await page.fill('#sub-email', 'agency@client.example');
+    await page.fill('#sub-credits', '200');
+    await page.click('form[action^="/console/subaccounts"] button[type=submit]');
+    await page.waitForSelector('#shown-secret');
+    const subKey = await text('#shown-secret');
+    remember(subKey);
+    assert((await validate(subKey, 'https://agency.example/')) === 'VALID', 'subaccount key');
+    assert((await text('main')).includes('800 credits in your pool'), 'pool after allocation');
+    await check('subaccounts');
+  });
+
   await step('overview and audit log', async () => {
     await page.click('nav.nav >> text=Overview');
     await page.waitForURL('**/console/overview');
