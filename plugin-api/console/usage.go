@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 type keyUsage struct {
 	KeyID       string
+	Name        string // the key's name, "" when it is gone
 	Validations int64
 	Failed      int64
 	Units       int64
@@ -104,6 +106,10 @@ func (c *console) usagePage(g *gin.Context) {
 	if len(p.Keys) > pageSize {
 		p.Keys = p.Keys[:pageSize]
 	}
+	if err := c.nameKeys(g, p.Keys); err != nil {
+		c.fail(g, err)
+		return
+	}
 	p.Validations = drawChart("Validations a day", "bars-validations", p.Days, func(d dayUsage) int64 { return d.Validations })
 	p.Units = drawChart("Units spent a day", "bars-units", p.Days, func(d dayUsage) int64 { return d.Units })
 	q := "from=" + p.From + "&to=" + p.To
@@ -112,6 +118,34 @@ func (c *console) usagePage(g *gin.Context) {
 	}
 	p.CSV = Base + "usage.csv?" + q
 	c.render(g, http.StatusOK, "usage", view{Title: "Sites and usage", Nav: "usage", Data: p})
+}
+
+// nameKeys fills in the names of the keys of one table page.
+func (c *console) nameKeys(g *gin.Context, keys []keyUsage) error {
+	ctx := g.Request.Context()
+	accountID := sessionOf(g).AccountID
+	primaries, err := c.store.ListPrimaryKeys(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, k := range primaries {
+		names[k.ID] = k.Name + " ••••" + k.Hint
+	}
+	for i := range keys {
+		if n, ok := names[keys[i].KeyID]; ok {
+			keys[i].Name = n
+			continue
+		}
+		a, err := c.store.GetAlias(ctx, accountID, keys[i].KeyID)
+		switch {
+		case err == nil:
+			keys[i].Name = a.Name + " ••••" + a.Hint
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	return nil
 }
 
 // usageCSV is the same report as a CSV download: one line per key and day.

@@ -35,7 +35,7 @@ func TestSitesAndUsage(t *testing.T) {
 	if p.status != http.StatusOK {
 		t.Fatalf("usage: %d", p.status)
 	}
-	mustContain(t, p, "2025-02-13 to 2025-03-14", "3 validations (0 refused)", "<code>"+alias.Key.ID+"</code>",
+	mustContain(t, p, "2025-02-13 to 2025-03-14", "3 validations (0 refused)", "<strong>Shop ••••"+alias.Key.Hint+"</strong><br><code class=\"muted\">"+alias.Key.ID+"</code>",
 		"<th scope=\"row\">2025-03-14</th><td>3</td>", `href="/console/usage.csv?from=2025-02-13&amp;to=2025-03-14"`)
 
 	one := b.get("/console/usage?key=" + alias.Key.ID)
