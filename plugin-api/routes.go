@@ -80,14 +80,23 @@ func (s *server) routes(r *gin.Engine) error {
 
 	// The owner console (HTML pages, its own sessions): plugin-api/console.
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, console.Base) })
-	if err := console.Mount(r.Group(console.Base), s.consoleConfig()); err != nil {
+	consoleFallback, err := console.Mount(r.Group(console.Base), s.consoleConfig())
+	if err != nil {
 		return err
 	}
 
 	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, console.Base) {
+			consoleFallback(c, http.StatusNotFound)
+			return
+		}
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, console.Base) {
+			consoleFallback(c, http.StatusMethodNotAllowed)
+			return
+		}
 		if !s.adminEnabled && strings.HasPrefix(c.Request.URL.Path, "/admin/") {
 			// Without a token the admin API does not exist, whatever the method.
 			writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))

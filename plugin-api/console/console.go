@@ -135,8 +135,10 @@ type console struct {
 	usageRange           func(from, to string) (time.Time, time.Time, error)
 }
 
-// Mount adds the console's routes under g, which is mounted at Base.
-func Mount(g *gin.RouterGroup, cfg Config) error {
+// Mount adds the console's routes under g, which is mounted at Base. The
+// handler it returns answers requests under Base that match no route (as
+// the console does: an HTML page with its headers) with the given status.
+func Mount(g *gin.RouterGroup, cfg Config) (func(g *gin.Context, status int), error) {
 	c := &console{store: cfg.Store, explain: cfg.Explain, scopes: cfg.Scopes, now: cfg.Now, log: cfg.Logger,
 		origins: http.NewCrossOriginProtection(), allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		checkSubaccount: cfg.CheckSubaccount, usageRange: cfg.UsageRange}
@@ -151,7 +153,7 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 		if err != nil {
 			addr, aerr := netip.ParseAddr(p)
 			if aerr != nil {
-				return err
+				return nil, err
 			}
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
@@ -159,7 +161,7 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
-		return err
+		return nil, err
 	}
 	c.signIns = newAttemptLimiter(c.now, signInAttempts, signInWindow)
 	c.flashes = newFlashes(c.now)
@@ -201,19 +203,33 @@ func Mount(g *gin.RouterGroup, cfg Config) error {
 	owner.GET("/webhooks/:id/delete", c.deleteWebhookPage)
 	owner.POST("/webhooks/:id/delete", c.checkForm, c.deleteWebhook)
 	owner.POST("/messages/:id/resend", c.checkForm, c.resendMessage)
-	return nil
+	return c.fallback, nil
+}
+
+// fallback answers a console path that has no route (404) or not for this
+// method (405).
+func (c *console) fallback(g *gin.Context, status int) {
+	setHeaders(g.Writer.Header())
+	if status == http.StatusMethodNotAllowed {
+		c.renderError(g, status, "Not allowed", "This page does not take "+g.Request.Method+" requests.")
+		return
+	}
+	c.notFound(g)
 }
 
 // headers go on every console answer: a strict policy (no inline script
 // or style, no framing, forms post only here), and nothing cached.
 func (c *console) headers(g *gin.Context) {
-	h := g.Writer.Header()
+	setHeaders(g.Writer.Header())
+	g.Next()
+}
+
+func setHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	g.Next()
 }
 
 func (c *console) static(g *gin.Context) {

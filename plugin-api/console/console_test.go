@@ -266,6 +266,18 @@ func TestConsoleHeadersOnEveryAnswer(t *testing.T) {
 	check("bad sign-in", b.do(http.MethodPost, "/console/sign-in", url.Values{"key": {"nope"}}, "same-origin"))
 	check("keys page", b.signIn(e.acc.Secret))
 	check("not found", b.get("/console/aliases/als_nope/edit"))
+	for _, path := range []string{"/console/nothing", "/console/aliases/x/y/z"} {
+		p := b.get(path)
+		check("no route", p)
+		if p.status != http.StatusNotFound || !strings.Contains(p.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("GET %s: %d %s", path, p.status, p.header.Get("Content-Type"))
+		}
+	}
+	p := b.do(http.MethodDelete, "/console/keys", nil, "same-origin")
+	check("no method", p)
+	if p.status != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE /console/keys: %d", p.status)
+	}
 
 	// No inline script or style anywhere: the policy would block them.
 	for _, path := range []string{"/console/keys", "/console/keys/reset"} {
