@@ -723,6 +723,27 @@ func TestResetKeyFromTheConsole(t *testing.T) {
 	// The new key is not shown again.
 	mustLack(t, b.get("/console/keys"), newKey)
 
+	// Another reset with a day's grace; then the owner ends it early.
+	p = b.post("/console/keys/reset", url.Values{"grace_period": {"24h"}})
+	keys = b.follow(p)
+	newest := shownSecret(t, keys)
+	mustContain(t, keys, "Stop it now", "••••"+newKey[16:])
+	primaries, _ := e.db.ListPrimaryKeys(context.Background(), e.acc.Account.ID)
+	var graceID string
+	for _, k := range primaries {
+		if k.InGraceAt(e.clock.Now()) {
+			graceID = k.ID
+		}
+	}
+	b.follow(b.post("/console/keys/"+graceID+"/revoke", nil))
+	if got := e.validate(newKey, "https://a.example/"); got != "REVOKED" {
+		t.Fatalf("key whose grace was ended: %s", got)
+	}
+	if got := e.validate(newest, "https://a.example/"); got != "VALID" {
+		t.Fatalf("newest key: %s", got)
+	}
+	e.consoleAudit(e.acc.Account.ID, store.EventKeyRevoked)
+
 	// A grace period out of range is refused and changes nothing.
 	before := e.lastAudit(e.acc.Account.ID).ID
 	if p := b.post("/console/keys/reset", url.Values{"grace_period": {"9d"}}); p.status != http.StatusBadRequest {

@@ -415,3 +415,14 @@ func (c *console) resetKey(g *gin.Context) {
 		Note: "Copy it now: this is the only time keyd shows it. Sign in with it from now on; other console sessions have ended."}})
 	g.Redirect(http.StatusSeeOther, Base+"keys")
 }
+
+// revokeGrace is the console's POST /v1/keys/{id}/revoke: ends a reset
+// key's grace period now, for an owner who fears the old key leaked.
+func (c *console) revokeGrace(g *gin.Context) {
+	k, err := c.store.RevokeGrace(g.Request.Context(), actor(g), sessionOf(g).AccountID, g.Param("id"))
+	if err != nil {
+		c.fail(g, err)
+		return
+	}
+	c.redirect(g, "keys", flash{notice: "The old key ••••" + k.Hint + " stopped working now."})
+}

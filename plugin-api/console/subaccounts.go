@@ -114,3 +114,20 @@ func (c *console) allocateCredits(g *gin.Context) {
 	}
 	c.redirect(g, "subaccounts", flash{notice: strconv.FormatInt(amount, 10) + " credits " + verb + " “" + sub.Name + "”."})
 }
+
+// suspendSubaccount is the console's POST /v1/subaccounts/{id}/suspend and
+// /unsuspend: a suspended subaccount's keys stop validating at once.
+func (c *console) suspendSubaccount(suspend bool) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		sub, err := c.store.SuspendSubaccount(g.Request.Context(), actor(g), sessionOf(g).AccountID, g.Param("id"), suspend)
+		if err != nil {
+			c.fail(g, err)
+			return
+		}
+		what := "suspended: its keys are refused from now on"
+		if !suspend {
+			what = "active again"
+		}
+		c.redirect(g, "subaccounts", flash{notice: "Subaccount “" + sub.Name + "” " + what + "."})
+	}
+}

@@ -70,12 +70,26 @@ func TestSubaccountsLikeTheAPI(t *testing.T) {
 		t.Fatalf("bad amount: %d", p.status)
 	}
 
+	// Suspend and unsuspend: its key is refused at once, then works again.
+	b.follow(b.post("/console/subaccounts/"+subID+"/suspend", nil))
+	if got := e.validate(key, "https://c.example/"); got != "ACCOUNT_SUSPENDED" {
+		t.Fatalf("key of a suspended subaccount: %s", got)
+	}
+	e.consoleAudit(e.acc.Account.ID, store.EventSubaccountSuspended)
+	mustContain(t, b.get("/console/subaccounts"), "Suspended by you", "Unsuspend")
+	b.follow(b.post("/console/subaccounts/"+subID+"/unsuspend", nil))
+	if got := e.validate(key, "https://c.example/"); got != "VALID" {
+		t.Fatalf("key after unsuspending: %s", got)
+	}
+
 	// Another account's subaccount is not found.
 	other := e.account("Other")
 	ob := e.browser()
 	ob.signIn(other.Secret)
 	ob.get("/console/subaccounts")
-	if p := ob.post("/console/subaccounts/"+subID+"/credits", url.Values{"amount": {"1"}, "direction": {"reclaim"}}); p.status != http.StatusNotFound {
-		t.Fatalf("another account's subaccount: %d", p.status)
+	for _, path := range []string{"/credits", "/suspend", "/unsuspend"} {
+		if p := ob.post("/console/subaccounts/"+subID+path, url.Values{"amount": {"1"}, "direction": {"reclaim"}}); p.status != http.StatusNotFound {
+			t.Fatalf("another account's subaccount %s: %d", path, p.status)
+		}
 	}
 }
