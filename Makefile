@@ -53,9 +53,12 @@ fuzz:
 	done
 
 ## e2e: the WordPress stub in a real WordPress (MariaDB, PHP, headless Chromium)
-## against a real keyd; installs what is missing (Debian packages, npm)
+## against a real keyd, then the owner console in headless Chromium (with
+## axe-core; screenshots in build/e2e/console); installs what is missing
+## (Debian packages, npm)
 e2e: build
 	bash wp-plugin-stub/e2e/run.sh
+	bash plugin-api/console/e2e/run.sh
 
 ## soak: mixed load against the real binary for SOAK_DURATION (default 10m);
 ## keyd's memory, goroutines, threads and open files must stay level and no

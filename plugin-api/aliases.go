@@ -346,23 +346,9 @@ func (s *server) listKeySites(c *gin.Context) {
 
 // getUsage is GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&key_id=.
 func (s *server) getUsage(c *gin.Context) {
-	today := s.now().UTC()
-	from, err := queryDay(c, "from", today.AddDate(0, 0, -29))
+	from, to, err := s.usageRange(c.Query("from"), c.Query("to"))
 	if err != nil {
 		writeError(c, err)
-		return
-	}
-	to, err := queryDay(c, "to", today)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if to.Before(from) {
-		writeError(c, fieldError("to", "must not be before from"))
-		return
-	}
-	if to.Sub(from) > 366*24*time.Hour {
-		writeError(c, fieldError("from", "the range may span at most 366 days"))
 		return
 	}
 	rows, err := s.store.ListUsage(c.Request.Context(), owner(c).AccountID, from.Format(time.DateOnly), to.Format(time.DateOnly), c.Query("key_id"))
@@ -373,8 +359,27 @@ func (s *server) getUsage(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "usage": rows})
 }
 
-func queryDay(c *gin.Context, name string, def time.Time) (time.Time, error) {
-	v := c.Query(name)
+// usageRange reads a usage report's from and to (YYYY-MM-DD, both
+// included): the last 30 days by default, at most 366 days. The owner
+// console uses it too.
+func (s *server) usageRange(fromParam, toParam string) (from, to time.Time, err error) {
+	today := s.now().UTC()
+	if from, err = queryDay("from", fromParam, today.AddDate(0, 0, -29)); err != nil {
+		return from, to, err
+	}
+	if to, err = queryDay("to", toParam, today); err != nil {
+		return from, to, err
+	}
+	if to.Before(from) {
+		return from, to, fieldError("to", "must not be before from")
+	}
+	if to.Sub(from) > 366*24*time.Hour {
+		return from, to, fieldError("from", "the range may span at most 366 days")
+	}
+	return from, to, nil
+}
+
+func queryDay(name, v string, def time.Time) (time.Time, error) {
 	if v == "" {
 		return def.Truncate(24 * time.Hour), nil
 	}

@@ -162,6 +162,9 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	}
 	served := map[string]bool{}
 	for _, r := range engine.Routes() {
+		if consoleRoute(r.Path) {
+			continue
+		}
 		op := openapiOperation{Method: r.Method, Path: openapiPathFromGin(r.Path)}
 		served[op.String()] = true
 		if _, ok := documented[op.String()]; !ok {

@@ -6,13 +6,15 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"keyd/plugin-api/console"
 )
 
 //go:embed openapi.yaml
 var openAPIDocument []byte
 
 // routes lists the whole HTTP surface of keyd.
-func (s *server) routes(r *gin.Engine) {
+func (s *server) routes(r *gin.Engine) error {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPIDocument) })
@@ -74,14 +76,30 @@ func (s *server) routes(r *gin.Engine) {
 	admin.PATCH("/accounts/:id", s.adminUpdateAccount)
 	admin.POST("/accounts/:id/credits", s.adminAddCredits)
 	admin.POST("/accounts/:id/reset-key", s.adminResetKey)
+	admin.POST("/accounts/:id/sign-in-link", s.adminSignInLink)
 	admin.GET("/plans", s.adminListPlans)
 	admin.PUT("/plans/:name", s.adminPutPlan)
 	admin.GET("/jobs", s.adminListJobs)
 
+	// The owner console (HTML pages, its own sessions): plugin-api/console.
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, console.Base) })
+	consoleFallback, err := console.Mount(r.Group(console.Base), s.consoleConfig())
+	if err != nil {
+		return err
+	}
+
 	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, console.Base) {
+			consoleFallback(c, http.StatusNotFound)
+			return
+		}
 		writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, console.Base) {
+			consoleFallback(c, http.StatusMethodNotAllowed)
+			return
+		}
 		if !s.adminEnabled && strings.HasPrefix(c.Request.URL.Path, "/admin/") {
 			// Without a token the admin API does not exist, whatever the method.
 			writeError(c, newError(http.StatusNotFound, codeNotFound, "no such route"))
@@ -89,6 +107,7 @@ func (s *server) routes(r *gin.Engine) {
 		}
 		writeError(c, newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed here", c.Request.Method))
 	})
+	return nil
 }
 
 // healthz answers while the process runs; it touches nothing.

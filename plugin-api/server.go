@@ -68,6 +68,17 @@ type Store interface {
 
 	WebhookStore // webhooks.go
 	ReceiptStore // receipts.go
+
+	// Owner console sessions (plugin-api/console).
+	CreateSession(ctx context.Context, accountID, keyID string) (string, error)
+	Session(ctx context.Context, token string) (store.Session, error)
+	EndSession(ctx context.Context, token string) error
+	ListPrimaryKeys(ctx context.Context, accountID string) ([]store.Key, error)
+	ListExpiringAliases(ctx context.Context, accountID string, until time.Time, limit int) ([]store.Key, error)
+	ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]store.AuditEntry, error)
+	CreateSignInLink(ctx context.Context, actor store.Actor, accountID string) (string, time.Time, error)
+	SignInLinkAccount(ctx context.Context, token string) (string, error)
+	UseSignInLink(ctx context.Context, token string) (store.Session, string, error)
 }
 
 // Config is how the API behaves.
@@ -116,6 +127,7 @@ type server struct {
 	compatSPIO           bool
 	testKeys             bool
 	receipts             *receipts
+	trustedProxies       []string
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
@@ -136,6 +148,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		jobs:     cfg.Jobs,
 
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		trustedProxies:       cfg.TrustedProxies,
 		compatSPIO:           !cfg.DisableCompatSPIO,
 		testKeys:             cfg.TestKeys,
 		metrics:              cfg.Metrics,
@@ -163,7 +176,9 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	r.Use(s.requestLog, s.recoverPanic, s.limitBody)
-	s.routes(r)
+	if err := s.routes(r); err != nil {
+		return nil, err
+	}
 	if s.metrics != nil {
 		s.requestMetrics = newRequestMetrics(s.metrics, r.Routes())
 	}

@@ -362,7 +362,8 @@ func TestMethodAndRouteErrors(t *testing.T) {
 		checkError(t, res, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 	}
 	checkError(t, e.do("DELETE", "/v1/account", "", ""), http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
-	for _, p := range []string{"/", "/v1", "/v1/nothing", "/v2/validate", "/admin/v1/nothing", "/v1/validate/extra"} {
+	// "/" redirects to the owner console.
+	for _, p := range []string{"/v1", "/v1/nothing", "/v2/validate", "/admin/v1/nothing", "/v1/validate/extra"} {
 		res := e.do("GET", p, "", "")
 		checkError(t, res, http.StatusNotFound, "NOT_FOUND")
 	}

@@ -427,6 +427,27 @@ func (db *DB) ListAliases(ctx context.Context, accountID, status, before string,
 	return out, rows.Err()
 }
 
+// ListExpiringAliases returns an account's active aliases that expire after
+// now and no later than until, soonest first, at most limit.
+func (db *DB) ListExpiringAliases(ctx context.Context, accountID string, until time.Time, limit int) ([]Key, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys
+		WHERE account_id = ? AND type = 'alias' AND status = 'active' AND expires_at > ? AND expires_at <= ?
+		ORDER BY expires_at, rowid LIMIT ?`, accountID, db.now().Unix(), until.Unix(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, db.withLastUse(k))
+	}
+	return out, rows.Err()
+}
+
 // GetAlias returns one alias of an account, deleted ones included; another
 // account's key or a primary key is ErrNotFound.
 func (db *DB) GetAlias(ctx context.Context, accountID, id string) (Key, error) {

@@ -201,7 +201,13 @@ type Actor struct {
 	Type  string // ActorPrimary, ActorAlias, ActorOperator or ActorSystem
 	KeyID string // for key actors
 	IP    string
+	// Channel is where the action came from when not the HTTP API:
+	// ChannelConsole for the owner console; "" otherwise.
+	Channel string
 }
+
+// ChannelConsole marks actions an owner took in the console.
+const ChannelConsole = "console"
 
 // OperatorActor is the operator acting through the admin API or the CLI.
 func OperatorActor(ip string) Actor { return Actor{Type: ActorOperator, IP: ip} }

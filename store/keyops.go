@@ -81,8 +81,20 @@ func (db *DB) GetKey(ctx context.Context, accountID, keyID string) (Key, error) 
 // ListKeys returns an account's keys: primary keys first, then aliases, each
 // oldest first. Last-used times still waiting in memory are included.
 func (db *DB) ListKeys(ctx context.Context, accountID string) ([]Key, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ?
+	return db.listKeys(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ?
 		ORDER BY type = 'alias', created_at, rowid`, accountID)
+}
+
+// ListPrimaryKeys returns an account's primary keys, oldest first: the
+// current one and those replaced by resets. Unlike ListKeys it does not
+// read the aliases, of which an account may have thousands.
+func (db *DB) ListPrimaryKeys(ctx context.Context, accountID string) ([]Key, error) {
+	return db.listKeys(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ? AND type = 'primary'
+		ORDER BY created_at, rowid`, accountID)
+}
+
+func (db *DB) listKeys(ctx context.Context, query, accountID string) ([]Key, error) {
+	rows, err := db.r.QueryContext(ctx, query, accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -26,11 +26,20 @@ type AuditEntry struct {
 type AuditActor struct {
 	Type  string  `json:"type"`
 	KeyID *string `json:"key_id"`
+	// Channel is "console" for the owner console; nil for the HTTP API,
+	// the command line and keyd's own jobs.
+	Channel *string `json:"channel"`
 }
 
 // ListAudit returns an account's events newest first, before the event with
 // id before (empty for the newest), at most limit.
 func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int) ([]AuditEntry, error) {
+	return db.ListAuditOfKey(ctx, accountID, "", before, limit)
+}
+
+// ListAuditOfKey is ListAudit narrowed to the events about the key keyID
+// (those whose target it is); "" is every event.
+func (db *DB) ListAuditOfKey(ctx context.Context, accountID, keyID, before string, limit int) ([]AuditEntry, error) {
 	beforeSeq := int64(1<<63 - 1)
 	if before != "" {
 		n, err := parseID(prefixEvent, before)
@@ -39,8 +48,17 @@ func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int
 		}
 		beforeSeq = int64(n)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms
-		FROM events WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+	const columns = `SELECT seq, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms, channel FROM events`
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if keyID == "" {
+		rows, err = db.r.QueryContext(ctx, columns+` WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, accountID, beforeSeq, limit)
+	} else { // events_target (migration 0010) finds them without reading the others
+		rows, err = db.r.QueryContext(ctx, columns+` WHERE account_id = ? AND target_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+			accountID, keyID, beforeSeq, limit)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +69,15 @@ func (db *DB) ListAudit(ctx context.Context, accountID, before string, limit int
 			e                   AuditEntry
 			seq, created        int64
 			actorID, ip, target sql.NullString
+			channel             sql.NullString
 			data                string
 		)
-		if err := rows.Scan(&seq, &e.Sequence, &e.Action, &e.Actor.Type, &actorID, &ip, &target, &data, &created); err != nil {
+		if err := rows.Scan(&seq, &e.Sequence, &e.Action, &e.Actor.Type, &actorID, &ip, &target, &data, &created, &channel); err != nil {
 			return nil, err
 		}
 		e.ID = formatID(prefixEvent, uint64(seq))
 		e.Actor.KeyID, e.IP, e.TargetID = stringPtr(actorID), stringPtr(ip), stringPtr(target)
+		e.Actor.Channel = stringPtr(channel)
 		e.Data = json.RawMessage(data)
 		e.CreatedAt = EventTime(eventTimeFromMillis(created))
 		out = append(out, e)

@@ -114,13 +114,13 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 		sequence sql.NullInt64
 	)
 	err = t.tx.QueryRowContext(ctx, `INSERT INTO events
-		(account_id, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms)
+		(account_id, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms, channel)
 		VALUES (?1, CASE WHEN ?1 IS NULL THEN NULL ELSE
 				(SELECT coalesce(max(account_seq), 0) + 1 FROM events WHERE account_id = ?1) END,
-			?2, ?3, ?4, ?5, ?6, ?7, ?8)
+			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 		RETURNING seq, account_seq`,
 		nullString(accountID), typ, actor.Type, nullString(actor.KeyID), nullString(actor.IP),
-		nullString(targetID), string(body), at.UnixMilli()).Scan(&seq, &sequence)
+		nullString(targetID), string(body), at.UnixMilli(), nullString(actor.Channel)).Scan(&seq, &sequence)
 	if err != nil {
 		return Event{}, fmt.Errorf("store: append event: %w", err)
 	}

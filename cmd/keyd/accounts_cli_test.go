@@ -143,3 +143,29 @@ func TestCLIAccountsResetKey(t *testing.T) {
 		}
 	}
 }
+
+var signInLinkLine = regexp.MustCompile(`(?m)^https://keys\.example\.com/console/sign-in/link\?token=([A-Za-z0-9_-]{43})$`)
+
+func TestCLIAccountsSignInLink(t *testing.T) {
+	c := newCLI(t)
+	id, _ := c.createAccount("--name", "Acme", "--email", "ops@acme.test")
+	out := c.mustRun("accounts", "sign-in-link", "--account", id, "--url", "https://keys.example.com/")
+	m := signInLinkLine.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "one-time sign-in link for account "+id+", valid until ") {
+		t.Fatalf("accounts sign-in-link printed:\n%s", out)
+	}
+	db, err := store.Open(context.Background(), c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.SignInLinkAccount(context.Background(), m[1]); err != nil || got != id {
+		t.Fatalf("the printed link opens %q, %v; want %s", got, err, id)
+	}
+	if _, _, err := c.run("accounts", "sign-in-link", "--account", "acc_0000000000000000"); err == nil || !strings.Contains(err.Error(), "no such account") {
+		t.Errorf("sign-in-link for a missing account: %v", err)
+	}
+	if _, _, err := c.run("accounts", "sign-in-link"); !errors.As(err, new(usageError)) {
+		t.Errorf("sign-in-link without --account: %v, want a usage error", err)
+	}
+}

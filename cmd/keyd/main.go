@@ -58,7 +58,7 @@ func commands() map[string]command {
 		"migrate":     {"apply database migrations and exit", runMigrate},
 		"backup":      {"copy the database while keyd runs, and its secret key (backup --to FILE)", runBackup},
 		"version":     {"print the version", runVersion},
-		"accounts":    {"manage accounts (accounts create|list|suspend|unsuspend|reset-key)", runAccounts},
+		"accounts":    {"manage accounts (accounts create|list|suspend|unsuspend|reset-key|sign-in-link)", runAccounts},
 		"keys":        {"list an account's keys or end a reset key's grace (keys list|revoke)", runKeys},
 		"aliases":     {"manage an account's aliases (aliases list|create|deactivate|reactivate|delete)", runAliases},
 		"credits":     {"add to or show an account's credits (credits add|show)", runCredits},

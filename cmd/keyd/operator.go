@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pluginapi "keyd/plugin-api"
+	"keyd/plugin-api/console"
 	"keyd/store"
 )
 
@@ -51,7 +52,7 @@ func formatTime(t *time.Time, never string) string {
 }
 
 func runAccounts(ctx context.Context, e env, args []string) error {
-	verb, rest, err := subcommand(e, args, "accounts", "create", "list", "suspend", "unsuspend", "reset-key")
+	verb, rest, err := subcommand(e, args, "accounts", "create", "list", "suspend", "unsuspend", "reset-key", "sign-in-link")
 	if err != nil {
 		return err
 	}
@@ -60,6 +61,8 @@ func runAccounts(ctx context.Context, e env, args []string) error {
 		return runAccountStatus(ctx, e, verb, rest)
 	case "reset-key":
 		return runAccountResetKey(ctx, e, rest)
+	case "sign-in-link":
+		return runAccountSignInLink(ctx, e, rest)
 	case "create":
 		fs := newFlags(e, "accounts create", "accounts create --name NAME --email EMAIL [--plan PLAN] [--credits N]")
 		path := dbFlag(e, fs)
@@ -186,6 +189,36 @@ func runAccountResetKey(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "key ...%s, still in the grace of an earlier reset, stopped working now\n", k.Hint)
 	}
 	fmt.Fprintf(e.stdout, "new primary key (shown only now, store it safely): %s\n", r.Secret)
+	return nil
+}
+
+// runAccountSignInLink prints a one-time owner console sign-in link, valid
+// 15 minutes, for an owner who lost the key: they sign in and reset it.
+func runAccountSignInLink(ctx context.Context, e env, args []string) error {
+	fs := newFlags(e, "accounts sign-in-link", "accounts sign-in-link --account ID [--url http://127.0.0.1:8080]")
+	path := dbFlag(e, fs)
+	account := fs.String("account", "", "account id (required)")
+	base := fs.String("url", "http://127.0.0.1:8080", "the address owners reach keyd at")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" {
+		return usagef("accounts sign-in-link needs --account")
+	}
+	db, err := openForCommand(ctx, e, *path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	token, expires, err := db.CreateSignInLink(ctx, cliActor, *account)
+	if errors.Is(err, store.ErrAccountSuspended) {
+		return fmt.Errorf("account %s is suspended; unsuspend it before its owner signs in", *account)
+	}
+	if err != nil {
+		return describeStoreError(err)
+	}
+	fmt.Fprintf(e.stdout, "one-time sign-in link for account %s, valid until %s (use it once):\n%s%s\n",
+		*account, formatTime(&expires, ""), strings.TrimSuffix(*base, "/"), console.SignInLinkPath(token))
 	return nil
 }
 
