@@ -59,7 +59,7 @@ var testKeyList = func() []*testKey {
 	suspended := testKeyError(http.StatusUnauthorized, codeAccountSuspended, "the account this key belongs to is suspended")
 	scope := testKeyError(http.StatusForbidden, codeScopeDenied, "this key may not be used for this scope")
 	site := testKeyError(http.StatusForbidden, codeSiteNotAllowed, "this key is bound to other sites")
-	siteLimit := testKeyError(http.StatusForbidden, codeSiteLimit, "this key is active on 3 of its 3 sites; release one to use it here")
+	siteLimit := siteUseError(&store.SiteLimitError{Used: 3, Limit: 3})
 	limited := rateLimited(testKeyRateLimited)
 	return []*testKey{
 		{key: "testVALID00000000000", answer: codeValid, credits: testKeyCredits},
@@ -75,7 +75,8 @@ var testKeyList = func() []*testKey {
 		{key: "testINSUFFICIENTCRED", answer: codeInsufficient,
 			usage: testKeyError(http.StatusPaymentRequired, codeInsufficient, "the pool has too few credits; nothing was charged")},
 		{key: "testKEYSPENDLIMIT000", answer: codeKeySpendLimit, credits: testKeyCredits,
-			usage: testKeyError(http.StatusPaymentRequired, codeKeySpendLimit, "this key's spend limit is reached; nothing was charged")},
+			usage: testKeyError(http.StatusPaymentRequired, codeKeySpendLimit,
+				spendLimitMessage(store.Allowance{Limit: 500, Period: store.PeriodDay, Spent: 500}))},
 	}
 }()
 

@@ -100,12 +100,8 @@ func (s *server) postUsage(c *gin.Context) {
 	var limited *store.KeySpendLimitError
 	if errors.As(err, &limited) {
 		a := limited.Allowance
-		msg := fmt.Sprintf("this key may spend %d units per %s and has %d left; nothing was charged", a.Limit, a.Period, a.Remaining)
-		if a.Period == store.PeriodTotal {
-			msg = fmt.Sprintf("this key may spend %d units in total and has %d left; nothing was charged", a.Limit, a.Remaining)
-		}
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": gin.H{
-			"code": codeKeySpendLimit, "message": msg, "spend_limit": a}})
+			"code": codeKeySpendLimit, "message": spendLimitMessage(a), "spend_limit": a}})
 		return
 	}
 	if err != nil {
@@ -118,4 +114,13 @@ func (s *server) postUsage(c *gin.Context) {
 		s.metrics.creditsCharged(charge.Charged)
 	}
 	c.JSON(http.StatusOK, usageResponse{Credits: charge.Credits, Charged: charge.Charged, SpendLimit: charge.Allowance})
+}
+
+// spendLimitMessage is the KEY_SPEND_LIMIT_REACHED sentence for a key's
+// allowance.
+func spendLimitMessage(a store.Allowance) string {
+	if a.Period == store.PeriodTotal {
+		return fmt.Sprintf("this key may spend %d units in total and has %d left; nothing was charged", a.Limit, a.Remaining)
+	}
+	return fmt.Sprintf("this key may spend %d units per %s and has %d left; nothing was charged", a.Limit, a.Period, a.Remaining)
 }
