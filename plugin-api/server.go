@@ -86,6 +86,10 @@ type Config struct {
 	AllowPrivateWebhooks bool
 	// Metrics, when set, counts requests, validations and credits spent.
 	Metrics *Metrics
+	// RequestLog counts requests for the log's summary line and decides
+	// which get a line of their own (requestlog.go); nil makes one on
+	// Logger whose summary only Summarize writes.
+	RequestLog *RequestLog
 	// DisableCompatSPIO turns off the ShortPixel-style key check at
 	// /v2/api-status.php (spio.go), served by default.
 	DisableCompatSPIO bool
@@ -106,6 +110,7 @@ type server struct {
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
+	requestLogger  *RequestLog
 
 	adminEnabled   bool
 	adminTokenHash [32]byte
@@ -125,12 +130,16 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		allowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		compatSPIO:           !cfg.DisableCompatSPIO,
 		metrics:              cfg.Metrics,
+		requestLogger:        cfg.RequestLog,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.requestLogger == nil {
+		s.requestLogger = NewRequestLog(s.log, RequestLogConfig{Now: s.now})
 	}
 	s.limiter = newRateLimiter(s.now)
 	if s.maxBody == 0 {
@@ -149,6 +158,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 	}
 	r.Use(s.requestLog, s.recoverPanic, s.limitBody)
 	s.routes(r)
+	s.requestLogger.setRoutes(r.Routes())
 	if s.metrics != nil {
 		s.requestMetrics = newRequestMetrics(s.metrics, r.Routes())
 	}

@@ -35,6 +35,7 @@ type serveConfig struct {
 	trustedProxies             string
 	compatSPIO                 bool
 	shutdownTimeout            time.Duration
+	slowRequest                time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
 }
@@ -69,6 +70,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		}
 	}
 	fs.BoolVar(&cfg.compatSPIO, "compat-spio", compat, "answer ShortPixel-style key checks at /v2/api-status.php; --compat-spio=false turns the route off (env KEYD_COMPAT_SPIO)")
+	fs.DurationVar(&cfg.slowRequest, "slow-request", time.Second, "log every request that takes at least this long, at warn")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	def := defaultLimits()
 	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
@@ -88,7 +90,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return usagef("--read-header-timeout, --read-timeout, --write-timeout, --idle-timeout and --max-header-bytes must be positive")
 	}
 
-	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
+	if cfg.slowRequest <= 0 {
+		return usagef("--slow-request must be positive")
+	}
+	out := newLogWriter(e.stderr, logBufferBytes)
+	defer out.Close()
+	log, err := newLogger(out, cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -96,7 +103,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, e, cfg, token, log)
+	return serve(ctx, e, cfg, token, log, out)
 }
 
 func adminToken(cfg serveConfig) (string, error) {
@@ -132,7 +139,8 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usagef("unknown log format %q (want text or json)", format)
 }
 
-func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger) error {
+// serve runs keyd until ctx ends; log writes to out.
+func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger, out *logWriter) error {
 	catalogue, err := parseScopes(cfg.scopes)
 	if err != nil {
 		return err
@@ -180,8 +188,10 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	if metrics != nil {
 		metrics.WatchJobs(sched.Statuses)
 		metrics.WatchOutbox(db.PendingMessages)
+		metrics.WatchLogDrops(out.Dropped)
 	}
-	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
+	requestLog := pluginapi.NewRequestLog(log, pluginapi.RequestLogConfig{Slow: cfg.slowRequest, Dropped: out.Dropped})
+	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses, RequestLog: requestLog,
 		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies),
 		DisableCompatSPIO: !cfg.compatSPIO})
 	if err != nil {
@@ -219,6 +229,9 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	defer stopFollowing()
 	go db.FollowChanges(followCtx, time.Second)
+	summaryCtx, stopSummaries := context.WithCancel(context.Background())
+	summariesDone := make(chan struct{})
+	go func() { requestLog.Run(summaryCtx, time.Minute); close(summariesDone) }()
 	hooks.start()
 	sched.Start()
 
@@ -243,6 +256,8 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(shutdownCtx)
+	stopSummaries() // the last summary: the requests since the last minute's
+	<-summariesDone
 	sched.Stop(10 * time.Second)
 	hooks.shutdown()
 	stopFollowing()
