@@ -17,9 +17,10 @@ package main
 //     cases interleaved, round after round, so that a slow moment of the
 //     machine hits every case alike: GET /healthz, validate with known keys,
 //     validate with 50% unknown keys, validate on the small database, and
-//     the floor's routes. While one server is measured the others are
-//     paused (SIGSTOP), so that their background jobs do not take the
-//     shared CPU.
+//     the floor's routes. Before each case every server is let finish
+//     what it does in the background (see settle); while one server is
+//     measured the others are paused (SIGSTOP), so that their background
+//     jobs do not take the shared CPU.
 //  4. Prints a table (median over rounds) and each target with PASS/FAIL,
 //     and writes the same as JSON into --out. Besides requests/s and
 //     latency, each case reports the server's CPU time per request (user
@@ -317,6 +318,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 			if profile != "" {
 				stopProfile = c.target.captureProfile(profile, cfg.warmup, cfg.duration)
 			}
+			settle(ctx, servers)
 			var resume []func()
 			for _, other := range servers {
 				if other != c.target {
@@ -620,6 +622,37 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 		p.startup = time.Since(start)
 		b.logf("keyd (%s) ready in %s", name, p.startup.Round(time.Millisecond))
 		return p, nil
+	}
+}
+
+// settle waits (15 s at most) until no server spends CPU time, all of them
+// running. A paused keyd's scheduled jobs (the activity flush, a minute
+// apart) come due while it is stopped and run as soon as it goes on; without
+// this they would run inside its next measured window, and the keyd measured
+// least often would carry the most of them. And a keyd paused while idle
+// holds no write lock that the other keyd on the same database would wait for.
+func settle(ctx context.Context, servers []*keydProc) {
+	const window, idle = 250 * time.Millisecond, 0.01 // seconds of CPU: one tick of /proc
+	deadline := time.Now().Add(15 * time.Second)
+	cpu := func() []float64 {
+		out := make([]float64, len(servers))
+		for i, p := range servers {
+			out[i], _ = processCPU(p.cmd.Process.Pid)
+		}
+		return out
+	}
+	before := cpu()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(window)
+		after := cpu()
+		busy := false
+		for i := range after {
+			busy = busy || after[i]-before[i] > idle
+		}
+		if !busy {
+			return
+		}
+		before = after
 	}
 }
 
