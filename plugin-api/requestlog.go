@@ -346,8 +346,10 @@ func (rl *RequestLog) Summarize() {
 			continue
 		}
 		total += n
+		// A bucket's upper bound may pass the longest duration it holds.
+		p50, p99 := min(percentile(&hist, n, 0.50), longest), min(percentile(&hist, n, 0.99), longest)
 		lines = append(lines, slog.String(r.method+" "+r.route, fmt.Sprintf("%s p50=%s p99=%s max=%s",
-			strings.Join(counts, " "), percentile(&hist, n, 0.50), percentile(&hist, n, 0.99), longest)))
+			strings.Join(counts, " "), p50, p99, longest)))
 	}
 	if total == 0 && dropped == 0 {
 		return

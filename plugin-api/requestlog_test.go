@@ -82,6 +82,7 @@ func TestRequestLogSummary(t *testing.T) {
 		}
 	}
 	checkNoKeys(t, e, created.Secret, unknown)
+	checkPercentilesUnderMax(t, lines[0])
 
 	// The next interval starts empty: with no requests there is no line.
 	e.log.buf.Reset()
@@ -199,4 +200,26 @@ func TestRequestLogDebugLogsEveryRequest(t *testing.T) {
 		}
 	}
 	checkNoKeys(t, e, created.Secret, "CCCCCCCCCCCCCCCCCCCC")
+}
+
+// checkPercentilesUnderMax checks each route of a summary line: p50 <= p99 <= max.
+func checkPercentilesUnderMax(t *testing.T, line string) {
+	t.Helper()
+	for _, part := range strings.Split(line, `"`) {
+		if !strings.Contains(part, " p50=") {
+			continue
+		}
+		var d [3]time.Duration
+		for i, name := range []string{"p50=", "p99=", "max="} {
+			_, v, _ := strings.Cut(part, name)
+			v, _, _ = strings.Cut(v, " ")
+			var err error
+			if d[i], err = time.ParseDuration(v); err != nil {
+				t.Fatalf("%s%q: %v", name, v, err)
+			}
+		}
+		if d[0] > d[1] || d[1] > d[2] {
+			t.Errorf("percentiles out of order: %s", part)
+		}
+	}
 }
