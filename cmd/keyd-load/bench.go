@@ -429,6 +429,8 @@ func targets(rep *Report) []Target {
 		atMost("validate 50% unknown CPU/req / floor CPU/req @"+size, ratio(mixed.CPUus, floor.CPUus), 1.15, at1M, ""),
 		atMost("validate known p99 / floor p99, 64 connections", ratio(known64.P99ms, floor64.P99ms), 1.5, at1M, ""),
 		atLeast("validate known req/s, defaults / --log-level warn", ratio(known.RPS, warn.RPS), 0.95, true),
+		// The same in CPU per request, steadier on a busy machine; no target of its own.
+		atMost("validate known CPU/req, defaults / --log-level warn", ratio(known.CPUus, warn.CPUus), 1.05, false, ""),
 		atLeast("validate known req/s / healthz req/s @"+size, ratio(known.RPS, h.RPS), 0.90, false),
 		atLeast(fmt.Sprintf("validate req/s @%s / @%s", size, humanCount(rep.SmallKeys)), ratio(known.RPS, small.RPS), 0.95,
 			rep.Keys >= 10_000_000 && rep.SmallKeys <= 10_000),
