@@ -60,6 +60,7 @@ func TestTargetsAgainstTheFloor(t *testing.T) {
 		{Name: caseKnown, RPS: 37000, CPUus: 22},
 		{Name: caseMixed, RPS: 30000, CPUus: 25},
 		{Name: caseKnown64, RPS: 37000, CPUus: 22, P99ms: 5},
+		{Name: caseKnownAB, RPS: 37000, CPUus: 22},
 		{Name: caseKnownWarn, RPS: 38000, CPUus: 21},
 		{Name: caseHealthz, RPS: 40000}, {Name: caseSmall, RPS: 38000}, {Name: caseHealthz64, RPS: 40000},
 		{Name: caseUsage, RPS: 9000}, {Name: caseSPIO, RPS: 36000},
