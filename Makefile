@@ -83,7 +83,7 @@ fmt:
 clean:
 	rm -rf $(BUILD)
 
-## bench: seed 1M keys, start keyd, load it over loopback; table and build/bench/bench.json
+## bench: seed 1M keys, start keyd (defaults) beside a bare gin floor, load both over loopback; table and build/bench/bench.json
 bench: build
 	$(GO) build $(BUILDFLAGS) -o $(BUILD)/keyd-load ./cmd/keyd-load
 	./$(BUILD)/keyd-load bench --keyd $(BUILD)/keyd --out $(BUILD)/bench --keys 1000000 $(BENCH_FLAGS)

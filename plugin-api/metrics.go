@@ -134,6 +134,15 @@ func (m *Metrics) WatchOutbox(pending func(ctx context.Context) (int, error)) {
 	m.reg.MustRegister(outboxCollector{pending})
 }
 
+// WatchLogDrops exports the number of log lines dropped because the log's
+// output was slower than lines came, read from dropped when scraped.
+func (m *Metrics) WatchLogDrops(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "keyd_log_lines_dropped_total",
+		Help: "Log lines dropped because the log's output (stderr) was slower than lines came; keyd never waits for it.",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 var (
 	jobRunsDesc = prometheus.NewDesc("keyd_job_runs_total",
 		"Runs of each scheduled job since keyd started, failed ones included.", []string{"job"}, nil)

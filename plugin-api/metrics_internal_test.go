@@ -18,7 +18,7 @@ func TestMetricsAddNoAllocations(t *testing.T) {
 		t.Skip("coverage counters change allocation counts")
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &server{log: slog.New(slog.DiscardHandler)}
+	s := &server{log: slog.New(slog.DiscardHandler), requestLogger: NewRequestLog(nil, RequestLogConfig{})}
 	r := gin.New()
 	r.Use(s.requestLog)
 	r.POST("/v1/validate", func(c *gin.Context) {
@@ -28,6 +28,7 @@ func TestMetricsAddNoAllocations(t *testing.T) {
 		}
 		c.Data(http.StatusOK, "application/json", []byte(`{"valid":true}`))
 	})
+	s.requestLogger.setRoutes(r.Routes())
 	counted := newRequestMetrics(NewMetrics("test"), r.Routes())
 
 	for _, fail := range []bool{false, true} {

@@ -1,16 +1,12 @@
 package pluginapi
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,60 +21,6 @@ const (
 	// ctxValidateError is the *apiError of a failed validation, for the metrics.
 	ctxValidateError = "keyd.validate_error"
 )
-
-// requestLog gives each request an id and logs one line when it ends. It
-// never logs a key, a token or a query string: only the key's hint.
-func (s *server) requestLog(c *gin.Context) {
-	start := time.Now()
-	id := c.GetHeader("X-Request-ID")
-	if !validRequestID(id) {
-		var b [8]byte
-		rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
-	c.Header("X-Request-ID", id)
-	c.Next()
-
-	if s.requestMetrics != nil {
-		s.requestMetrics.observe(c, start)
-	}
-	status := c.Writer.Status()
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	if !s.log.Enabled(c.Request.Context(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("request_id", id),
-		slog.String("method", c.Request.Method),
-		slog.String("path", c.Request.URL.Path),
-		slog.Int("status", status),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("ip", c.ClientIP()),
-	}
-	if hint := c.GetString(ctxKeyHint); hint != "" {
-		attrs = append(attrs, slog.String("key_hint", hint))
-	}
-	if detail := c.GetString(ctxErrorDetail); detail != "" {
-		attrs = append(attrs, slog.String("error", detail))
-	}
-	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
 
 // recoverPanic turns a panic into a 500 without internals; the detail is logged.
 func (s *server) recoverPanic(c *gin.Context) {

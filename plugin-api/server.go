@@ -102,6 +102,10 @@ type Config struct {
 	AllowPrivateWebhooks bool
 	// Metrics, when set, counts requests, validations and credits spent.
 	Metrics *Metrics
+	// RequestLog counts requests for the log's summary line and decides
+	// which get a line of their own (requestlog.go); nil makes one on
+	// Logger whose summary only Summarize writes.
+	RequestLog *RequestLog
 	// DisableCompatSPIO turns off the ShortPixel-style key check at
 	// /v2/api-status.php (spio.go), served by default.
 	DisableCompatSPIO bool
@@ -131,6 +135,7 @@ type server struct {
 
 	metrics        *Metrics
 	requestMetrics *requestMetrics // nil without metrics
+	requestLogger  *RequestLog
 
 	adminEnabled   bool
 	adminTokenHash [32]byte
@@ -152,12 +157,16 @@ func New(st Store, cfg Config) (http.Handler, error) {
 		compatSPIO:           !cfg.DisableCompatSPIO,
 		testKeys:             cfg.TestKeys,
 		metrics:              cfg.Metrics,
+		requestLogger:        cfg.RequestLog,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.requestLogger == nil {
+		s.requestLogger = NewRequestLog(s.log, RequestLogConfig{Now: s.now})
 	}
 	s.limiter = newRateLimiter(s.now)
 	s.receipts = newReceipts(st, cfg.ReceiptLifetime, s.log)
@@ -179,6 +188,7 @@ func New(st Store, cfg Config) (http.Handler, error) {
 	if err := s.routes(r); err != nil {
 		return nil, err
 	}
+	s.requestLogger.setRoutes(r.Routes())
 	if s.metrics != nil {
 		s.requestMetrics = newRequestMetrics(s.metrics, r.Routes())
 	}

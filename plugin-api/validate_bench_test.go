@@ -87,22 +87,79 @@ func BenchmarkValidateEncode(b *testing.B) {
 	})
 }
 
-// BenchmarkRequestLog is the per-request logging middleware around a handler
-// that does nothing, at the level `keyd serve` uses by default (info, text to
-// a discarded writer) and with --log-level warn.
-func BenchmarkRequestLog(b *testing.B) {
+// BenchmarkMiddleware is each per-request middleware on its own, and all of
+// them as New chains them, around a handler that only answers 200: what each
+// costs a request over gin's routing. The request log runs at the level
+// `keyd serve` uses by default (info: counting, no line), at warn, and at
+// debug (a line for every request, text to a discarded writer).
+func BenchmarkMiddleware(b *testing.B) {
 	gin.SetMode(gin.ReleaseMode)
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelWarn} {
-		b.Run("level="+level.String(), func(b *testing.B) {
-			s := &server{log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))}
+	logAt := func(level slog.Level) *server {
+		log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+		return &server{log: log, maxBody: 64 << 10, requestLogger: NewRequestLog(log, RequestLogConfig{})}
+	}
+	info := logAt(slog.LevelInfo)
+	withMetrics := logAt(slog.LevelInfo)
+	cases := []struct {
+		name    string
+		s       *server
+		metrics bool
+		chain   func(s *server) []gin.HandlerFunc
+	}{
+		{"none", info, false, func(s *server) []gin.HandlerFunc { return nil }},
+		{"recoverPanic", info, false, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.recoverPanic} }},
+		{"limitBody", info, false, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.limitBody} }},
+		{"requestLog/info", info, false, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.requestLog} }},
+		{"requestLog/warn", logAt(slog.LevelWarn), false, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.requestLog} }},
+		{"requestLog/debug", logAt(slog.LevelDebug), false, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.requestLog} }},
+		{"requestLog/info+metrics", withMetrics, true, func(s *server) []gin.HandlerFunc { return []gin.HandlerFunc{s.requestLog} }},
+		{"all/info", info, false, func(s *server) []gin.HandlerFunc {
+			return []gin.HandlerFunc{s.requestLog, s.recoverPanic, s.limitBody}
+		}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
 			r := gin.New()
-			r.Use(s.requestLog)
-			r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
-			req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+			r.Use(tc.chain(tc.s)...)
+			r.POST("/v1/validate", func(c *gin.Context) { c.Status(http.StatusOK) })
+			tc.s.requestLogger.setRoutes(r.Routes())
+			if tc.metrics {
+				tc.s.requestMetrics = newRequestMetrics(NewMetrics("bench"), r.Routes())
+			}
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodPost, "/v1/validate", http.NoBody)
+				clear(w.h)
 				r.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkRequestID is the X-Request-ID header: echoing the client's, and
+// making one when the client sent none.
+func BenchmarkRequestID(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
+	rl := NewRequestLog(nil, RequestLogConfig{})
+	for _, echo := range []bool{true, false} {
+		name := "generate"
+		if echo {
+			name = "echo"
+		}
+		b.Run(name, func(b *testing.B) {
+			w := &discardWriter{h: http.Header{}}
+			c, _ := gin.CreateTestContext(w)
+			c.Request, _ = http.NewRequest(http.MethodGet, "/healthz", http.NoBody)
+			if echo {
+				c.Request.Header.Set("X-Request-ID", "client-id-0123456789")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				if rl.requestID(c) == "" {
+					b.Fatal("no id")
+				}
 			}
 		})
 	}

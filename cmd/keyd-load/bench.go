@@ -10,20 +10,29 @@ package main
 //  2. Measures start-up: starts keyd on the large database on all CPUs, as an
 //     operator would, and times it from exec to the first 200 VALID answer
 //     for a known key. Reads VmRSS from /proc/PID/status once it is ready.
-//  3. Starts keyd again on each database for the load runs, and runs the
+//  3. Starts the servers for the load runs: keyd on each database with its
+//     default settings (as a user starts it, logging at info), a pair of
+//     keyds on the large database for logging's cost, one with the defaults
+//     and one with --log-level warn, and the floor, a
+//     bare gin program of validate's route shape (floor.go). It runs the
 //     cases interleaved, round after round, so that a slow moment of the
 //     machine hits every case alike: GET /healthz, validate with known keys,
-//     validate with 50% unknown keys, and validate on the small database.
-//     keyd runs with --log-level warn so request logging does not dominate.
-//     While one keyd is measured the other is paused (SIGSTOP), so that its
-//     background jobs do not take the shared CPU.
+//     validate with 50% unknown keys, validate on the small database, and
+//     the floor's routes. Before each case every server is let finish
+//     what it does in the background (see settle); while one server is
+//     measured the others are paused (SIGSTOP), so that their background
+//     jobs do not take the shared CPU.
 //  4. Prints a table (median over rounds) and each target with PASS/FAIL,
-//     and writes the same as JSON into --out.
+//     and writes the same as JSON into --out. Besides requests/s and
+//     latency, each case reports the server's CPU time per request (user
+//     and system time from /proc/PID/stat over the measured time, divided
+//     by the requests answered in it), which stays steadier than requests/s
+//     when other work on the machine takes CPU time from the server.
 //
 // CPU pinning: on 2 cores keyd and the load generator would otherwise fight
 // over the same CPUs and the ratios would swing from run to run. With --pin
-// (the default when taskset and 2 CPUs are there) keyd runs on CPU 1 only
-// (Go then sets GOMAXPROCS to 1) and every load process on CPU 0, so each
+// (the default when taskset and 2 CPUs are there) keyd and the floor run on
+// CPU 1 only (Go then sets GOMAXPROCS to 1) and every load process on CPU 0, so each
 // case measures what one core of keyd serves. The load generator writes
 // requests by hand over raw keep-alive connections and costs far less per
 // request than keyd does, so it is not the bottleneck on its core. Start-up
@@ -156,6 +165,7 @@ type Seed struct {
 type Case struct {
 	Name   string  `json:"name"`
 	RPS    float64 `json:"rps"`
+	CPUus  float64 `json:"cpu_us_per_req"` // of the server process
 	P50ms  float64 `json:"p50_ms"`
 	P99ms  float64 `json:"p99_ms"`
 	Non2xx int     `json:"non_2xx"`
@@ -174,13 +184,19 @@ type Target struct {
 
 // Case names.
 const (
-	caseHealthz   = "healthz"
-	caseKnown     = "validate known keys"
-	caseMixed     = "validate 50% unknown"
-	caseSmall     = "validate known, small db"
-	caseHealthz64 = "healthz, 64 connections"
-	caseUsage     = "usage (POST /v1/usage), 64 connections"
-	caseSPIO      = "api-status.php (ShortPixel-style)"
+	caseFloorHealthz = "floor: healthz (bare gin)"
+	caseFloor        = "floor: POST /v1/validate (bare gin)"
+	caseHealthz      = "healthz"
+	caseKnown        = "validate known keys"
+	caseMixed        = "validate 50% unknown"
+	caseKnownAB      = "validate known, defaults, A/B keyd"
+	caseKnownWarn    = "validate known, --log-level warn, A/B keyd"
+	caseSmall        = "validate known, small db"
+	caseFloor64      = "floor: POST /v1/validate, 64 connections"
+	caseKnown64      = "validate known, 64 connections"
+	caseHealthz64    = "healthz, 64 connections"
+	caseUsage        = "usage (POST /v1/usage), 64 connections"
+	caseSPIO         = "api-status.php (ShortPixel-style)"
 )
 
 // usageConns is the concurrency the issue sets for the usage target.
@@ -233,12 +249,33 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	rep.RSSReadyMB, _ = procStatusMB(k.cmd.Process.Pid, "VmRSS")
 	k.stop()
 
-	// 3. Load runs.
+	// 3. Load runs. keyd with its defaults, keyd logging at warn only, and
+	// the floor answering validate's route with an answer of the same size.
 	big, err := b.startKeyd(ctx, bigDB, probeKey, cfg.pin, "large", cfg.profile)
 	if err != nil {
 		return nil, err
 	}
 	defer big.stop()
+	// Logging's cost is measured on a pair of keyds used for nothing else,
+	// one with the defaults, one with --log-level warn, so that both are
+	// measured alike: the main keyd serves most cases, and its minute's
+	// activity flush falls into its measurements more often.
+	ab, err := b.startKeyd(ctx, bigDB, probeKey, cfg.pin, "large-ab", false)
+	if err != nil {
+		return nil, err
+	}
+	defer ab.stop()
+	warn, err := b.startKeyd(ctx, bigDB, probeKey, cfg.pin, "large-warn", false, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	defer warn.stop()
+	floor, err := b.startFloor(ctx, cfg.pin, big.answerBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer floor.stop()
+	rep.Extra["validate_answer_bytes"] = big.answerBytes
 	smallProbe, err := firstLine(smallSample)
 	if err != nil {
 		return nil, err
@@ -248,6 +285,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	defer small.stop()
+	servers := []*keydProc{big, ab, warn, floor, small}
 	rep.Extra["startup_pinned_seconds"] = big.startup.Seconds()
 
 	type loadCase struct {
@@ -260,16 +298,22 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		conns   int // 0: --c
 	}
 	cases := []loadCase{
+		{caseFloorHealthz, floor, "/healthz", "none", "", 0, 0},
+		{caseFloor, floor, "/v1/validate", "form", bigSample, 0, 0},
 		{caseHealthz, big, "/healthz", "none", "", 0, 0},
 		{caseKnown, big, "/v1/validate", "form", bigSample, 0, 0},
 		{caseMixed, big, "/v1/validate", "form", bigSample, 0.5, 0},
+		{caseKnownAB, ab, "/v1/validate", "form", bigSample, 0, 0},
+		{caseKnownWarn, warn, "/v1/validate", "form", bigSample, 0, 0},
 		{caseSmall, small, "/v1/validate", "form", smallSample, 0, 0},
+		{caseFloor64, floor, "/v1/validate", "form", bigSample, 0, usageConns},
+		{caseKnown64, big, "/v1/validate", "form", bigSample, 0, usageConns},
 		{caseHealthz64, big, "/healthz", "none", "", 0, usageConns},
 		{caseUsage, big, "/v1/usage", "usage", bigSample, 0, usageConns},
 		{caseSPIO, big, "/v2/api-status.php", "spio", bigSample, 0, 0},
 	}
-	// Warm both servers (and the index's pages) once before measuring.
-	for _, c := range []loadCase{cases[1], cases[3]} {
+	// Warm every server (and the index's pages) once before measuring.
+	for _, c := range []loadCase{cases[1], cases[3], cases[5], cases[6], cases[7]} {
 		if _, err := b.load(ctx, c.target, "warm-up", c.path, c.body, c.sample, c.unknown, c.conns, cfg.warmup+time.Second, 0); err != nil {
 			return nil, err
 		}
@@ -286,13 +330,17 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 			if profile != "" {
 				stopProfile = c.target.captureProfile(profile, cfg.warmup, cfg.duration)
 			}
-			other := small
-			if c.target == small {
-				other = big
+			settle(ctx, servers)
+			var resume []func()
+			for _, other := range servers {
+				if other != c.target {
+					resume = append(resume, other.pause())
+				}
 			}
-			resume := other.pause()
 			res, err := b.load(ctx, c.target, c.name, c.path, c.body, c.sample, c.unknown, c.conns, cfg.duration, cfg.warmup)
-			resume()
+			for _, r := range resume {
+				r()
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -342,9 +390,10 @@ func checkStatuses(round int, name string, unknown float64, r Result) []string {
 
 func summarize(name string, runs []Result) Case {
 	c := Case{Name: name}
-	var rps, p50, p99 []float64
+	var rps, cpu, p50, p99 []float64
 	for _, r := range runs {
 		rps = append(rps, r.RPS)
+		cpu = append(cpu, r.CPUus)
 		p50 = append(p50, r.P50ms)
 		p99 = append(p99, r.P99ms)
 		c.Errors += r.Errors
@@ -354,7 +403,7 @@ func summarize(name string, runs []Result) Case {
 			}
 		}
 	}
-	c.RPS, c.P50ms, c.P99ms = median(rps), median(p50), median(p99)
+	c.RPS, c.CPUus, c.P50ms, c.P99ms = median(rps), median(cpu), median(p50), median(p99)
 	return c
 }
 
@@ -371,9 +420,12 @@ func median(v []float64) float64 {
 }
 
 // targets are the lines of the performance issue. Those that are stated for
-// a database size other than the one measured are shown as INFO.
+// a database size other than the one measured are shown as INFO, and so are
+// the comparisons with keyd's own /healthz, kept for reference.
 func targets(rep *Report) []Target {
 	h, known, mixed, small := rep.byName[caseHealthz], rep.byName[caseKnown], rep.byName[caseMixed], rep.byName[caseSmall]
+	floor, floor64, known64 := rep.byName[caseFloor], rep.byName[caseFloor64], rep.byName[caseKnown64]
+	ab, warn := rep.byName[caseKnownAB], rep.byName[caseKnownWarn]
 	h64, usage, spio := rep.byName[caseHealthz64], rep.byName[caseUsage], rep.byName[caseSPIO]
 	at1M := rep.Keys == 1_000_000
 	atLeast := func(name string, v, limit float64, applies bool) Target {
@@ -384,9 +436,15 @@ func targets(rep *Report) []Target {
 	}
 	size := humanCount(rep.Keys)
 	return []Target{
-		atLeast("validate known req/s / healthz req/s @"+size, ratio(known.RPS, h.RPS), 0.90, at1M),
-		atMost("validate known p99 / healthz p99 @"+size, ratio(known.P99ms, h.P99ms), 1.5, at1M, ""),
-		atLeast("validate 50% unknown req/s / healthz req/s @"+size, ratio(mixed.RPS, h.RPS), 0.90, at1M),
+		atLeast("validate known req/s / floor req/s @"+size, ratio(known.RPS, floor.RPS), 0.90, at1M),
+		atMost("validate known CPU/req / floor CPU/req @"+size, ratio(known.CPUus, floor.CPUus), 1.15, at1M, ""),
+		atLeast("validate 50% unknown req/s / floor req/s @"+size, ratio(mixed.RPS, floor.RPS), 0.90, at1M),
+		atMost("validate 50% unknown CPU/req / floor CPU/req @"+size, ratio(mixed.CPUus, floor.CPUus), 1.15, at1M, ""),
+		atMost("validate known p99 / floor p99, 64 connections", ratio(known64.P99ms, floor64.P99ms), 1.5, at1M, ""),
+		atLeast("validate known req/s, defaults / --log-level warn", ratio(ab.RPS, warn.RPS), 0.95, true),
+		// The same in CPU per request, steadier on a busy machine; no target of its own.
+		atMost("validate known CPU/req, defaults / --log-level warn", ratio(ab.CPUus, warn.CPUus), 1.05, false, ""),
+		atLeast("validate known req/s / healthz req/s @"+size, ratio(known.RPS, h.RPS), 0.90, false),
 		atLeast(fmt.Sprintf("validate req/s @%s / @%s", size, humanCount(rep.SmallKeys)), ratio(known.RPS, small.RPS), 0.95,
 			rep.Keys >= 10_000_000 && rep.SmallKeys <= 10_000),
 		atMost("resident memory after load @"+size, rep.RSSLoadedMB, 300, at1M, "MB"),
@@ -428,7 +486,7 @@ func humanCount(n int) string {
 func (rep *Report) print(w io.Writer) {
 	pin := "unpinned"
 	if rep.Pinned {
-		pin = "keyd on CPU 1, load generator on CPU 0"
+		pin = "keyd and floor on CPU 1, load generator on CPU 0"
 	}
 	fmt.Fprintf(w, "keyd bench %s: %s keys (small db %s), %d connections, %s x %d rounds, %s\n",
 		rep.Started.Format(time.RFC3339), humanCount(rep.Keys), humanCount(rep.SmallKeys), rep.Connections, rep.Duration, rep.Rounds, pin)
@@ -445,13 +503,13 @@ func (rep *Report) print(w io.Writer) {
 		rep.StartupSec, rep.RSSReadyMB, rep.RSSLoadedMB, rep.HWMMB)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\tnon-2xx\terrors\t")
+	fmt.Fprintln(tw, "case\treq/s\tCPU µs/req\tp50 ms\tp99 ms\tnon-2xx\terrors\t")
 	for _, c := range rep.Cases {
 		if c.Note != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t  %s\n", c.Name, c.Note)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t  %s\n", c.Name, c.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%d\t%d\t\n", c.Name, c.RPS, c.P50ms, c.P99ms, c.Non2xx, c.Errors)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.3f\t%.3f\t%d\t%d\t\n", c.Name, c.RPS, c.CPUus, c.P50ms, c.P99ms, c.Non2xx, c.Errors)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -502,13 +560,14 @@ func (b *bench) seed(ctx context.Context, rep *Report, dir string, n int) (db, s
 	return db, sample, nil
 }
 
-// keydProc is a running keyd.
+// keydProc is a running server: keyd, or the floor.
 type keydProc struct {
-	cmd     *exec.Cmd
-	url     string
-	pprof   string
-	startup time.Duration
-	done    chan struct{}
+	cmd         *exec.Cmd
+	url         string
+	pprof       string
+	startup     time.Duration
+	answerBytes int // of validate's answer to the probe key
+	done        chan struct{}
 }
 
 func freeAddr() (string, error) {
@@ -520,13 +579,14 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startKeyd starts keyd on db and waits until it answers VALID for probeKey.
-func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, name string, withPprof bool) (*keydProc, error) {
+// startKeyd starts keyd on db with its default settings and extra, and
+// waits until it answers VALID for probeKey.
+func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, name string, withPprof bool, extra ...string) (*keydProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{b.cfg.keyd, "serve", "--db", db, "--addr", addr, "--log-level", "warn"}
+	args := append([]string{b.cfg.keyd, "serve", "--db", db, "--addr", addr}, extra...)
 	p := &keydProc{url: "http://" + addr, done: make(chan struct{})}
 	if withPprof {
 		if p.pprof, err = freeAddr(); err != nil {
@@ -534,22 +594,19 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 		}
 		args = append(args, "--pprof", p.pprof)
 	}
-	if pin {
-		args = append([]string{"taskset", "-c", "1"}, args...)
+	// Every KEYD_ setting of the caller's environment is left out: keyd
+	// runs with its defaults and the flags above.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KEYD_") {
+			environ = append(environ, kv)
+		}
 	}
-	logFile, err := os.Create(filepath.Join(b.cfg.out, b.cfg.name+"-keyd-"+name+".log"))
+	start := time.Now()
+	logFile, err := b.spawn(p, pin, "keyd-"+name, args, environ)
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(args[0], args[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.Env = append(os.Environ(), "KEYD_ADMIN_TOKEN=", "KEYD_ADMIN_TOKEN_FILE=")
-	start := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
 
 	client := &http.Client{Timeout: time.Second}
 	body := url.Values{"key": {probeKey}}.Encode()
@@ -570,14 +627,107 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 			}
 			continue
 		}
-		io.Copy(io.Discard, resp.Body)
+		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			p.stop()
 			return nil, fmt.Errorf("keyd answered %d for a seeded key", resp.StatusCode)
 		}
+		p.answerBytes = len(answer)
 		p.startup = time.Since(start)
 		b.logf("keyd (%s) ready in %s", name, p.startup.Round(time.Millisecond))
+		return p, nil
+	}
+}
+
+// settle waits (15 s at most) until no server spends CPU time, all of them
+// running. A paused keyd's scheduled jobs (the activity flush, a minute
+// apart) come due while it is stopped and run as soon as it goes on; without
+// this they would run inside its next measured window, and the keyd measured
+// least often would carry the most of them. And a keyd paused while idle
+// holds no write lock that the other keyd on the same database would wait for.
+func settle(ctx context.Context, servers []*keydProc) {
+	const window, idle = 250 * time.Millisecond, 0.01 // seconds of CPU: one tick of /proc
+	deadline := time.Now().Add(15 * time.Second)
+	cpu := func() []float64 {
+		out := make([]float64, len(servers))
+		for i, p := range servers {
+			out[i], _ = processCPU(p.cmd.Process.Pid)
+		}
+		return out
+	}
+	before := cpu()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(window)
+		after := cpu()
+		busy := false
+		for i := range after {
+			busy = busy || after[i]-before[i] > idle
+		}
+		if !busy {
+			return
+		}
+		before = after
+	}
+}
+
+// spawn starts args (on CPU 1 when pinning) with its output in a log file of
+// --out, and closes p.done when it exits.
+func (b *bench) spawn(p *keydProc, pin bool, name string, args, environ []string) (*os.File, error) {
+	if pin {
+		args = append([]string{"taskset", "-c", "1"}, args...)
+	}
+	logFile, err := os.Create(filepath.Join(b.cfg.out, b.cfg.name+"-"+name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(args[0], args[1:]...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.Env = environ
+	if err := p.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
+	return logFile, nil
+}
+
+// startFloor starts the floor (keyd-load floor, floor.go) answering
+// validate with answerBytes, and waits until it answers /healthz.
+func (b *bench) startFloor(ctx context.Context, pin bool, answerBytes int) (*keydProc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &keydProc{url: "http://" + addr, done: make(chan struct{})}
+	args := []string{b.cfg.self, "floor", "--addr", addr, "--answer-bytes", strconv.Itoa(answerBytes)}
+	logFile, err := b.spawn(p, pin, "floor", args, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: time.Second}
+	for start := time.Now(); ; {
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("the floor exited during start-up (see %s)", logFile.Name())
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		resp, err := client.Get(p.url + "/healthz")
+		if err != nil {
+			if time.Since(start) > time.Minute {
+				p.stop()
+				return nil, errors.New("the floor did not start within a minute")
+			}
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			p.stop()
+			return nil, fmt.Errorf("the floor answered %d", resp.StatusCode)
+		}
 		return p, nil
 	}
 }
@@ -641,7 +791,7 @@ func (b *bench) load(ctx context.Context, p *keydProc, name, path, body, sample 
 		conns = b.cfg.conns
 	}
 	args := []string{b.cfg.self, "run", "--json", "--name", name, "--target", p.url, "--path", path, "--body", body,
-		"-c", strconv.Itoa(conns), "-d", d.String(), "--warmup", warmup.String(),
+		"-c", strconv.Itoa(conns), "-d", d.String(), "--warmup", warmup.String(), "--pid", strconv.Itoa(p.cmd.Process.Pid),
 		"--unknown", strconv.FormatFloat(unknown, 'f', -1, 64)}
 	if sample != "" {
 		args = append(args, "--keys", sample)

@@ -31,6 +31,7 @@ type loadConfig struct {
 	Connections int           // concurrency
 	Duration    time.Duration // measured time
 	Warmup      time.Duration // load before measuring, not counted
+	ServerPID   int           // when set, the server's CPU time is measured too
 }
 
 // Result is what one load run measured.
@@ -48,6 +49,10 @@ type Result struct {
 	Connections int            `json:"connections"`
 	Unknown     float64        `json:"unknown_share"`
 	Body        string         `json:"body,omitempty"`
+	// CPUus is the server's CPU time (user and system, all its threads) over
+	// the measured time, in microseconds per request answered in it.
+	CPUus      float64 `json:"cpu_us_per_req,omitempty"`
+	CPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 }
 
 // worker state: everything one connection records, merged at the end.
@@ -78,7 +83,15 @@ func runLoad(ctx context.Context, cfg loadConfig) (Result, error) {
 			w.run(ctx, measureFrom, stopAt)
 		}(&tallies[i], uint64(i))
 	}
+	var cpu cpuWindow
+	if cfg.ServerPID != 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); cpu = measureCPU(ctx, cfg.ServerPID, measureFrom, stopAt) }()
+	}
 	wg.Wait()
+	if cpu.err != nil {
+		return Result{}, cpu.err
+	}
 	elapsed := time.Since(measureFrom)
 	if d := stopAt.Sub(measureFrom); elapsed > d {
 		elapsed = d // requests still in flight at the end were not counted
@@ -96,12 +109,73 @@ func runLoad(ctx context.Context, cfg loadConfig) (Result, error) {
 	slices.Sort(all)
 	res.Requests = len(all)
 	res.RPS = float64(len(all)) / elapsed.Seconds()
+	if cfg.ServerPID != 0 && len(all) > 0 {
+		res.CPUSeconds = cpu.seconds
+		res.CPUus = cpu.seconds * 1e6 / float64(len(all))
+	}
 	if len(all) > 0 {
 		res.P50ms = ms(percentile(all, 0.50))
 		res.P99ms = ms(percentile(all, 0.99))
 		res.Maxms = ms(all[len(all)-1])
 	}
 	return res, nil
+}
+
+type cpuWindow struct {
+	seconds float64
+	err     error
+}
+
+// measureCPU is the CPU time process pid spends between from and to.
+func measureCPU(ctx context.Context, pid int, from, to time.Time) cpuWindow {
+	wait := func(t time.Time) error {
+		select {
+		case <-time.After(time.Until(t)):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := wait(from); err != nil {
+		return cpuWindow{err: err}
+	}
+	before, err := processCPU(pid)
+	if err != nil {
+		return cpuWindow{err: err}
+	}
+	if err := wait(to); err != nil {
+		return cpuWindow{err: err}
+	}
+	after, err := processCPU(pid)
+	return cpuWindow{seconds: after - before, err: err}
+}
+
+// clockTicks is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// processCPU is the user and system CPU time of process pid and all its
+// threads so far, in seconds, from /proc/PID/stat (utime and stime, the
+// 14th and 15th fields).
+func processCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3 on
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseUint(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseUint(f[15-3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return float64(utime+stime) / clockTicks, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -10,6 +10,10 @@
 // is what `make bench` runs: it seeds databases, starts keyd, runs the load
 // cases interleaved, measures start-up and memory, and prints the results
 // against the performance targets (see bench.go).
+//
+//	keyd-load floor --addr 127.0.0.1:0 --answer-bytes N
+//
+// is the bare gin server bench measures keyd against (see floor.go).
 package main
 
 import (
@@ -38,7 +42,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: keyd-load run|bench [flags]  (keyd-load run --help, keyd-load bench --help)")
+		fmt.Fprintln(stderr, "Usage: keyd-load run|bench|floor [flags]  (keyd-load run --help, keyd-load bench --help)")
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -46,8 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "floor":
+		return floorCmd(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run or bench)", args[0])
+	return fmt.Errorf("unknown command %q (want run, bench or floor)", args[0])
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,6 +68,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.Connections, "c", 32, "keep-alive connections (fixed concurrency)")
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "measured duration")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "load before measuring, not counted")
+	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process id: report its CPU time per request over the measured time (from /proc)")
 	name := fs.String("name", "", "name of this run in the output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -92,7 +99,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "%s %s: %d requests in %.1fs, %.0f req/s, p50 %.3f ms, p99 %.3f ms, max %.3f ms, %d errors, status %v\n",
+	fmt.Fprintf(stdout, "%s %s: %d requests in %.1fs, %.0f req/s, p50 %.3f ms, p99 %.3f ms, max %.3f ms, %d errors, status %v",
 		cfg.Method, cfg.Path, res.Requests, res.Seconds, res.RPS, res.P50ms, res.P99ms, res.Maxms, res.Errors, res.Status)
+	if cfg.ServerPID != 0 {
+		fmt.Fprintf(stdout, ", server CPU %.1f µs a request", res.CPUus)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

@@ -38,6 +38,7 @@ type serveConfig struct {
 	receiptTTL                 string
 	receiptLifetime            time.Duration // receiptTTL read
 	shutdownTimeout            time.Duration
+	slowRequest                time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
 }
@@ -75,6 +76,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.receiptTTL, "receipt-ttl", envOr(e, "KEYD_RECEIPT_TTL", "72h"), receiptTTLFlag)
 	testKeys, _ := strconv.ParseBool(e.getenv("KEYD_TEST_KEYS"))
 	fs.BoolVar(&cfg.testKeys, "test-keys", testKeys, "accept the published test keys, each giving one fixed answer (README, Test keys); for development and staging only (env KEYD_TEST_KEYS=1)")
+	fs.DurationVar(&cfg.slowRequest, "slow-request", time.Second, "log every request that takes at least this long, at warn")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 	def := defaultLimits()
 	fs.DurationVar(&cfg.limits.readHeaderTimeout, "read-header-timeout", def.readHeaderTimeout, "how long a client may take to send a request's headers")
@@ -109,7 +111,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 		}
 	}
 
-	log, err := newLogger(e.stderr, cfg.logFormat, cfg.logLevel)
+	if cfg.slowRequest <= 0 {
+		return usagef("--slow-request must be positive")
+	}
+	out := newLogWriter(e.stderr, logBufferBytes)
+	defer out.Close()
+	log, err := newLogger(out, cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, e, cfg, token, log)
+	return serve(ctx, e, cfg, token, log, out)
 }
 
 func adminToken(cfg serveConfig) (string, error) {
@@ -153,7 +160,8 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, usagef("unknown log format %q (want text or json)", format)
 }
 
-func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger) error {
+// serve runs keyd until ctx ends; log writes to out.
+func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.Logger, out *logWriter) error {
 	catalogue, err := parseScopes(cfg.scopes)
 	if err != nil {
 		return err
@@ -208,8 +216,10 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	if metrics != nil {
 		metrics.WatchJobs(sched.Statuses)
 		metrics.WatchOutbox(db.PendingMessages)
+		metrics.WatchLogDrops(out.Dropped)
 	}
-	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses,
+	requestLog := pluginapi.NewRequestLog(log, pluginapi.RequestLogConfig{Slow: cfg.slowRequest, Dropped: out.Dropped})
+	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses, RequestLog: requestLog,
 		AllowPrivateWebhooks: cfg.webhooks.allowPrivate, Metrics: metrics, TrustedProxies: splitList(cfg.trustedProxies),
 		DisableCompatSPIO: !cfg.compatSPIO, TestKeys: cfg.testKeys, ReceiptLifetime: cfg.receiptLifetime})
 	if err != nil {
@@ -247,6 +257,9 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	defer stopFollowing()
 	go db.FollowChanges(followCtx, time.Second)
+	summaryCtx, stopSummaries := context.WithCancel(context.Background())
+	summariesDone := make(chan struct{})
+	go func() { requestLog.Run(summaryCtx, time.Minute); close(summariesDone) }()
 	hooks.start()
 	sched.Start()
 
@@ -271,6 +284,8 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(shutdownCtx)
+	stopSummaries() // the last summary: the requests since the last minute's
+	<-summariesDone
 	sched.Stop(10 * time.Second)
 	hooks.shutdown()
 	stopFollowing()

@@ -298,4 +298,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if !strings.Contains(stderr.String(), "shutting down") {
 		t.Errorf("no shutdown in the log:\n%s", stderr.String())
 	}
+	// At the default level the validations get no line each; the summary
+	// written at shutdown counts them.
+	if !strings.Contains(stderr.String(), `msg=requests `) || !strings.Contains(stderr.String(), `"POST /v1/validate"="200:`) {
+		t.Errorf("no request summary at shutdown:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "path=/v1/validate status=200") {
+		t.Errorf("a successful validation was logged at info:\n%s", stderr.String())
+	}
 }
