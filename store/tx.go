@@ -189,10 +189,15 @@ const keyRowColumns = `id, account_id, type, name, hint, hash, status, scopes, a
 
 // keySpendColumns are a key's limits and what it spent, for queries FROM
 // keys: its spend limit (0 and an empty period for none), the start of its
-// period and the units spent in it, and max_sites (0 for none).
+// period and the units spent in it, and max_sites (0 for none). What was
+// spent is looked up only for a key with a limit: start-up reads every key
+// with these columns, and most keys have none.
 const keySpendColumns = `coalesce(spend_limit, 0), coalesce(spend_period, ''),
-	coalesce((SELECT period_start FROM key_spend WHERE key_id = keys.id), -1),
-	coalesce((SELECT spent FROM key_spend WHERE key_id = keys.id), 0), coalesce(max_sites, 0)`
+	CASE WHEN spend_limit IS NULL THEN -1
+		ELSE coalesce((SELECT period_start FROM key_spend WHERE key_id = keys.id), -1) END,
+	CASE WHEN spend_limit IS NULL THEN 0
+		ELSE coalesce((SELECT spent FROM key_spend WHERE key_id = keys.id), 0) END,
+	coalesce(max_sites, 0)`
 
 func scanKeyRow(rows *sql.Rows) (keyRow, error) {
 	var (
