@@ -197,6 +197,7 @@ const (
 	caseHealthz64    = "healthz, 64 connections"
 	caseUsage        = "usage (POST /v1/usage), 64 connections"
 	caseSPIO         = "api-status.php (ShortPixel-style)"
+	caseReceipt      = "validate known, receipt=true"
 )
 
 // usageConns is the concurrency the issue sets for the usage target.
@@ -311,6 +312,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		{caseHealthz64, big, "/healthz", "none", "", 0, usageConns},
 		{caseUsage, big, "/v1/usage", "usage", bigSample, 0, usageConns},
 		{caseSPIO, big, "/v2/api-status.php", "spio", bigSample, 0, 0},
+		{caseReceipt, big, "/v1/validate", "receipt", bigSample, 0, 0},
 	}
 	// Warm every server (and the index's pages) once before measuring.
 	for _, c := range []loadCase{cases[1], cases[3], cases[5], cases[6], cases[7]} {
@@ -427,6 +429,7 @@ func targets(rep *Report) []Target {
 	floor, floor64, known64 := rep.byName[caseFloor], rep.byName[caseFloor64], rep.byName[caseKnown64]
 	ab, warn := rep.byName[caseKnownAB], rep.byName[caseKnownWarn]
 	h64, usage, spio := rep.byName[caseHealthz64], rep.byName[caseUsage], rep.byName[caseSPIO]
+	receipt := rep.byName[caseReceipt]
 	at1M := rep.Keys == 1_000_000
 	atLeast := func(name string, v, limit float64, applies bool) Target {
 		return grade(name, v, fmt.Sprintf(">= %.2f", limit), v >= limit, applies, "")
@@ -452,6 +455,7 @@ func targets(rep *Report) []Target {
 		atLeast("usage req/s / healthz req/s, 64 connections", ratio(usage.RPS, h64.RPS), 0.50, true),
 		// No target of its own: shown beside validate, which it should stay near.
 		atLeast("api-status.php req/s / validate known req/s @"+size, ratio(spio.RPS, known.RPS), 0.90, false),
+		atLeast("validate with receipt req/s / validate known req/s @"+size, ratio(receipt.RPS, known.RPS), 0.80, at1M),
 	}
 }
 

@@ -282,6 +282,8 @@ func (w *worker) build() {
 		body, ctype, apiKey = `{"units":1}`, "application/json", w.nextKey()
 	case "spio":
 		body, ctype = "key="+w.nextKey()+spioTail, "application/x-www-form-urlencoded"
+	case "receipt":
+		body, ctype = "key="+w.nextKey()+formTail+"&receipt=true", "application/x-www-form-urlencoded"
 	}
 	b := w.req[:0]
 	b = append(b, w.cfg.Method...)

@@ -77,10 +77,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch cfg.Body {
 	case "none":
 		cfg.Body, cfg.Method = "", "GET"
-	case "form", "json", "usage", "spio":
+	case "form", "json", "usage", "spio", "receipt":
 		cfg.Method = "POST"
 	default:
-		return fmt.Errorf("--body must be form, json, usage, spio or none")
+		return fmt.Errorf("--body must be form, json, usage, spio, receipt or none")
 	}
 	if cfg.Connections < 1 || cfg.Duration <= 0 || cfg.Unknown < 0 || cfg.Unknown > 1 {
 		return fmt.Errorf("need -c >= 1, -d > 0 and 0 <= --unknown <= 1")
