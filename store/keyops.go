@@ -211,21 +211,8 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 // validate: their grace period has not ended. Keys whose grace has ended
 // are left to RevokeEndedGrace, which announces them.
 func (t *Tx) primariesInGrace(ctx context.Context, accountID string) ([]Key, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE account_id = ? AND type = 'primary'
-		AND status = 'active' AND valid_until IS NOT NULL AND valid_until > ? ORDER BY rowid`, accountID, t.now.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return t.keysWhere(ctx, `account_id = ? AND type = 'primary' AND status = 'active'
+		AND valid_until IS NOT NULL AND valid_until > ?`, accountID, t.now.Unix())
 }
 
 // revokePrimary marks a replaced primary key revoked from now on (its
