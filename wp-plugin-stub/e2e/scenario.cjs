@@ -543,7 +543,7 @@ async function partB() {
     ['testACCOUNTSUSPENDED', 'The account this key belongs to is suspended'],
     ['testSCOPEDENIED00000', 'This key is not allowed to use the features of this plugin'],
     ['testSITENOTALLOWED00', 'This key may only be used on other sites'],
-    ['testSITELIMITREACHED', 'SITE_LIMIT_REACHED'],
+    ['testSITELIMITREACHED', 'This key is already active on as many sites as it may be'],
     ['testRATELIMITED00000', 'Too many checks for this account right now'],
   ];
   for (const [key, sentence] of testKeys) {
