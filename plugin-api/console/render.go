@@ -36,6 +36,8 @@ var templateFuncs = template.FuncMap{
 	"short":       shortText,
 	"limitfields": limitFields,
 	"host":        store.SiteHost,
+	// day is a midnight (UTC) as its date: a spend period resets then.
+	"day": func(t *time.Time) string { return t.UTC().Format(time.DateOnly) },
 	"period": func(p string) string {
 		switch p {
 		case store.PeriodDay:
