@@ -249,7 +249,7 @@ func (c *console) createAlias(g *gin.Context) {
 		SpendLimit: limits.SpendLimit, MaxSites: limits.MaxSites, ReleaseAfter: limits.ReleaseAfter})
 	if err != nil {
 		if p := c.explain(err); p.Status < 500 && p.Status != http.StatusNotFound {
-			c.showKeys(g, p.Status, form, fieldErrors(p), capitalise(p.Message))
+			c.showKeys(g, p.Status, form, fieldErrors(p), formMessage(p, aliasFieldNames))
 			return
 		}
 		c.fail(g, err)
@@ -357,7 +357,7 @@ func (c *console) updateAlias(g *gin.Context) {
 	updated, err := c.store.UpdateAlias(ctx, actor(g), accountID, k.ID, patch)
 	if err != nil {
 		if p := c.explain(err); p.Status < 500 && p.Status != http.StatusNotFound {
-			c.showEditAlias(g, p.Status, k, form, fieldErrors(p), capitalise(p.Message))
+			c.showEditAlias(g, p.Status, k, form, fieldErrors(p), formMessage(p, aliasFieldNames))
 			return
 		}
 		c.fail(g, err)

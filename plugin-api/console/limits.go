@@ -84,6 +84,26 @@ func (f limitForm) patch() (store.LimitsPatch, map[string]string) {
 	return p, nil
 }
 
+// The fields the limits form shows errors next to, and the alias forms.
+var (
+	limitFieldNames = []string{"spend_limit", "max_sites", "release_after"}
+	aliasFieldNames = append([]string{"name", "expires_at", "ttl", "scopes", "allowed_sites"}, limitFieldNames...)
+)
+
+// formMessage is a problem's message for the top of a form: none when the
+// form shows every field it names next to that field, in the same words.
+func formMessage(p Problem, shown []string) string {
+	if len(p.Fields) == 0 {
+		return capitalise(p.Message)
+	}
+	for f := range p.Fields {
+		if !contains(shown, f) {
+			return capitalise(p.Message)
+		}
+	}
+	return ""
+}
+
 // limitFieldsView is what the "limitfields" template gets: ids start with
 // Prefix, so that two forms on one page keep them unique.
 type limitFieldsView struct {
@@ -110,7 +130,7 @@ func (c *console) setPrimaryLimits(g *gin.Context) {
 		store.PrimaryPatch{LimitsPatch: limits})
 	if err != nil {
 		if p := c.explain(err); p.Status < 500 && p.Status != http.StatusNotFound {
-			c.showKeysWith(g, p.Status, keysForms{primary: form, primaryErrs: fieldErrors(p), primaryErr: capitalise(p.Message)})
+			c.showKeysWith(g, p.Status, keysForms{primary: form, primaryErrs: fieldErrors(p), primaryErr: formMessage(p, limitFieldNames)})
 			return
 		}
 		c.fail(g, err)

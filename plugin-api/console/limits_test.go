@@ -127,6 +127,7 @@ func TestPrimaryKeyLimitsFromTheConsole(t *testing.T) {
 		t.Fatalf("bad period: %d", bad.status)
 	}
 	mustContain(t, bad, "Spend limit: period must be day, month or total", `id="primary-limits" open`, `<option value="day">`)
+	mustLack(t, bad, "Spend_limit") // said next to the field, not again above the form in the API's field name
 }
 
 func TestLimitsBadInputChangesNothing(t *testing.T) {
@@ -154,6 +155,7 @@ func TestLimitsBadInputChangesNothing(t *testing.T) {
 			t.Fatalf("create with %s=%q: %d\n%s", tc.field, tc.value, p.status, p.body)
 		}
 		mustContain(t, p, tc.msg, `name="`+tc.field+`" value="`+tc.value+`"`, `aria-invalid="true"`)
+		mustLack(t, p, `class="alert"`)
 		form.Set("name", "Kept")
 		form.Set("lifetime", "keep")
 		if p := b.post("/console/aliases/"+alias.Key.ID, form); p.status != http.StatusBadRequest {
