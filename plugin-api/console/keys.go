@@ -129,8 +129,13 @@ func (c *console) scopeChoices(primary aliasRow) []string {
 	return out
 }
 
+// newAliasForm is the create form as the keys page first shows it.
+func newAliasForm() aliasForm {
+	return aliasForm{Lifetime: "permanent", Scopes: []string{"*"}, limitForm: limitForm{SpendPeriod: store.PeriodMonth}}
+}
+
 func (c *console) keysPage(g *gin.Context) {
-	c.showKeys(g, http.StatusOK, aliasForm{Lifetime: "permanent", Scopes: []string{"*"}, limitForm: limitForm{SpendPeriod: store.PeriodMonth}}, nil, "")
+	c.showKeys(g, http.StatusOK, newAliasForm(), nil, "")
 }
 
 // showKeys renders the keys page, with the create form as given and its
@@ -143,7 +148,7 @@ func (c *console) showKeys(g *gin.Context, status int, form aliasForm, errs map[
 // key's limits form shows the key's limits unless it was the one sent.
 func (c *console) showKeysWith(g *gin.Context, status int, f keysForms) {
 	if f.alias.Lifetime == "" {
-		f.alias = aliasForm{Lifetime: "permanent", Scopes: []string{"*"}, limitForm: limitForm{SpendPeriod: store.PeriodMonth}}
+		f.alias = newAliasForm()
 	}
 	ctx := g.Request.Context()
 	accountID := sessionOf(g).AccountID
