@@ -45,23 +45,13 @@ func (s *server) keyBody(k store.Key) keyBody {
 		MaxSites: k.MaxSites, ReleaseAfter: durationText(k.ReleaseAfter)}
 }
 
-// durationText writes d in the duration grammar, in the largest unit that
-// divides it.
+// durationText writes d in the duration grammar (store.FormatDuration);
+// nil for none.
 func durationText(d *time.Duration) *string {
 	if d == nil {
 		return nil
 	}
-	secs := int64(*d / time.Second)
-	s := strconv.FormatInt(secs, 10) + "s"
-	for _, u := range []struct {
-		secs int64
-		unit string
-	}{{86400, "d"}, {3600, "h"}, {60, "m"}} {
-		if secs%u.secs == 0 {
-			s = strconv.FormatInt(secs/u.secs, 10) + u.unit
-			break
-		}
-	}
+	s := store.FormatDuration(*d)
 	return &s
 }
 

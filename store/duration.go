@@ -83,6 +83,21 @@ func (b DurationBounds) Parse(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// FormatDuration writes d in the duration grammar, in the largest unit that
+// divides it ("30d", "36h", "90s"), so that reading it back gives d.
+func FormatDuration(d time.Duration) string {
+	secs := int64(d / time.Second)
+	for _, u := range []struct {
+		secs int64
+		unit string
+	}{{86400, "d"}, {3600, "h"}, {60, "m"}} {
+		if secs != 0 && secs%u.secs == 0 {
+			return strconv.FormatInt(secs/u.secs, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(secs, 10) + "s"
+}
+
 // ExpiryFromTTL is the expiry of an alias created now with the given ttl, to
 // the second; the error is an InvalidError naming ttl.
 func ExpiryFromTTL(now time.Time, ttl string) (time.Time, error) {

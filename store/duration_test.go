@@ -133,3 +133,15 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestFormatDurationReadsBack(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * 24 * time.Hour: "30d", 36 * time.Hour: "36h", 90 * time.Minute: "90m", 90 * time.Second: "90s", 0: "0s",
+	} {
+		got := FormatDuration(d)
+		back, err := ParseDuration(got)
+		if got != want || err != nil || back != d {
+			t.Errorf("FormatDuration(%v) = %q, reads back as %v (%v); want %q", d, got, back, err, want)
+		}
+	}
+}

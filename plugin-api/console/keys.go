@@ -21,6 +21,7 @@ type aliasForm struct {
 	ExpiresAt string // as a datetime-local input gives it: YYYY-MM-DDTHH:MM, UTC
 	Scopes    []string
 	Sites     string // one host or pattern a line
+	limitForm
 }
 
 // The lifetimes the form offers.
@@ -38,11 +39,26 @@ var graceChoices = []struct{ Value, Label, Note string }{
 
 type aliasRow struct {
 	store.Key
-	State string // status as validation sees it now
+	State        string           // status as validation sees it now
+	Allowance    *store.Allowance // the spend limit with what was spent; nil for none
+	ReleaseAfter string           // in the duration grammar; "" for never
+	SiteLimit    int              // max_sites; 0 for any number
+}
+
+// row is a key as the tables show it at now.
+func row(k store.Key, now time.Time) aliasRow {
+	r := aliasRow{Key: k, State: k.StatusAt(now), Allowance: k.AllowanceAt(now)}
+	if k.ReleaseAfter != nil {
+		r.ReleaseAfter = store.FormatDuration(*k.ReleaseAfter)
+	}
+	if k.MaxSites != nil {
+		r.SiteLimit = *k.MaxSites
+	}
+	return r
 }
 
 type keysPage struct {
-	Primary   store.Key
+	Primary   aliasRow
 	Previous  []aliasRow // primary keys replaced by a reset, still in grace
 	Aliases   []aliasRow
 	Before    string // the page shown starts after this alias
@@ -54,10 +70,23 @@ type keysPage struct {
 	FormError string
 	Lifetimes any
 	Scopes    []string // the scope rules the form offers
+	// The primary key's limits form, with its errors.
+	PrimaryLimits limitFieldsView
+	PrimaryError  string
+}
+
+// keysForms are the keys page's two forms as sent, with their errors.
+type keysForms struct {
+	alias       aliasForm
+	aliasErrs   map[string]string
+	aliasErr    string
+	primary     limitForm
+	primaryErrs map[string]string
+	primaryErr  string
 }
 
 // keys reads the account's keys: the current primary and those in grace.
-func (c *console) keys(g *gin.Context, accountID string) (primary store.Key, previous []aliasRow, err error) {
+func (c *console) keys(g *gin.Context, accountID string) (primary aliasRow, previous []aliasRow, err error) {
 	keys, err := c.store.ListPrimaryKeys(g.Request.Context(), accountID)
 	if err != nil {
 		return primary, nil, err
@@ -66,9 +95,9 @@ func (c *console) keys(g *gin.Context, accountID string) (primary store.Key, pre
 	for _, k := range keys {
 		switch {
 		case k.ValidUntil == nil && k.StatusAt(now) == store.KeyActive:
-			primary = k
+			primary = row(k, now)
 		case k.InGraceAt(now):
-			previous = append(previous, aliasRow{Key: k, State: store.KeyActive})
+			previous = append(previous, row(k, now))
 		}
 	}
 	return primary, previous, nil
@@ -76,7 +105,7 @@ func (c *console) keys(g *gin.Context, accountID string) (primary store.Key, pre
 
 // scopeChoices are the scope rules the alias form offers: every scope rule
 // the primary key allows, with the catalogue's names under "*".
-func (c *console) scopeChoices(primary store.Key) []string {
+func (c *console) scopeChoices(primary aliasRow) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(s string) {
@@ -100,13 +129,27 @@ func (c *console) scopeChoices(primary store.Key) []string {
 	return out
 }
 
+// newAliasForm is the create form as the keys page first shows it.
+func newAliasForm() aliasForm {
+	return aliasForm{Lifetime: "permanent", Scopes: []string{"*"}, limitForm: limitForm{SpendPeriod: store.PeriodMonth}}
+}
+
 func (c *console) keysPage(g *gin.Context) {
-	c.showKeys(g, http.StatusOK, aliasForm{Lifetime: "permanent", Scopes: []string{"*"}}, nil, "")
+	c.showKeys(g, http.StatusOK, newAliasForm(), nil, "")
 }
 
 // showKeys renders the keys page, with the create form as given and its
 // errors.
 func (c *console) showKeys(g *gin.Context, status int, form aliasForm, errs map[string]string, formErr string) {
+	c.showKeysWith(g, status, keysForms{alias: form, aliasErrs: errs, aliasErr: formErr})
+}
+
+// showKeysWith renders the keys page with its forms as given; the primary
+// key's limits form shows the key's limits unless it was the one sent.
+func (c *console) showKeysWith(g *gin.Context, status int, f keysForms) {
+	if f.alias.Lifetime == "" {
+		f.alias = newAliasForm()
+	}
 	ctx := g.Request.Context()
 	accountID := sessionOf(g).AccountID
 	primary, previous, err := c.keys(g, accountID)
@@ -125,11 +168,15 @@ func (c *console) showKeys(g *gin.Context, status int, form aliasForm, errs map[
 		c.fail(g, err)
 		return
 	}
-	p := keysPage{Primary: primary, Previous: previous, Before: before, Slots: slots, Form: form, Errors: errs,
-		FormError: formErr, Lifetimes: lifetimes, Scopes: c.scopeChoices(primary)}
+	if f.primaryErrs == nil && f.primaryErr == "" {
+		f.primary = limitFormOf(primary.Key)
+	}
+	p := keysPage{Primary: primary, Previous: previous, Before: before, Slots: slots, Form: f.alias, Errors: f.aliasErrs,
+		FormError: f.aliasErr, Lifetimes: lifetimes, Scopes: c.scopeChoices(primary),
+		PrimaryLimits: limitFields("primary", f.primary, f.primaryErrs), PrimaryError: f.primaryErr}
 	now := c.now()
 	for _, k := range list {
-		p.Aliases = append(p.Aliases, aliasRow{Key: k, State: k.StatusAt(now)})
+		p.Aliases = append(p.Aliases, row(k, now))
 	}
 	if len(list) == pageSize {
 		p.Next = list[len(list)-1].ID
@@ -148,6 +195,7 @@ func readAliasForm(g *gin.Context) aliasForm {
 		ExpiresAt: strings.TrimSpace(g.PostForm("expires_at")),
 		Scopes:    g.PostFormArray("scopes"),
 		Sites:     g.PostForm("allowed_sites"),
+		limitForm: readLimitForm(g),
 	}
 }
 
@@ -196,15 +244,17 @@ func (f aliasForm) expiry(now time.Time) (at *time.Time, set bool, fieldErr map[
 func (c *console) createAlias(g *gin.Context) {
 	form := readAliasForm(g)
 	expiresAt, _, errs := form.expiry(c.now())
-	if errs != nil {
-		c.showKeys(g, http.StatusBadRequest, form, errs, "")
+	limits, limitErrs := form.patch()
+	if errs != nil || limitErrs != nil {
+		c.showKeys(g, http.StatusBadRequest, form, merge(errs, limitErrs), "")
 		return
 	}
 	created, err := c.store.CreateAlias(g.Request.Context(), actor(g), sessionOf(g).AccountID, store.NewAlias{
-		Name: form.Name, ExpiresAt: expiresAt, Scopes: nonNil(form.Scopes), AllowedSites: form.sites()})
+		Name: form.Name, ExpiresAt: expiresAt, Scopes: nonNil(form.Scopes), AllowedSites: form.sites(),
+		SpendLimit: limits.SpendLimit, MaxSites: limits.MaxSites, ReleaseAfter: limits.ReleaseAfter})
 	if err != nil {
 		if p := c.explain(err); p.Status < 500 && p.Status != http.StatusNotFound {
-			c.showKeys(g, p.Status, form, fieldErrors(p), capitalise(p.Message))
+			c.showKeys(g, p.Status, form, fieldErrors(p), formMessage(p, aliasFieldNames))
 			return
 		}
 		c.fail(g, err)
@@ -213,6 +263,18 @@ func (c *console) createAlias(g *gin.Context) {
 	c.redirect(g, "keys", flash{notice: "Alias “" + created.Key.Name + "” created.", shown: &shownKey{
 		Label: "New key for alias “" + created.Key.Name + "”", Secret: created.Secret,
 		Note: "Copy it now: this is the only time keyd shows it. Put it in the client site's plugin settings."}})
+}
+
+// merge is the field errors of a and b together.
+func merge(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
@@ -250,7 +312,7 @@ func (c *console) editAliasPage(g *gin.Context) {
 		c.fail(g, err)
 		return
 	}
-	form := aliasForm{Name: k.Name, Lifetime: "keep", Scopes: k.Scopes, Sites: strings.Join(k.AllowedSites, "\n")}
+	form := aliasForm{Name: k.Name, Lifetime: "keep", Scopes: k.Scopes, Sites: strings.Join(k.AllowedSites, "\n"), limitForm: limitFormOf(k)}
 	c.showEditAlias(g, http.StatusOK, k, form, nil, "")
 }
 
@@ -267,7 +329,7 @@ func (c *console) showEditAlias(g *gin.Context, status int, k store.Key, form al
 		}
 	}
 	c.render(g, status, "alias_edit", view{Title: "Edit alias", Nav: "keys", Data: editAliasPage{
-		Alias: aliasRow{Key: k, State: k.StatusAt(c.now())}, Form: form, Errors: errs, FormError: formErr,
+		Alias: row(k, c.now()), Form: form, Errors: errs, FormError: formErr,
 		Lifetimes: append([]struct{ Value, Label string }{{"keep", "Keep as it is"}}, lifetimes...), Scopes: scopes}})
 }
 
@@ -291,15 +353,16 @@ func (c *console) updateAlias(g *gin.Context) {
 	}
 	form := readAliasForm(g)
 	patch := store.AliasPatch{Name: &form.Name, Scopes: nonNil(form.Scopes), AllowedSites: form.sites()}
-	var errs map[string]string
-	if patch.ExpiresAt, patch.SetExpiry, errs = form.expiry(c.now()); errs != nil {
-		c.showEditAlias(g, http.StatusBadRequest, k, form, errs, "")
+	var errs, limitErrs map[string]string
+	patch.ExpiresAt, patch.SetExpiry, errs = form.expiry(c.now())
+	if patch.LimitsPatch, limitErrs = form.patch(); errs != nil || limitErrs != nil {
+		c.showEditAlias(g, http.StatusBadRequest, k, form, merge(errs, limitErrs), "")
 		return
 	}
 	updated, err := c.store.UpdateAlias(ctx, actor(g), accountID, k.ID, patch)
 	if err != nil {
 		if p := c.explain(err); p.Status < 500 && p.Status != http.StatusNotFound {
-			c.showEditAlias(g, p.Status, k, form, fieldErrors(p), capitalise(p.Message))
+			c.showEditAlias(g, p.Status, k, form, fieldErrors(p), formMessage(p, aliasFieldNames))
 			return
 		}
 		c.fail(g, err)
@@ -364,7 +427,7 @@ func (c *console) deleteAlias(g *gin.Context) {
 }
 
 type resetPage struct {
-	Primary store.Key
+	Primary aliasRow
 	Grace   any
 	Error   string
 }

@@ -33,7 +33,20 @@ var templateFuncs = template.FuncMap{
 		}
 		return *s
 	},
-	"short": shortText,
+	"short":       shortText,
+	"limitfields": limitFields,
+	"host":        store.SiteHost,
+	// day is a midnight (UTC) as its date: a spend period resets then.
+	"day": func(t *time.Time) string { return t.UTC().Format(time.DateOnly) },
+	"period": func(p string) string {
+		switch p {
+		case store.PeriodDay:
+			return "today"
+		case store.PeriodMonth:
+			return "this month"
+		}
+		return "in total"
+	},
 	"field": func(errs map[string]string, names ...string) string {
 		for _, n := range names {
 			if m, ok := errs[n]; ok {

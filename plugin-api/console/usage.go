@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +34,11 @@ type usagePage struct {
 	Units       chart
 	Keys        []keyUsage
 	Sites       []store.SiteSeen
-	CSV         string
+	// Slots is how many sites hold a slot of the key shown, and its
+	// max_sites; nil for a key without max_sites.
+	Slots        *store.SiteSlots
+	ReleaseAfter string
+	CSV          string
 }
 
 // usage reads the usage report the page and its CSV show: the API's range
@@ -64,6 +69,20 @@ func (c *console) usagePage(g *gin.Context) {
 		if p.Sites, err = c.store.ListKeySites(g.Request.Context(), sessionOf(g).AccountID, p.Key); err != nil {
 			c.fail(g, err)
 			return
+		}
+		k, err := c.key(g, p.Key)
+		if err != nil {
+			c.fail(g, err)
+			return
+		}
+		if k.MaxSites != nil {
+			p.Slots = &store.SiteSlots{Limit: *k.MaxSites}
+			for _, s := range p.Sites {
+				if s.HoldsSlot {
+					p.Slots.Used++
+				}
+			}
+			p.ReleaseAfter = row(k, c.now()).ReleaseAfter
 		}
 	}
 	from, _ := time.Parse(time.DateOnly, p.From)
@@ -118,6 +137,36 @@ func (c *console) usagePage(g *gin.Context) {
 	}
 	p.CSV = Base + "usage.csv?" + q
 	c.render(g, http.StatusOK, "usage", view{Title: "Sites and usage", Nav: "usage", Data: p})
+}
+
+// releaseSite is the console's DELETE /v1/keys/{id}/sites/{host}: the
+// owner frees the slot a site holds (site.released).
+func (c *console) releaseSite(g *gin.Context) {
+	id, host := g.Param("id"), g.PostForm("host")
+	if _, err := c.store.ReleaseSite(g.Request.Context(), actor(g), sessionOf(g).AccountID, id, host); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.renderError(g, http.StatusNotFound, "Not found", "No such key, or this site holds none of its slots.")
+			return
+		}
+		c.fail(g, err)
+		return
+	}
+	c.redirect(g, "usage?key="+url.QueryEscape(id), flash{notice: "The slot of " + store.CanonicalHost(host) + " is free: another site may take it."})
+}
+
+// key is one key of the account, primary or alias.
+func (c *console) key(g *gin.Context, id string) (store.Key, error) {
+	accountID := sessionOf(g).AccountID
+	primaries, err := c.store.ListPrimaryKeys(g.Request.Context(), accountID)
+	if err != nil {
+		return store.Key{}, err
+	}
+	for _, k := range primaries {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return c.store.GetAlias(g.Request.Context(), accountID, id)
 }
 
 // nameKeys fills in the names of the keys of one table page.

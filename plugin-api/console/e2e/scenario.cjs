@@ -318,6 +318,36 @@ async function scenario() {
     await check('subaccounts');
   });
 
+  await step('an alias with a spend limit and site slots', async () => {
+    await page.click('nav.nav >> text=API keys');
+    await page.waitForURL('**/console/keys');
+    await page.fill('#alias-name', 'Licensed shop');
+    await page.fill('#alias-spend', '500');
+    await page.selectOption('#alias-period', 'month');
+    await page.fill('#alias-max-sites', '3');
+    await page.fill('#alias-release', '30d');
+    await page.click('form[action="/console/aliases#create"] button[type=submit]');
+    await page.waitForSelector('#shown-secret');
+    const key = await text('#shown-secret');
+    remember(key);
+    for (const site of ['https://shop-one.example/', 'https://shop-two.example/']) {
+      assert((await validate(key, site)) === 'VALID', `validate from ${site}`);
+    }
+    const r = await api('POST', '/v1/usage', { key, body: { units: 120 } });
+    assert(r.status === 200 && r.json.spend_limit.remaining === 380, `usage: ${r.status} ${r.text}`);
+    await page.reload();
+    const row = await text('table.table tbody tr:has-text("Licensed shop")');
+    assert(row.includes('120 of 500 units this month') && row.includes('Up to 3 sites'), `alias row: ${row}`);
+    await check('keys-alias-limits');
+    await page.click('a[aria-label="Sites holding a slot of Licensed shop"]');
+    await page.waitForURL('**/console/usage?key=*');
+    assert((await text('main')).includes('2 of 3 site slots taken'), 'slots taken');
+    await check('usage-site-slots');
+    await page.click('button[aria-label="Release the slot of shop-one.example"]');
+    await page.waitForSelector('.notice');
+    assert((await text('main')).includes('1 of 3 site slots taken'), 'slot released');
+  });
+
   await step('overview and audit log', async () => {
     await page.click('nav.nav >> text=Overview');
     await page.waitForURL('**/console/overview');
