@@ -146,16 +146,22 @@ func (r *receipts) issue(ctx context.Context, v *store.KeyView, site string, now
 	return token, nil
 }
 
-// sweep drops the receipts no longer reused, and all of them if that does
-// not make room. It must be called with mu held.
+// sweep drops the receipts no longer reused and, if that does not make
+// room, an eighth of the rest, taken at random (map order is random): when
+// more keys ask for receipts than the cache holds, most of the cached ones
+// stay reusable, where emptying it would make every next request sign. It
+// must be called with mu held.
 func (r *receipts) sweep(now int64) {
 	for k, c := range r.cache {
 		if now >= c.reuseUntil {
 			delete(r.cache, k)
 		}
 	}
-	if len(r.cache) >= maxCachedReceipts {
-		clear(r.cache)
+	for k := range r.cache {
+		if len(r.cache) < maxCachedReceipts-maxCachedReceipts/8 {
+			break
+		}
+		delete(r.cache, k)
 	}
 }
 

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,6 +86,23 @@ func TestTargetsAgainstTheFloor(t *testing.T) {
 	} {
 		if got[name] != want {
 			t.Errorf("%s: %s, want %s", name, got[name], want)
+		}
+	}
+}
+
+func TestHeadLines(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "all")
+	if err := os.WriteFile(src, []byte("a\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[int]string{1: "a\n", 2: "a\nb\n", 3: "a\nb\nc\n", 5: "a\nb\nc\n"} {
+		dst, err := headLines(src, filepath.Join(dir, fmt.Sprint(n)), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(dst); string(got) != want {
+			t.Errorf("headLines %d = %q, want %q", n, got, want)
 		}
 	}
 }
