@@ -231,6 +231,7 @@ curl -sf -o /dev/null --max-time 10 "$WP_URL/wp-json/" || die "the REST API does
 
 # ---------------------------------------------------------------------------
 KEYD_ADMIN_TOKEN=""
+KEYD_PGID=""
 if [ "$E2E_WITHOUT_KEYD" != 1 ]; then
 	log "9. keyd ($KEYD_BIN) on $KEYD_URL"
 	KEYD_ADMIN_TOKEN="$(random_token 48)"
@@ -238,6 +239,7 @@ if [ "$E2E_WITHOUT_KEYD" != 1 ]; then
 	start keyd env KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" KEYD_WEBHOOK_ALLOW_PRIVATE=1 \
 		"$KEYD_BIN" serve --addr "127.0.0.1:$KEYD_PORT" --db "$RUN_DIR/keyd/keyd.db" --test-keys
 	wait_http keyd 30 "$KEYD_URL/healthz"
+	KEYD_PGID="${PGIDS[-1]}" # the scenario stops and resumes keyd (offline grace)
 else
 	log "9. keyd: skipped (E2E_WITHOUT_KEYD=1)"
 fi
@@ -253,7 +255,7 @@ timeout 600 env \
 	E2E_WP_CONFIG_EXTRA="$RUN_DIR/wp-config-extra.php" \
 	WP_URL="$WP_URL" WP_USER="$WP_USER" WP_PASS="$WP_PASS" \
 	DEAD_URL="http://127.0.0.1:$DEAD_PORT" \
-	KEYD_URL="$KEYD_URL" KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" \
+	KEYD_URL="$KEYD_URL" KEYD_ADMIN_TOKEN="$KEYD_ADMIN_TOKEN" KEYD_PGID="$KEYD_PGID" \
 	node "$HERE/scenario.cjs" || die "browser steps failed (screenshots in $SHOTS)"
 
 if [ "$E2E_WITHOUT_KEYD" != 1 ]; then

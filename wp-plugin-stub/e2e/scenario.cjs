@@ -30,6 +30,8 @@ const WP_PASS = env('WP_PASS');
 const DEAD_URL = env('DEAD_URL');
 const KEYD_URL = env('KEYD_URL', '');
 const KEYD_ADMIN_TOKEN = env('KEYD_ADMIN_TOKEN', '');
+// keyd's process group, so that a step can stop keyd (SIGSTOP) and resume it.
+const KEYD_PGID = Number(env('KEYD_PGID', '0'));
 const SHOTS = env('E2E_SCREENSHOTS');
 const WEBHOOK_SH = env('E2E_WEBHOOK_SH');
 const WP_CONFIG_EXTRA = env('E2E_WP_CONFIG_EXTRA');
@@ -371,6 +373,25 @@ async function partB() {
     await screenshot('unreachable-state-kept');
     const back = await save({ key: primary, url: KEYD_URL });
     assertIncludes(back, 'Your API key is valid.', 'valid again');
+  });
+
+  await step('keyd stopped: the receipt keeps the key working', async () => {
+    assert(KEYD_PGID > 0, 'KEYD_PGID is not set');
+    // A stopped keyd accepts connections and answers nothing, as a hung
+    // server does: the check times out and the stored receipt decides.
+    process.kill(-KEYD_PGID, 'SIGSTOP');
+    try {
+      const out = await save({ key: primary, url: KEYD_URL });
+      assertIncludes(out, 'keyd could not be reached; your key was last confirmed at', 'offline grace with keyd stopped');
+      const status = await statusText();
+      assertIncludes(status, 'Valid', 'status kept with keyd stopped');
+      assertIncludes(status, 'stays accepted until', 'offline grace in the status with keyd stopped');
+      await screenshot('keyd-stopped-offline-grace');
+    } finally {
+      process.kill(-KEYD_PGID, 'SIGCONT');
+    }
+    const back = await save({ key: primary, url: KEYD_URL });
+    assertIncludes(back, 'Your API key is valid.', 'valid again once keyd runs');
   });
 
   await step('malformed key keeps the validated key', async () => {
