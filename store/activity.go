@@ -47,12 +47,11 @@ type activity struct {
 }
 
 // keyActivity is what validations of one key saw (the counters: since the
-// last flush), kept in the key's index record. Validations change it with
-// atomic operations under the index's read lock; moving records needs the
-// write lock, so nothing is lost when they move.
+// last flush), kept in the index beside the key's record (index.acts).
+// Validations change it with atomic operations under the index's read lock;
+// moving the array needs the write lock, so nothing is lost when it moves.
 //
-// Times are unix seconds in 32 bits (enough until 2106), which makes a
-// record 128 bytes: two cache lines.
+// Times are unix seconds in 32 bits (enough until 2106): 32 bytes.
 type keyActivity struct {
 	counts   uint64 // the day's validations and failures: see packCounts
 	report   uint64 // hash of the last site report put into activity.sites
@@ -134,10 +133,10 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	sec := t.Unix()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if int(v.pos) >= len(ix.keys.s) {
+	if int(v.pos) >= len(ix.acts.s) {
 		return // the store is closed
 	}
-	act := &ix.keys.s[v.pos].act
+	act := &ix.acts.s[v.pos]
 	day := int32(sec / 86400)
 	add := uint64(1) << countBits
 	if !ok {
@@ -189,10 +188,10 @@ func (db *DB) recordUse(pos uint32, t time.Time) {
 	ix := db.index
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if int(pos) >= len(ix.keys.s) {
+	if int(pos) >= len(ix.acts.s) {
 		return // the store is closed
 	}
-	act := &ix.keys.s[pos].act
+	act := &ix.acts.s[pos]
 	atomic.StoreUint32(&act.lastUsed, uint32(t.Unix()))
 	db.activity.list(pos, act)
 }
@@ -272,10 +271,10 @@ func (db *DB) collect() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, pos := range a.dirty {
-		if int(pos) >= len(ix.keys.s) {
+		if int(pos) >= len(ix.acts.s) {
 			continue
 		}
-		act := &ix.keys.s[pos].act
+		act := &ix.acts.s[pos]
 		// Unlisted first: a validation from here on lists the key again,
 		// and whatever it counts is either taken below or left for later.
 		atomic.StoreUint32(&act.listed, 0)
@@ -425,7 +424,7 @@ func (db *DB) pendingLastUsed(h [32]byte) (time.Time, bool) {
 	pos, found := db.index.find(&h)
 	var sec int64
 	if found {
-		sec = int64(atomic.LoadUint32(&db.index.keys.s[pos].act.lastUsed))
+		sec = int64(atomic.LoadUint32(&db.index.acts.s[pos].lastUsed))
 	}
 	db.index.mu.RUnlock()
 	if !found {

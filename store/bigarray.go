@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"reflect"
 	"unsafe"
 )
@@ -25,21 +26,34 @@ const bigArrayMin = 1 << 20 // bytes
 type bigArray[T any] struct {
 	s      []T
 	mapped bool // s is mapped memory, to be unmapped when replaced
+	sparse bool // see makeSparseArray
 }
 
 // makeBigArray returns an array of length n and capacity at least capacity.
-func makeBigArray[T any](n, capacity int) bigArray[T] {
+func makeBigArray[T any](n, capacity int) bigArray[T] { return makeArray[T](n, capacity, false) }
+
+// makeSparseArray is makeBigArray for an array most of whose elements stay
+// zero for good, such as what validations recorded of each key (most keys
+// are not used between two flushes). Its memory gets no huge pages and
+// growing it copies only the pages that hold something, so a page becomes
+// resident only once an element on it is written: at ten million keys the
+// 32-byte records of the few thousand keys in use take a few megabytes, not
+// 320. Elements past the length are zero, so extend adds them without
+// writing.
+func makeSparseArray[T any](n, capacity int) bigArray[T] { return makeArray[T](n, capacity, true) }
+
+func makeArray[T any](n, capacity int, sparse bool) bigArray[T] {
 	capacity = max(n, capacity)
 	var zero T
 	if bytes := int(unsafe.Sizeof(zero)) * capacity; bytes >= bigArrayMin {
 		if hasPointers(reflect.TypeFor[T]()) {
 			panic("store: bigArray of a type with pointers")
 		}
-		if p := mapMemory(bytes); p != nil {
-			return bigArray[T]{s: unsafe.Slice((*T)(p), capacity)[:n], mapped: true}
+		if p := mapMemory(bytes, !sparse); p != nil {
+			return bigArray[T]{s: unsafe.Slice((*T)(p), capacity)[:n], mapped: true, sparse: sparse}
 		}
 	}
-	return bigArray[T]{s: make([]T, n, capacity)}
+	return bigArray[T]{s: make([]T, n, capacity), sparse: sparse}
 }
 
 // reserve makes room for at least extra more elements, doubling the
@@ -49,10 +63,38 @@ func (a *bigArray[T]) reserve(extra int) {
 	if need <= cap(a.s) {
 		return
 	}
-	grown := makeBigArray[T](len(a.s), max(need, 2*cap(a.s), 64))
-	copy(grown.s, a.s)
+	grown := makeArray[T](len(a.s), max(need, 2*cap(a.s), 64), a.sparse)
+	if a.sparse {
+		copyWritten(bytesOf(grown.s), bytesOf(a.s))
+	} else {
+		copy(grown.s, a.s)
+	}
 	a.release()
 	*a = grown
+}
+
+// extend lengthens the array by n zero elements, within its capacity (see
+// reserve), without writing them: elements past the length were never
+// written, and mapped or allocated memory starts zeroed.
+func (a *bigArray[T]) extend(n int) { a.s = a.s[:len(a.s)+n] }
+
+// bytesOf is the memory of s, for copying and for snapshots.
+func bytesOf[T any](s []T) []byte {
+	var zero T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))
+}
+
+// copyWritten copies src into dst (at least as long) a page at a time,
+// skipping pages of src that hold only zeros: dst is fresh zeroed memory,
+// and reading a page that was never written does not make it resident.
+func copyWritten(dst, src []byte) {
+	var zeroPage [4096]byte
+	for off := 0; off < len(src); off += len(zeroPage) {
+		page := src[off:min(off+len(zeroPage), len(src))]
+		if !bytes.Equal(page, zeroPage[:len(page)]) {
+			copy(dst[off:], page)
+		}
+	}
 }
 
 // release unmaps the array's memory if it was mapped and empties it.

@@ -5,6 +5,6 @@ package store
 import "unsafe"
 
 // Without mmap the index's arrays stay on the Go heap.
-func mapMemory(int) unsafe.Pointer { return nil }
+func mapMemory(int, bool) unsafe.Pointer { return nil }
 
 func unmapMemory(unsafe.Pointer, int) {}

@@ -8,4 +8,14 @@ import "syscall"
 // misses the TLB, while huge pages (where transparent huge pages are set to
 // "madvise" or "always") cut that to a few dozen. It is only advice:
 // without huge pages everything works the same.
-func adviseHugePages(b []byte) { syscall.Madvise(b, syscall.MADV_HUGEPAGE) }
+//
+// Without huge it asks for none, for arrays that are mostly never written
+// (see makeSparseArray): where huge pages are "always", writing one element
+// would make two megabytes around it resident.
+func adviseHugePages(b []byte, huge bool) {
+	if huge {
+		syscall.Madvise(b, syscall.MADV_HUGEPAGE)
+	} else {
+		syscall.Madvise(b, syscall.MADV_NOHUGEPAGE)
+	}
+}

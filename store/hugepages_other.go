@@ -3,4 +3,4 @@
 package store
 
 // adviseHugePages does nothing where there is no MADV_HUGEPAGE.
-func adviseHugePages([]byte) {}
+func adviseHugePages([]byte, bool) {}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -25,9 +26,15 @@ type index struct {
 	// see bigarray.go for the rule that comes with them.
 	slots bigArray[uint64]
 	keys  bigArray[keyRecord]
+	// acts holds what validations saw of each key since the last flush, by
+	// the key's position in keys (the two always have the same length). It
+	// is apart from the records because it is mostly zero, and so mostly
+	// never resident (see makeSparseArray), and because snapshots leave it
+	// out.
+	acts bigArray[keyActivity]
 
-	accounts   bigArray[accountRecord]
-	accountPos map[uint64]uint32
+	accounts     bigArray[accountRecord]
+	accountTable accountTable // finds an account's position by its id
 
 	plans   []Plan
 	planPos map[string]uint16
@@ -36,7 +43,12 @@ type index struct {
 	// outside the records so that the records of all other keys stay small.
 	limits map[uint32]keyLimits
 
-	text bigArray[byte] // arena for names, hints, scopes and sites
+	// texts holds the distinct keyTexts; textsPos finds those that are
+	// shared, as common does for texts. Entry 0 is all empty.
+	texts    bigArray[keyTexts]
+	textsPos map[keyTexts]uint32
+
+	text bigArray[byte] // arena for names, scopes and sites
 	// common remembers where short, often repeated texts (the primary key's
 	// name, "*" scopes, alias names reused across accounts) already are in
 	// the arena, so that a million keys do not store them a million times.
@@ -57,18 +69,28 @@ type keyRecord struct {
 	hash       [32]byte
 	id         uint64
 	account    uint32
+	expiresAt  uint32  // unix seconds; 0 = never (see unix32)
+	validUntil uint32  // unix seconds; 0 = not a reset key in grace
+	texts      uint32  // position in index.texts: the key's name, scopes and sites
+	hint       [4]byte // the key's last four characters
 	alias      bool
 	status     uint8
-	limited    bool  // the key has an entry in index.limits
-	expiresAt  int64 // unix seconds; 0 = never
-	validUntil int64 // unix seconds; 0 = not a reset key in grace
-	name       textRef
-	hint       textRef
-	scopes     textRef // rules joined by ","
-	sites      textRef // host patterns joined by ","
-
-	act keyActivity // what validations saw since the last flush
+	limited    bool // the key has an entry in index.limits
 }
+
+// keyTexts are a key's name and its rules, kept apart from its record
+// because most keys share them with many others (a primary key's name, "*"
+// scopes, no sites): a record holds only their position, which keeps it at
+// one cache line.
+type keyTexts struct {
+	name   textRef
+	scopes textRef // rules joined by ","
+	sites  textRef // host patterns joined by ","
+}
+
+// unix32 is a time of the index, unix seconds, in the 32 bits its records
+// keep: enough until 2106, and later times (or nonsense) are 2106.
+func unix32(sec int64) uint32 { return uint32(min(max(sec, 0), math.MaxUint32)) }
 
 // keyLimits are a key's own limits and what it has spent against them.
 type keyLimits struct {
@@ -111,11 +133,14 @@ func statusCode(list []string, s string) uint8 {
 
 func newIndex() *index {
 	return &index{
-		slots:      makeBigArray[uint64](1024, 0),
-		accountPos: make(map[uint64]uint32),
-		planPos:    make(map[string]uint16),
-		common:     make(map[string]textRef),
-		limits:     make(map[uint32]keyLimits),
+		slots:        makeBigArray[uint64](1024, 0),
+		acts:         makeSparseArray[keyActivity](0, 0),
+		accountTable: newAccountTable(),
+		planPos:      make(map[string]uint16),
+		common:       make(map[string]textRef),
+		limits:       make(map[uint32]keyLimits),
+		texts:        makeBigArray[keyTexts](1, 0),
+		textsPos:     map[keyTexts]uint32{{}: 0},
 	}
 }
 
@@ -125,10 +150,16 @@ func (ix *index) release() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.keys.release()
+	ix.acts.release()
 	ix.accounts.release()
+	ix.accountTable.release()
+	ix.accountTable = newAccountTable()
 	ix.text.release()
+	ix.texts.release()
 	ix.slots.release()
 	ix.slots = makeBigArray[uint64](1024, 0)
+	ix.texts = makeBigArray[keyTexts](1, 0)
+	ix.textsPos = map[keyTexts]uint32{{}: 0}
 	ix.common = make(map[string]textRef)
 	ix.limits = make(map[uint32]keyLimits)
 }
@@ -158,6 +189,31 @@ func (ix *index) putText(old textRef, s string, share bool) textRef {
 		ix.common[s] = r
 	}
 	return r
+}
+
+// putTexts returns the position of t in texts, adding it unless it is
+// there already; like putText, only so many are looked up.
+func (ix *index) putTexts(t keyTexts) uint32 {
+	if pos, ok := ix.textsPos[t]; ok {
+		return pos
+	}
+	pos := uint32(len(ix.texts.s))
+	ix.texts.reserve(1)
+	ix.texts.s = append(ix.texts.s, t) // within capacity: reserve made room
+	if len(ix.textsPos) < maxCommonTexts {
+		ix.textsPos[t] = pos
+	}
+	return pos
+}
+
+// hintOf is the hint kept in a record, without the zero bytes of a shorter
+// one.
+func hintOf(h *[4]byte) []byte {
+	n := 0
+	for n < len(h) && h[n] != 0 {
+		n++
+	}
+	return h[:n]
 }
 
 func slotOf(hash *[32]byte, mask uint64) uint64 {
@@ -192,6 +248,7 @@ func (ix *index) find(hash *[32]byte) (uint32, bool) {
 // and the records' array so that n keys fit without growing it again.
 func (ix *index) reserve(n int) {
 	ix.keys.reserve(n - len(ix.keys.s))
+	ix.acts.reserve(n - len(ix.acts.s))
 	size := len(ix.slots.s)
 	for n*10 > size*7 {
 		size *= 2
@@ -216,6 +273,7 @@ func (ix *index) insert(rec keyRecord) uint32 {
 	ix.reserve(len(ix.keys.s) + 1)
 	pos := uint32(len(ix.keys.s))
 	ix.keys.s = append(ix.keys.s, rec) // within capacity: reserve made room
+	ix.acts.extend(1)
 	slots := ix.slots.s
 	mask := uint64(len(slots) - 1)
 	i := slotOf(&rec.hash, mask)
@@ -259,14 +317,17 @@ type accountSnapshot struct {
 	activations []activationRow // the sites holding slots of its keys
 }
 
+// accountPos is the position of the account with this id.
+func (ix *index) accountPos(id uint64) (uint32, bool) { return ix.accountTable.find(ix.accounts.s, id) }
+
 // upsertAccount must be called with mu held for writing.
 func (ix *index) upsertAccount(a accountRow) uint32 {
-	pos, ok := ix.accountPos[a.id]
+	pos, ok := ix.accountPos(a.id)
 	if !ok {
 		pos = uint32(len(ix.accounts.s))
 		ix.accounts.reserve(1)
 		ix.accounts.s = append(ix.accounts.s, accountRecord{id: a.id, parent: noParent}) // within capacity
-		ix.accountPos[a.id] = pos
+		ix.accountTable.insert(ix.accounts.s)
 	}
 	rec := &ix.accounts.s[pos]
 	rec.version++
@@ -276,7 +337,7 @@ func (ix *index) upsertAccount(a accountRow) uint32 {
 	rec.parent = noParent
 	if a.parentID != 0 {
 		// A parent is always created before its subaccounts.
-		if pp, ok := ix.accountPos[a.parentID]; ok {
+		if pp, ok := ix.accountPos(a.parentID); ok {
 			rec.parent = int32(pp)
 		}
 	}
@@ -304,14 +365,18 @@ func (ix *index) setKey(pos uint32, k *keyRow, accountPos uint32) {
 	rec.account = accountPos
 	rec.alias = k.alias
 	rec.status = statusCode(keyStatuses, k.status)
-	rec.expiresAt = k.expiresAt
-	rec.validUntil = k.validUntil
-	rec.name = ix.putText(rec.name, k.name, true)
-	rec.hint = ix.putText(rec.hint, k.hint, false)
-	rec.scopes = ix.putText(rec.scopes, k.scopes, true)
-	rec.sites = ix.putText(rec.sites, k.sites, true)
+	rec.expiresAt = unix32(k.expiresAt)
+	rec.validUntil = unix32(k.validUntil)
+	rec.hint = [4]byte{}
+	copy(rec.hint[:], k.hint)
+	old := ix.texts.s[rec.texts]
+	texts := keyTexts{name: ix.putText(old.name, k.name, true), scopes: ix.putText(old.scopes, k.scopes, true),
+		sites: ix.putText(old.sites, k.sites, true)}
+	if texts != old {
+		rec.texts = ix.putTexts(texts)
+	}
 	if !k.alias && k.status == KeyActive && k.validUntil == 0 {
-		ix.accounts.s[accountPos].primaryScopes = rec.scopes
+		ix.accounts.s[accountPos].primaryScopes = texts.scopes
 	}
 	if a := &ix.accounts.s[accountPos]; !k.alias && k.replacedAt > a.replacedAt {
 		a.replacedAt = k.replacedAt
@@ -383,7 +448,7 @@ func (ix *index) setCredits(accountID string, credits int64) {
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if pos, ok := ix.accountPos[id]; ok {
+	if pos, ok := ix.accountPos(id); ok {
 		ix.accounts.s[pos].credits = credits
 	}
 }
@@ -507,12 +572,17 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		primaryScopes = a.primaryScopes
 	}
 
+	texts := &ix.texts.s[k.texts]
+	hint := hintOf(&k.hint)
+
 	var all strings.Builder
-	all.Grow(2*idLength + int(k.name.n+k.hint.n+k.scopes.n+k.sites.n+primaryScopes.n))
+	all.Grow(2*idLength + len(hint) + int(texts.name.n+texts.scopes.n+texts.sites.n+primaryScopes.n))
 	var idBuf [idLength]byte
 	all.Write(appendID(idBuf[:0], prefixKey, k.id))
 	all.Write(appendID(idBuf[:0], prefixAccount, a.id))
-	for _, r := range [...]textRef{k.name, k.hint, k.scopes, k.sites, primaryScopes} {
+	all.Write(ix.text.s[texts.name.off : texts.name.off+texts.name.n])
+	all.Write(hint)
+	for _, r := range [...]textRef{texts.scopes, texts.sites, primaryScopes} {
 		all.Write(ix.text.s[r.off : r.off+r.n])
 	}
 	copied := all.String()
@@ -526,12 +596,12 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 		KeyID:              next(idLength),
 		AccountID:          next(idLength),
 		AccountNum:         a.id,
-		Name:               next(k.name.n),
-		Hint:               next(k.hint.n),
+		Name:               next(texts.name.n),
+		Hint:               next(uint32(len(hint))),
 		Type:               KeyTypePrimary,
 		Status:             keyStatuses[k.status],
-		ExpiresAt:          k.expiresAt,
-		ValidUntil:         k.validUntil,
+		ExpiresAt:          int64(k.expiresAt),
+		ValidUntil:         int64(k.validUntil),
 		AccountStatus:      accountStatuses[a.status],
 		Plan:               ix.plans[a.plan].Name,
 		RateLimitPerMinute: rateLimit(ix.plans[a.plan]),
@@ -543,7 +613,7 @@ func (ix *index) lookup(hash *[32]byte) (KeyView, bool) {
 	if !k.alias && k.validUntil != 0 {
 		v.ReplacedAt = a.replacedAt
 	}
-	scopes, sites, primary := next(k.scopes.n), next(k.sites.n), next(primaryScopes.n)
+	scopes, sites, primary := next(texts.scopes.n), next(texts.sites.n), next(primaryScopes.n)
 	lists := make([]string, 0, listLength(scopes)+listLength(sites)+listLength(primary))
 	v.Scopes, lists = splitInto(lists, scopes)
 	v.Sites, lists = splitInto(lists, sites)
@@ -621,12 +691,20 @@ func (ix *index) counts() (keys, accounts int) {
 // LookupKey finds a key by its SHA-256 in memory. It never touches SQLite.
 func (db *DB) LookupKey(hash [32]byte) (KeyView, bool) { return db.index.lookup(&hash) }
 
-// LoadStats describes the last full load of the index at start-up.
+// LoadStats describes how the index was loaded at start-up.
 type LoadStats struct {
-	DatabaseKeys int // rows in the keys table, in the snapshot that was loaded
+	DatabaseKeys int // rows in the keys table when the index was loaded
 	IndexKeys    int // entries in the in-memory index right after loading
 	Accounts     int
 	Took         time.Duration
+	// FromSnapshot is true when the index came from the index snapshot, and
+	// CaughtUpEvents how many later events were applied to it.
+	FromSnapshot   bool
+	CaughtUpEvents int
+	// SnapshotRejected is why a snapshot that was there was not used (the
+	// database was loaded instead); SnapshotError why writing one failed.
+	SnapshotRejected string
+	SnapshotError    string
 }
 
 // LoadStats reports how the index was loaded; the key counts always agree

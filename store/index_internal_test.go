@@ -132,10 +132,72 @@ func BenchmarkIndexLookup(b *testing.B) {
 	}
 }
 
-// TestKeyRecordSize keeps a key's record at two cache lines: a million keys
-// are a million of them, and validation reads one at random.
+// TestKeyRecordSize keeps a key's record at one cache line: ten million
+// keys are ten million of them, and validation reads one at random.
 func TestKeyRecordSize(t *testing.T) {
-	if size := unsafe.Sizeof(keyRecord{}); size != 128 {
-		t.Errorf("keyRecord is %d bytes, want 128", size)
+	if size := unsafe.Sizeof(keyRecord{}); size != 64 {
+		t.Errorf("keyRecord is %d bytes, want 64", size)
+	}
+	if size := unsafe.Sizeof(keyActivity{}); size != 32 {
+		t.Errorf("keyActivity is %d bytes, want 32", size)
+	}
+}
+
+// A sparse array keeps what was written when it grows (the copy skips only
+// pages that hold nothing), and elements it extends by are zero.
+func TestSparseArrayGrowsKeepingWhatWasWritten(t *testing.T) {
+	a := makeSparseArray[keyActivity](0, 0)
+	defer a.release()
+	written := map[int]uint32{}
+	for round := range 4 {
+		n := (bigArrayMin / 32) << round // mapped from the first round on
+		a.reserve(n - len(a.s))
+		a.extend(n - len(a.s))
+		if !a.mapped {
+			t.Fatalf("round %d: an array of %d records is not mapped", round, n)
+		}
+		for _, i := range []int{0, n / 3, n/2 + 1, n - 1} {
+			a.s[i].lastUsed = uint32(1000*round + i%1000 + 1)
+			written[i] = a.s[i].lastUsed
+		}
+		for i := range a.s {
+			if want := written[i]; a.s[i].lastUsed != want || (want == 0 && a.s[i] != (keyActivity{})) {
+				t.Fatalf("round %d: element %d is %+v, want lastUsed %d", round, i, a.s[i], want)
+			}
+		}
+	}
+}
+
+// The account table finds every account as it grows, by random and by
+// consecutive ids, and finds no other.
+func TestAccountTableFindsEveryAccount(t *testing.T) {
+	for _, ids := range []func(i int) uint64{
+		func(i int) uint64 { return uint64(i) + 1 },
+		func(i int) uint64 { return uint64(i+1) * 0xD6E8FEB86659FD93 },
+	} {
+		table := newAccountTable()
+		var accounts []accountRecord
+		for i := range 100_000 {
+			accounts = append(accounts, accountRecord{id: ids(i)})
+			table.insert(accounts)
+		}
+		for i := range accounts {
+			if pos, ok := table.find(accounts, ids(i)); !ok || pos != uint32(i) {
+				t.Fatalf("account %d found at %d (%v)", i, pos, ok)
+			}
+		}
+		if _, ok := table.find(accounts, ids(len(accounts))); ok {
+			t.Error("an account not in the table was found")
+		}
+		used := 0
+		for _, s := range table.slots.s {
+			if s != 0 {
+				used++
+			}
+		}
+		if used != len(accounts) {
+			t.Errorf("%d slots used for %d accounts", used, len(accounts))
+		}
+		table.release()
 	}
 }

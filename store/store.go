@@ -58,10 +58,11 @@ type DB struct {
 	// that follows their commit, so the index sees changes in commit order.
 	writeMu sync.Mutex
 
-	now         func() time.Time
-	skipIndex   bool
-	skipMigrate bool
-	scopes      Catalogue
+	now          func() time.Time
+	snapshotPath string // see WithIndexSnapshot
+	skipIndex    bool
+	skipMigrate  bool
+	scopes       Catalogue
 
 	index    *index
 	loaded   LoadStats
@@ -89,6 +90,13 @@ func WithClock(now func() time.Time) Option {
 // well-formed scope name is accepted.
 func WithScopes(c Catalogue) Option {
 	return func(db *DB) { db.scopes = c }
+}
+
+// WithIndexSnapshot keeps the key index in a snapshot file at path, read at
+// start-up instead of the database when it passes its checks (see
+// snapshot.go) and written after a full load and by SaveIndexSnapshot.
+func WithIndexSnapshot(path string) Option {
+	return func(db *DB) { db.snapshotPath = path }
 }
 
 // WithoutIndex skips loading the key index: for operator commands that change

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,6 +70,13 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
+	}
+	if len(t.credits) > 0 || len(t.keySpent) > 0 {
+		// Credits or spending changed without an event: see unloggedWrites.
+		if _, err := sqlTx.ExecContext(ctx, `UPDATE unlogged_writes SET count = count + 1`); err != nil {
+			sqlTx.Rollback()
+			return fmt.Errorf("store: count unlogged writes: %w", err)
+		}
 	}
 	plans, snaps, err := readChanged(ctx, sqlTx, t.plansChanged, t.touched)
 	if err != nil {
@@ -282,11 +290,39 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 	return snap, err
 }
 
-// loadIndex fills the index from one consistent snapshot of the database and
-// remembers the last event it reflects, for FollowChanges. It counts the keys
-// both ways, rows in SQLite and entries in memory, and refuses to start when
-// they differ.
+// loadIndex fills the index from the index snapshot when there is one that
+// passes its checks (see snapshot.go), and otherwise from the database,
+// writing a new snapshot afterwards.
 func (db *DB) loadIndex(ctx context.Context) error {
+	started := time.Now()
+	var rejected error
+	if db.snapshotPath != "" {
+		db.writeMu.Lock()
+		rejected = db.loadSnapshot(ctx)
+		db.writeMu.Unlock()
+		if rejected == nil {
+			db.loaded.Took = time.Since(started)
+			return nil
+		}
+	}
+	if err := db.loadDatabase(ctx); err != nil {
+		return err
+	}
+	if rejected != nil && !errors.Is(rejected, errSnapshotMissing) {
+		db.loaded.SnapshotRejected = rejected.Error()
+	}
+	if err := db.SaveIndexSnapshot(ctx); err != nil {
+		db.loaded.SnapshotError = err.Error()
+	}
+	db.loaded.Took = time.Since(started)
+	return nil
+}
+
+// loadDatabase fills the index from one consistent snapshot of the database
+// and remembers the last event it reflects, for FollowChanges. It counts the
+// keys both ways, rows in SQLite and entries in memory, and refuses to start
+// when they differ.
+func (db *DB) loadDatabase(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	started := time.Now()
@@ -367,7 +403,7 @@ func (db *DB) loadIndex(ctx context.Context) error {
 	for batch := range full {
 		for i := range batch {
 			k := &batch[i]
-			pos, ok := ix.accountPos[k.accountID]
+			pos, ok := ix.accountPos(k.accountID)
 			if !ok && addErr == nil {
 				addErr = fmt.Errorf("store: key %s belongs to a missing account", formatID(prefixKey, k.id))
 				cancel()
@@ -500,13 +536,37 @@ func (db *DB) FollowChanges(ctx context.Context, interval time.Duration) {
 func (db *DB) followOnce(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	rows, err := db.w.QueryContext(ctx, `SELECT seq, coalesce(account_id, ''), type FROM events WHERE seq > ? ORDER BY seq LIMIT 10000`, db.followedSeq)
+	_, err := db.followLocked(ctx)
+	return err
+}
+
+// catchUp applies every event after followedSeq, as many batches as it
+// takes, and returns how many there were. writeMu must be held.
+func (db *DB) catchUp(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := db.followLocked(ctx)
+		total += n
+		if err != nil || n < followBatch {
+			return total, err
+		}
+	}
+}
+
+// followBatch is how many events followLocked reads at most.
+const followBatch = 10000
+
+// followLocked applies the events after followedSeq, followBatch at most,
+// and returns how many it read. writeMu must be held.
+func (db *DB) followLocked(ctx context.Context) (int, error) {
+	rows, err := db.w.QueryContext(ctx, `SELECT seq, coalesce(account_id, ''), type FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
+		db.followedSeq, followBatch)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	accounts := map[string]bool{}
 	plansChanged := false
-	last := db.followedSeq
+	last, n := db.followedSeq, 0
 	for rows.Next() {
 		var (
 			seq     int64
@@ -514,9 +574,10 @@ func (db *DB) followOnce(ctx context.Context) error {
 		)
 		if err := rows.Scan(&seq, &id, &typ); err != nil {
 			rows.Close()
-			return err
+			return 0, err
 		}
 		last = seq
+		n++
 		if id != "" {
 			accounts[id] = true
 		}
@@ -525,15 +586,15 @@ func (db *DB) followOnce(ctx context.Context) error {
 		}
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || last == db.followedSeq {
-		return err
+	if err := rows.Err(); err != nil || n == 0 {
+		return 0, err
 	}
 	plans, snaps, err := readChanged(ctx, db.w, plansChanged, accounts)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	db.index.apply(plans, snaps)
 	db.applySites(snaps)
 	db.followedSeq = last
-	return nil
+	return n, nil
 }

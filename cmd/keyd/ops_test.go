@@ -22,6 +22,7 @@ type inProcess struct {
 	base, metrics string
 	stdout        *lockedBuffer
 	stderr        *lockedBuffer
+	stop          func() // shuts keyd down as SIGTERM does and waits; once
 }
 
 // serveInProcess runs keyd serve with the admin token on dbPath until the
@@ -36,12 +37,13 @@ func serveInProcess(t *testing.T, dbPath string, args ...string) *inProcess {
 		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", dbPath}, args...),
 			func(k string) string { return env[k] }, p.stdout, p.stderr)
 	}()
-	t.Cleanup(func() {
+	p.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	t.Cleanup(p.stop)
 	listening := regexp.MustCompile(`keyd listening on (http://\S+)\n`)
 	metrics := regexp.MustCompile(`keyd metrics on (http://\S+)\n`)
 	waitFor(t, 60*time.Second, "keyd to listen", func() bool {

@@ -60,6 +60,12 @@ func runSeed(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (%d keys in %d accounts were committed before the error)", err, res.Keys, res.Accounts)
 	}
+	// The keys were written without events, so a snapshot of the index kept
+	// next to the database no longer matches it: remove it rather than
+	// have the next start find that out.
+	if err := os.Remove(*path + ".index"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	took := time.Since(started)
 	fmt.Fprintf(e.stdout, "seeded %d keys in %d synthetic accounts into %s in %s (%.0f keys/s)\n",
 		res.Keys, res.Accounts, *path, took.Round(time.Millisecond), float64(res.Keys)/took.Seconds())

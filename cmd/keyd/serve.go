@@ -30,6 +30,7 @@ type serveConfig struct {
 	flushEvery, expireEvery    string
 	expiringLead               time.Duration
 	scopes                     string
+	indexSnapshot              string // "" = next to the database, "off" = none
 	pprofAddr                  string
 	metricsAddr                string
 	trustedProxies             string
@@ -62,6 +63,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&cfg.expireEvery, "expire-schedule", envOr(e, "KEYD_EXPIRE_SCHEDULE", "@every 1m"), "when to expire aliases and retire reset keys (env KEYD_EXPIRE_SCHEDULE)")
 	fs.DurationVar(&cfg.expiringLead, "expiring-lead", 24*time.Hour, "how long before an alias expires to send alias.expiring")
 	fs.StringVar(&cfg.scopes, "scopes", e.getenv("KEYD_SCOPES"), "comma-separated scope catalogue; empty accepts any scope name (env KEYD_SCOPES)")
+	fs.StringVar(&cfg.indexSnapshot, "index-snapshot", e.getenv("KEYD_INDEX_SNAPSHOT"), "file keeping the key index, for a start-up in seconds (README, Start-up); default: the database's path with .index added; off for none (env KEYD_INDEX_SNAPSHOT)")
 	fs.StringVar(&cfg.pprofAddr, "pprof", e.getenv("KEYD_PPROF"), "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; off when empty (env KEYD_PPROF)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", e.getenv("KEYD_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, apart from the API, e.g. 127.0.0.1:9090; off when empty (env KEYD_METRICS_ADDR)")
 	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", e.getenv("KEYD_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default (env KEYD_TRUSTED_PROXIES)")
@@ -171,6 +173,9 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		return err
 	}
 	started := time.Now()
+	if snapshot := cfg.indexSnapshotPath(); snapshot != "" {
+		hookOpts = append(hookOpts, store.WithIndexSnapshot(snapshot))
+	}
 	db, err := store.Open(ctx, cfg.db, append(hookOpts, store.WithScopes(catalogue))...)
 	if err != nil {
 		return err
@@ -200,7 +205,14 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	debug.FreeOSMemory()
 	loaded := db.LoadStats()
 	log.Info("database open", "path", cfg.db, "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
-		"accounts", loaded.Accounts, "index_load", loaded.Took.Round(time.Millisecond), "took", time.Since(started).Round(time.Millisecond))
+		"accounts", loaded.Accounts, "index_from", indexSource(loaded), "index_load", loaded.Took.Round(time.Millisecond),
+		"took", time.Since(started).Round(time.Millisecond))
+	if loaded.SnapshotRejected != "" {
+		log.Warn("index snapshot not used; the database was loaded instead", "path", cfg.indexSnapshotPath(), "reason", loaded.SnapshotRejected)
+	}
+	if loaded.SnapshotError != "" {
+		log.Warn("index snapshot not written; the next start loads the database", "path", cfg.indexSnapshotPath(), "error", loaded.SnapshotError)
+	}
 
 	sched, err := jobs.New(log, append(hooks.jobs,
 		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
@@ -293,7 +305,29 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	if flushErr != nil {
 		log.Error("final flush failed", "error", flushErr)
 	}
+	// A snapshot at shutdown makes the next start catch up on nothing.
+	if err := db.SaveIndexSnapshot(context.Background()); err != nil {
+		log.Warn("index snapshot not written at shutdown", "path", cfg.indexSnapshotPath(), "error", err)
+	}
 	return errors.Join(shutdownErr, flushErr, db.Close())
+}
+
+// indexSnapshotPath is where the key index snapshot is kept, or "" for none.
+func (cfg serveConfig) indexSnapshotPath() string {
+	switch cfg.indexSnapshot {
+	case "off":
+		return ""
+	case "":
+		return cfg.db + ".index"
+	}
+	return cfg.indexSnapshot
+}
+
+func indexSource(l store.LoadStats) string {
+	if l.FromSnapshot {
+		return fmt.Sprintf("snapshot, %d later events applied", l.CaughtUpEvents)
+	}
+	return "database"
 }
 
 // defaultLimits are the server limits unless flags say otherwise: a slow

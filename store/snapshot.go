@@ -1,0 +1,650 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+	"unsafe"
+)
+
+// An index snapshot is the key index written to a file, so that keyd starts
+// in seconds however many keys it holds: reading a few hundred megabytes is
+// much faster than reading and parsing ten million rows (20 to 30 s). It is
+// written at start-up after a full load and again at a clean shutdown, and
+// read at start-up instead of the database when it passes every check
+// below; otherwise keyd loads the database as before and writes a new one.
+//
+// A snapshot is checked, not trusted:
+//   - every section carries a CRC-32C, and the arrays are checked for
+//     positions and text references that point outside them;
+//   - it records the schema version and the last event its index reflects
+//     (sequence, time and type), which must still be in the database as
+//     recorded, so a snapshot of another database, of a restored backup or
+//     from before a migration is refused, and so is one older than the
+//     oldest event kept;
+//   - the events after it are applied (the same catch-up FollowChanges
+//     does), and what changes without events is read afresh: the credits of
+//     accounts changed since, what limited keys spent, the sites holding
+//     slots;
+//   - then the index must hold as many keys as the database (the
+//     snapshot's, which matched the database when it was written, plus the
+//     rows added since), and keys drawn at random from the database must be
+//     found in the index as they are stored, with their accounts' credits.
+//
+// What validations recorded since the last flush (index.acts) is not part of
+// a snapshot: it is flushed to the database before the shutdown snapshot.
+
+// snapshotMagic starts every snapshot file; the number changes whenever the
+// layout of the file or of a record changes (the record sizes are checked as
+// well).
+const snapshotMagic = "KEYDIX01"
+
+// snapshotPiece is how much of a snapshot is read at a time.
+const snapshotPiece = 8 << 20
+
+// snapshotSampleKeys is how many keys, drawn at random from the database,
+// must be found in a loaded snapshot as stored.
+const snapshotSampleKeys = 64
+
+// snapshotMeta is the JSON header of a snapshot file.
+type snapshotMeta struct {
+	Schema      int       `json:"schema"`
+	FollowedSeq int64     `json:"followed_seq"`
+	EventAtMs   int64     `json:"event_at_ms"` // of event FollowedSeq
+	EventType   string    `json:"event_type"`
+	WrittenAt   time.Time `json:"written_at"`
+	// Keys is how many keys the index held, all the rows of the keys table
+	// up to KeysMaxRowid (keys are never deleted): a later start expects as
+	// many more as there are rows after it.
+	Keys         int   `json:"keys"`
+	KeysMaxRowid int64 `json:"keys_max_rowid"`
+	// UnloggedWrites is the count of writes that changed credits or
+	// spending without an event (see unloggedWrites) the snapshot reflects.
+	UnloggedWrites int64 `json:"unlogged_writes"`
+
+	KeyRecordBytes     int `json:"key_record_bytes"`
+	AccountRecordBytes int `json:"account_record_bytes"`
+
+	// Plans are in the order of their positions in the account records.
+	Plans    []Plan            `json:"plans"`
+	Limits   []snapshotLimit   `json:"limits"`
+	Sections []snapshotSection `json:"sections"` // in file order after the header
+}
+
+type snapshotLimit struct {
+	Pos         uint32 `json:"pos"`
+	SpendLimit  int64  `json:"spend_limit"`
+	SpendPeriod uint8  `json:"spend_period"`
+	PeriodStart int64  `json:"period_start"`
+	Spent       int64  `json:"spent"`
+	MaxSites    int32  `json:"max_sites"`
+}
+
+type snapshotSection struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+	CRC   uint32 `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sections are the index's arrays in the order a snapshot holds them.
+func (ix *index) sections() []struct {
+	name string
+	data []byte
+} {
+	return []struct {
+		name string
+		data []byte
+	}{
+		{"slots", bytesOf(ix.slots.s)},
+		{"keys", bytesOf(ix.keys.s)},
+		{"accounts", bytesOf(ix.accounts.s)},
+		{"account_slots", bytesOf(ix.accountTable.slots.s)},
+		{"texts", bytesOf(ix.texts.s)},
+		{"text", ix.text.s},
+	}
+}
+
+// SaveIndexSnapshot writes the index to the snapshot file set with
+// WithIndexSnapshot, replacing the previous one only once the new one is
+// complete. Writes wait while it runs (validations do not): keyd calls it
+// where no writes are expected, after loading and at shutdown.
+func (db *DB) SaveIndexSnapshot(ctx context.Context) error {
+	if db.snapshotPath == "" || db.skipIndex {
+		return nil
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	// Changes other processes made are applied first, so that the
+	// snapshot's catch-up at the next start is short.
+	if _, err := db.followLocked(ctx); err != nil {
+		return err
+	}
+	meta := snapshotMeta{FollowedSeq: db.followedSeq, WrittenAt: db.now().UTC(),
+		KeyRecordBytes: int(unsafe.Sizeof(keyRecord{})), AccountRecordBytes: int(unsafe.Sizeof(accountRecord{}))}
+	var err error
+	if meta.Schema, err = db.SchemaVersion(ctx); err != nil {
+		return err
+	}
+	if meta.FollowedSeq > 0 {
+		if err := db.r.QueryRowContext(ctx, `SELECT created_at_ms, type FROM events WHERE seq = ?`, meta.FollowedSeq).
+			Scan(&meta.EventAtMs, &meta.EventType); err != nil {
+			return fmt.Errorf("store: snapshot: read event %d: %w", meta.FollowedSeq, err)
+		}
+	}
+	// Writes wait on writeMu, so the index and the database hold the same
+	// keys now; a snapshot is written only when they do.
+	var maxRowid sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*), max(rowid) FROM keys`).Scan(&meta.Keys, &maxRowid); err != nil {
+		return err
+	}
+	meta.KeysMaxRowid = maxRowid.Int64
+	if meta.UnloggedWrites, err = unloggedWrites(ctx, db.r); err != nil {
+		return err
+	}
+
+	ix := db.index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if meta.Keys != len(ix.keys.s) {
+		return fmt.Errorf("store: snapshot: the index holds %d keys, the database %d", len(ix.keys.s), meta.Keys)
+	}
+	meta.Plans = ix.plans
+	for pos, l := range ix.limits {
+		meta.Limits = append(meta.Limits, snapshotLimit{Pos: pos, SpendLimit: l.spendLimit, SpendPeriod: l.spendPeriod,
+			PeriodStart: l.spend.start, Spent: l.spend.spent, MaxSites: l.maxSites})
+	}
+	for _, s := range ix.sections() {
+		meta.Sections = append(meta.Sections, snapshotSection{Name: s.name, Bytes: int64(len(s.data)), CRC: crc32.Checksum(s.data, castagnoli)})
+	}
+	header, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(db.snapshotPath), filepath.Base(db.snapshotPath)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	var lengths [8]byte
+	binary.LittleEndian.PutUint32(lengths[:4], uint32(len(header)))
+	binary.LittleEndian.PutUint32(lengths[4:], crc32.Checksum(header, castagnoli))
+	w.WriteString(snapshotMagic)
+	w.Write(lengths[:])
+	w.Write(header)
+	for _, s := range ix.sections() {
+		w.Write(s.data)
+	}
+	// No fsync: a snapshot torn by a crash fails its checks and keyd loads
+	// the database instead.
+	if err := errors.Join(w.Flush(), tmp.Close()); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), db.snapshotPath); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	return nil
+}
+
+// errSnapshotMissing is loadSnapshot's answer when there is no file.
+var errSnapshotMissing = errors.New("no snapshot")
+
+// loadSnapshot replaces the index with the snapshot's and brings it up to
+// date with the database, or returns why the snapshot cannot be used (the
+// caller then loads the database). writeMu must be held.
+func (db *DB) loadSnapshot(ctx context.Context) (err error) {
+	f, err := os.Open(db.snapshotPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return errSnapshotMissing
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	meta, err := readSnapshotMeta(r)
+	if err != nil {
+		return err
+	}
+	if err := db.snapshotMatches(ctx, meta); err != nil {
+		return err
+	}
+
+	ix := newIndex()
+	defer func() {
+		if err != nil {
+			ix.release()
+		}
+	}()
+	if err := ix.readSections(r, meta.Sections); err != nil {
+		return err
+	}
+	ix.setPlans(meta.Plans)
+	for _, l := range meta.Limits {
+		ix.limits[l.Pos] = keyLimits{spendLimit: l.SpendLimit, spendPeriod: l.SpendPeriod,
+			spend: spendState{start: l.PeriodStart, spent: l.Spent}, maxSites: l.MaxSites}
+	}
+	if err := ix.checkStructure(); err != nil {
+		return err
+	}
+	if err := db.refreshUnlogged(ctx, ix, meta); err != nil {
+		return err
+	}
+
+	old, oldSeq := db.index, db.followedSeq
+	db.index, db.followedSeq = ix, meta.FollowedSeq
+	defer func() {
+		if err != nil {
+			db.index, db.followedSeq = old, oldSeq
+		} else {
+			old.release()
+		}
+	}()
+	caughtUp, err := db.catchUp(ctx)
+	if err != nil {
+		return err
+	}
+	nKeys, err := db.checkSample(ctx, ix, meta)
+	if err != nil {
+		return err
+	}
+	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts.s),
+		FromSnapshot: true, CaughtUpEvents: caughtUp}
+	return nil
+}
+
+func readSnapshotMeta(r io.Reader) (snapshotMeta, error) {
+	var meta snapshotMeta
+	var start [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(r, start[:]); err != nil {
+		return meta, fmt.Errorf("snapshot: header: %w", err)
+	}
+	if string(start[:len(snapshotMagic)]) != snapshotMagic {
+		return meta, errors.New("snapshot: not a snapshot of this version")
+	}
+	n := binary.LittleEndian.Uint32(start[len(snapshotMagic):])
+	if n > 1<<30 {
+		return meta, errors.New("snapshot: header too large")
+	}
+	header := make([]byte, n)
+	if _, err := io.ReadFull(r, header); err != nil {
+		return meta, fmt.Errorf("snapshot: header: %w", err)
+	}
+	if crc32.Checksum(header, castagnoli) != binary.LittleEndian.Uint32(start[len(snapshotMagic)+4:]) {
+		return meta, errors.New("snapshot: header checksum does not match")
+	}
+	if err := json.Unmarshal(header, &meta); err != nil {
+		return meta, fmt.Errorf("snapshot: header: %w", err)
+	}
+	if meta.KeyRecordBytes != int(unsafe.Sizeof(keyRecord{})) || meta.AccountRecordBytes != int(unsafe.Sizeof(accountRecord{})) {
+		return meta, errors.New("snapshot: written by a build with other record layouts")
+	}
+	return meta, nil
+}
+
+// snapshotMatches checks that the snapshot was taken of this database, at a
+// point its event log still holds.
+func (db *DB) snapshotMatches(ctx context.Context, meta snapshotMeta) error {
+	schema, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if schema != meta.Schema {
+		return fmt.Errorf("snapshot: schema version %d, database %d", meta.Schema, schema)
+	}
+	if meta.FollowedSeq == 0 {
+		// Taken before any event: every event must still be there.
+		var oldest sql.NullInt64
+		if err := db.r.QueryRowContext(ctx, `SELECT min(seq) FROM events`).Scan(&oldest); err != nil {
+			return err
+		}
+		if oldest.Valid && oldest.Int64 > 1 {
+			return errors.New("snapshot: older than the oldest event kept")
+		}
+		return nil
+	}
+	var (
+		at  int64
+		typ string
+	)
+	err = db.r.QueryRowContext(ctx, `SELECT created_at_ms, type FROM events WHERE seq = ?`, meta.FollowedSeq).Scan(&at, &typ)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("snapshot: event %d is not in the database (another database, a restored backup, or pruned)", meta.FollowedSeq)
+	}
+	if err != nil {
+		return err
+	}
+	if at != meta.EventAtMs || typ != meta.EventType {
+		return fmt.Errorf("snapshot: event %d differs in the database (another database or a restored backup)", meta.FollowedSeq)
+	}
+	return nil
+}
+
+// readSections reads the arrays into fresh memory, checking each against
+// its checksum.
+func (ix *index) readSections(r io.Reader, sections []snapshotSection) error {
+	want := []string{"slots", "keys", "accounts", "account_slots", "texts", "text"}
+	if len(sections) != len(want) {
+		return errors.New("snapshot: unexpected sections")
+	}
+	count := func(s snapshotSection, size uintptr) (int, error) {
+		if s.Bytes < 0 || s.Bytes%int64(size) != 0 || s.Bytes/int64(size) > 1<<32 {
+			return 0, fmt.Errorf("snapshot: section %s has a bad length", s.Name)
+		}
+		return int(s.Bytes / int64(size)), nil
+	}
+	for i, s := range sections {
+		if s.Name != want[i] {
+			return fmt.Errorf("snapshot: section %s where %s was expected", s.Name, want[i])
+		}
+		var data []byte
+		switch s.Name {
+		case "slots":
+			n, err := count(s, 8)
+			if err != nil || n == 0 || n&(n-1) != 0 {
+				return errors.New("snapshot: the slot table is not a power of two")
+			}
+			ix.slots.release()
+			ix.slots = makeBigArray[uint64](n, 0)
+			data = bytesOf(ix.slots.s)
+		case "keys":
+			n, err := count(s, unsafe.Sizeof(keyRecord{}))
+			if err != nil {
+				return err
+			}
+			ix.keys = makeBigArray[keyRecord](n, 0)
+			ix.acts = makeSparseArray[keyActivity](n, 0)
+			data = bytesOf(ix.keys.s)
+		case "accounts":
+			n, err := count(s, unsafe.Sizeof(accountRecord{}))
+			if err != nil {
+				return err
+			}
+			ix.accounts = makeBigArray[accountRecord](n, 0)
+			data = bytesOf(ix.accounts.s)
+		case "account_slots":
+			n, err := count(s, 4)
+			if err != nil || n == 0 || n&(n-1) != 0 {
+				return errors.New("snapshot: the account table is not a power of two")
+			}
+			ix.accountTable.release()
+			ix.accountTable.slots = makeBigArray[uint32](n, 0)
+			data = bytesOf(ix.accountTable.slots.s)
+		case "texts":
+			n, err := count(s, unsafe.Sizeof(keyTexts{}))
+			if err != nil || n == 0 {
+				return errors.New("snapshot: the key texts are missing")
+			}
+			ix.texts.release()
+			ix.texts = makeBigArray[keyTexts](n, 0)
+			data = bytesOf(ix.texts.s)
+		case "text":
+			n, err := count(s, 1)
+			if err != nil {
+				return err
+			}
+			ix.text = makeBigArray[byte](n, 0)
+			data = ix.text.s
+		}
+		// A piece at a time, each checksummed while it is still in the
+		// CPU's cache: one read of hundreds of megabytes into memory asking
+		// for huge pages took up to ten times as long.
+		var crc uint32
+		for off := 0; off < len(data); off += snapshotPiece {
+			piece := data[off:min(off+snapshotPiece, len(data))]
+			if _, err := io.ReadFull(r, piece); err != nil {
+				return fmt.Errorf("snapshot: section %s: %w", s.Name, err)
+			}
+			crc = crc32.Update(crc, castagnoli, piece)
+		}
+		if crc != s.CRC {
+			return fmt.Errorf("snapshot: section %s: checksum does not match", s.Name)
+		}
+	}
+	return nil
+}
+
+// checkStructure checks that every position and text reference in the
+// arrays points inside them, so that a damaged snapshot that passed its
+// checksums still cannot make a lookup read out of bounds.
+func (ix *index) checkStructure() error {
+	nKeys, nAccounts, nText := uint64(len(ix.keys.s)), len(ix.accounts.s), uint64(len(ix.text.s))
+	textOK := func(r textRef) bool { return uint64(r.off)+uint64(r.n) <= nText }
+	used := 0
+	for _, s := range ix.slots.s {
+		if s == 0 {
+			continue
+		}
+		used++
+		if uint64(uint32(s)-1) >= nKeys {
+			return errors.New("snapshot: a slot points past the keys")
+		}
+	}
+	if uint64(used) != nKeys || used*10 > len(ix.slots.s)*7 {
+		return errors.New("snapshot: the slot table does not match the keys")
+	}
+	used = 0
+	for _, s := range ix.accountTable.slots.s {
+		if s == 0 {
+			continue
+		}
+		used++
+		if int(s-1) >= nAccounts {
+			return errors.New("snapshot: an account slot points past the accounts")
+		}
+	}
+	if used != nAccounts || used*2 > len(ix.accountTable.slots.s) {
+		return fmt.Errorf("snapshot: the account table does not match the accounts (%d slots used of %d for %d accounts)",
+			used, len(ix.accountTable.slots.s), nAccounts)
+	}
+	if ix.texts.s[0] != (keyTexts{}) {
+		return errors.New("snapshot: the first key texts are not empty")
+	}
+	for i, t := range ix.texts.s {
+		if !textOK(t.name) || !textOK(t.scopes) || !textOK(t.sites) {
+			return fmt.Errorf("snapshot: key texts %d are damaged", i)
+		}
+	}
+	for i := range ix.keys.s {
+		k := &ix.keys.s[i]
+		if int(k.account) >= nAccounts || int(k.status) >= len(keyStatuses) || int(k.texts) >= len(ix.texts.s) {
+			return fmt.Errorf("snapshot: key record %d is damaged", i)
+		}
+		if _, ok := ix.limits[uint32(i)]; ok != k.limited {
+			return fmt.Errorf("snapshot: key record %d and its limits disagree", i)
+		}
+	}
+	for i := range ix.accounts.s {
+		a := &ix.accounts.s[i]
+		if int(a.plan) >= len(ix.plans) || int(a.status) >= len(accountStatuses) || !textOK(a.primaryScopes) ||
+			(a.parent != noParent && (a.parent < 0 || int(a.parent) >= nAccounts)) {
+			return fmt.Errorf("snapshot: account record %d is damaged", i)
+		}
+	}
+	for pos, l := range ix.limits {
+		if uint64(pos) >= nKeys || int(l.spendPeriod) >= len(spendPeriods) {
+			return errors.New("snapshot: a key limit is damaged")
+		}
+	}
+	return nil
+}
+
+// unloggedWrites is how many write transactions changed credits or what a
+// key spent without an event (charges). Every other change to what the index
+// holds writes an event, which a snapshot's catch-up applies; these are the
+// changes a snapshot would otherwise miss when a keyd that charged was killed
+// before it could write its own.
+func unloggedWrites(ctx context.Context, q queryer) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count FROM unlogged_writes`).Scan(&n)
+	return n, err
+}
+
+// refreshUnlogged reads what changed without an event since the snapshot,
+// and so without a catch-up, into ix. When charges were made after it
+// (unloggedWrites moved on: a keyd that charged was killed), every
+// account's credits and what limited keys spent are read afresh (two
+// seconds at ten million keys); otherwise the snapshot's are the database's.
+// The sites holding activation slots and the plans are read in any case:
+// they cost next to nothing.
+func (db *DB) refreshUnlogged(ctx context.Context, ix *index, meta snapshotMeta) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	plans, err := listPlans(ctx, tx)
+	if err != nil {
+		return err
+	}
+	ix.setPlans(plans)
+	unlogged, err := unloggedWrites(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if unlogged != meta.UnloggedWrites {
+		if err := readCreditsAndSpending(ctx, tx, ix); err != nil {
+			return err
+		}
+	}
+	activations, err := readActivations(ctx, tx, "")
+	if err != nil {
+		return err
+	}
+	db.sites = newActiveSites()
+	db.sites.replace(nil, activations)
+	return nil
+}
+
+// readCreditsAndSpending reads every account's credits and what every
+// limited key spent into ix.
+func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *index) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, credits FROM accounts`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			id      sql.RawBytes
+			credits int64
+		)
+		if err := rows.Scan(&id, &credits); err != nil {
+			rows.Close()
+			return err
+		}
+		// New accounts are not in the snapshot yet: the catch-up adds them.
+		if n, err := parseID(prefixAccount, string(id)); err == nil {
+			if pos, ok := ix.accountPos(n); ok {
+				ix.accounts.s[pos].credits = credits
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	if len(ix.limits) > 0 {
+		limited := make(map[uint64]uint32, len(ix.limits))
+		for pos, l := range ix.limits {
+			limited[ix.keys.s[pos].id] = pos
+			l.spend = spendState{start: -1} // nothing spent yet, as keySpendColumns reads it
+			ix.limits[pos] = l
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT key_id, period_start, spent FROM key_spend`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				id string
+				s  spendState
+			)
+			if err := rows.Scan(&id, &s.start, &s.spent); err != nil {
+				rows.Close()
+				return err
+			}
+			n, err := parseID(prefixKey, id)
+			if err != nil {
+				continue
+			}
+			if pos, ok := limited[n]; ok {
+				l := ix.limits[pos]
+				l.spend = s
+				ix.limits[pos] = l
+			}
+		}
+		rows.Close()
+		return rows.Err()
+	}
+	return nil
+}
+
+// checkSample compares the index, brought up to date, with the database: the
+// same number of keys (those of the snapshot and the rows added after it),
+// and keys drawn at random found as stored, with their accounts' credits.
+// It returns the database's key count.
+func (db *DB) checkSample(ctx context.Context, ix *index, meta snapshotMeta) (int, error) {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var (
+		added  int
+		maxRow sql.NullInt64
+	)
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE rowid > ?`, meta.KeysMaxRowid).Scan(&added); err != nil {
+		return 0, err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT max(rowid) FROM keys`).Scan(&maxRow); err != nil {
+		return 0, err
+	}
+	nKeys := meta.Keys + added
+	if nKeys != len(ix.keys.s) {
+		return 0, fmt.Errorf("snapshot: the index holds %d keys after catching up, the database %d", len(ix.keys.s), nKeys)
+	}
+	if !maxRow.Valid {
+		return nKeys, nil
+	}
+	st, err := tx.PrepareContext(ctx, `SELECT k.hash, k.id, k.status, a.credits FROM keys k JOIN accounts a ON a.id = k.account_id
+		WHERE k.rowid >= ? ORDER BY k.rowid LIMIT 1`)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	for range snapshotSampleKeys {
+		var (
+			hash       []byte
+			id, status string
+			credits    int64
+		)
+		if err := st.QueryRowContext(ctx, rand.Int64N(maxRow.Int64)+1).Scan(&hash, &id, &status, &credits); err != nil {
+			return 0, err
+		}
+		var h [32]byte
+		if len(hash) != len(h) {
+			return 0, fmt.Errorf("snapshot: key %s has a malformed hash in the database", id)
+		}
+		copy(h[:], hash)
+		pos, found := ix.find(&h)
+		if !found || formatID(prefixKey, ix.keys.s[pos].id) != id || keyStatuses[ix.keys.s[pos].status] != status ||
+			ix.accounts.s[ix.keys.s[pos].account].credits != credits {
+			return 0, fmt.Errorf("snapshot: key %s differs from the database", id)
+		}
+	}
+	return nKeys, nil
+}
