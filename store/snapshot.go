@@ -30,8 +30,8 @@ import (
 //   - it records the schema version and the last event its index reflects
 //     (sequence, time and type), which must still be in the database as
 //     recorded, so a snapshot of another database, of a restored backup or
-//     from before a migration is refused, and so is one older than the
-//     oldest event kept;
+//     from before a migration is refused, and so is one whose next event is
+//     no longer kept;
 //   - the events after it are applied (the same catch-up FollowChanges
 //     does), and what changes without events is read afresh: the credits of
 //     accounts changed since, what limited keys spent, the sites holding
@@ -305,15 +305,29 @@ func (db *DB) snapshotMatches(ctx context.Context, meta snapshotMeta) error {
 	if schema != meta.Schema {
 		return fmt.Errorf("snapshot: schema version %d, database %d", meta.Schema, schema)
 	}
-	if meta.FollowedSeq == 0 {
-		// Taken before any event: every event must still be there.
-		var oldest sql.NullInt64
-		if err := db.r.QueryRowContext(ctx, `SELECT min(seq) FROM events`).Scan(&oldest); err != nil {
+	// The events after the snapshot must all be there to be applied: the
+	// one right after it must be, when any was written since (the
+	// sequence counts every event ever written, and events are contiguous
+	// and would only ever go oldest first).
+	var lastWritten sql.NullInt64
+	err = db.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&lastWritten)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if lastWritten.Int64 < meta.FollowedSeq {
+		return fmt.Errorf("snapshot: it reflects event %d, the database has written %d (another database, or a restored backup)",
+			meta.FollowedSeq, lastWritten.Int64)
+	}
+	if lastWritten.Int64 > meta.FollowedSeq {
+		var next int
+		if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE seq = ?`, meta.FollowedSeq+1).Scan(&next); err != nil {
 			return err
 		}
-		if oldest.Valid && oldest.Int64 > 1 {
-			return errors.New("snapshot: older than the oldest event kept")
+		if next == 0 {
+			return fmt.Errorf("snapshot: event %d, the first after it, is no longer in the database", meta.FollowedSeq+1)
 		}
+	}
+	if meta.FollowedSeq == 0 {
 		return nil
 	}
 	var (
@@ -322,13 +336,13 @@ func (db *DB) snapshotMatches(ctx context.Context, meta snapshotMeta) error {
 	)
 	err = db.r.QueryRowContext(ctx, `SELECT created_at_ms, type FROM events WHERE seq = ?`, meta.FollowedSeq).Scan(&at, &typ)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("snapshot: event %d is not in the database (another database, a restored backup, or pruned)", meta.FollowedSeq)
+		return fmt.Errorf("snapshot: event %d is not in the database (another database, or a restored backup)", meta.FollowedSeq)
 	}
 	if err != nil {
 		return err
 	}
 	if at != meta.EventAtMs || typ != meta.EventType {
-		return fmt.Errorf("snapshot: event %d differs in the database (another database or a restored backup)", meta.FollowedSeq)
+		return fmt.Errorf("snapshot: event %d differs in the database (another database, or a restored backup)", meta.FollowedSeq)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"io"
 	"os"
 	"path/filepath"
@@ -205,7 +206,7 @@ func TestSnapshotRefusedWhenItCannotBeTrusted(t *testing.T) {
 			openSnapshotted(t, g).Close()
 			mustWrite(t, f.snapshot, mustRead(t, g.snapshot))
 		}},
-		"of a later state than a restored backup": {reason: "is not in the database", spoil: func(t *testing.T, f snapshotFixture) {
+		"of a later state than a restored backup": {reason: "a restored backup", spoil: func(t *testing.T, f snapshotFixture) {
 			backup := mustRead(t, f.path)
 			db := mustOpenDBAt(t, f.path)
 			if _, err := db.CreateAlias(ctx, OperatorActor("127.0.0.1"), f.accountID, NewAlias{Name: "after the backup"}); err != nil {
@@ -220,6 +221,22 @@ func TestSnapshotRefusedWhenItCannotBeTrusted(t *testing.T) {
 			os.Remove(f.path + "-wal")
 			os.Remove(f.path + "-shm")
 			mustWrite(t, f.path, backup)
+		}},
+		"older than the events kept": {reason: "in the database", spoil: func(t *testing.T, f snapshotFixture) {
+			last := addEventsAfterSnapshot(t, f)
+			raw := openRawSQL(t, f.path)
+			defer raw.Close()
+			if _, err := raw.Exec(`DELETE FROM events WHERE seq < ?`, last); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		"missing the events right after it": {reason: "no longer in the database", spoil: func(t *testing.T, f snapshotFixture) {
+			last := addEventsAfterSnapshot(t, f)
+			raw := openRawSQL(t, f.path)
+			defer raw.Close()
+			if _, err := raw.Exec(`DELETE FROM events WHERE seq = ?`, last-1); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		"keys added without events": {reason: "keys after catching up", spoil: func(t *testing.T, f snapshotFixture) {
 			db := mustOpenDBAt(t, f.path, WithoutIndex())
@@ -280,4 +297,31 @@ func mustWrite(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openRawSQL opens the database file without the store, foreign keys off,
+// to change it behind the store's back.
+func openRawSQL(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_foreign_keys=off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// addEventsAfterSnapshot adds two events after the snapshot and returns
+// the last one's sequence, for a test to delete events as a pruning would
+// (events are kept for good today; should old ones ever be pruned, a
+// snapshot whose next events are gone must be refused).
+func addEventsAfterSnapshot(t *testing.T, f snapshotFixture) int64 {
+	t.Helper()
+	db := mustOpenDBAt(t, f.path)
+	defer db.Close()
+	for _, name := range []string{"after the snapshot", "and another"} {
+		if _, err := db.CreateAlias(context.Background(), OperatorActor("127.0.0.1"), f.accountID, NewAlias{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return queryInt(t, db, `SELECT max(seq) FROM events`)
 }
