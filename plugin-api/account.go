@@ -178,7 +178,7 @@ func (s *server) answerReset(c *gin.Context, actor store.Actor, accountID string
 		writeError(c, err)
 		return
 	}
-	c.Set(ctxKeyHint, res.Key.Hint)
+	setKeyHint(c, res.Key.Hint)
 	c.JSON(http.StatusOK, resetKeyResponse{
 		Key: res.Secret, KeyID: res.Key.ID, Hint: res.Key.Hint,
 		Previous: previousKeyBody{ID: res.Previous.ID, Hint: res.Previous.Hint, ValidUntil: *res.Previous.ValidUntil},

@@ -46,7 +46,7 @@ func (s *server) adminCreateAccount(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.Set(ctxKeyHint, created.Key.Hint)
+	setKeyHint(c, created.Key.Hint)
 	c.JSON(http.StatusCreated, createdAccountResponse{Account: body, Key: created.Secret})
 }
 

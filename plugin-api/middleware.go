@@ -16,7 +16,6 @@ import (
 // Keys in the gin context.
 const (
 	ctxOwner       = "keyd.owner" // store.KeyView of the authenticated primary key
-	ctxKeyHint     = "keyd.hint"  // hint of the key a request used, for the log
 	ctxErrorDetail = "keyd.err"   // internal error detail, for the log only
 	// ctxValidateError is the *apiError of a failed validation, for the metrics.
 	ctxValidateError = "keyd.validate_error"
@@ -137,7 +136,7 @@ func (s *server) requirePrimaryKey(c *gin.Context) {
 		writeError(c, newError(http.StatusUnauthorized, codeUnauthorized, "no such key"))
 		return
 	}
-	c.Set(ctxKeyHint, v.Hint)
+	setKeyHint(c, v.Hint)
 	switch err := v.Check(s.now()); {
 	case errors.Is(err, store.ErrAccountSuspended):
 		if c.Request.Method != http.MethodGet {

@@ -68,7 +68,7 @@ func (s *server) deactivateSite(c *gin.Context) {
 		writeError(c, errNoSuchKey)
 		return
 	}
-	c.Set(ctxKeyHint, v.Hint)
+	setKeyHint(c, v.Hint)
 	if err := v.Check(s.now()); err != nil {
 		writeError(c, keyCheckError(err, &v))
 		return

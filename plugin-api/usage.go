@@ -69,7 +69,7 @@ func (s *server) postUsage(c *gin.Context) {
 		writeError(c, newError(http.StatusUnauthorized, codeNoKey, "no key like this exists"))
 		return
 	}
-	c.Set(ctxKeyHint, v.Hint)
+	setKeyHint(c, v.Hint)
 	if err := v.Check(s.now()); err != nil {
 		writeError(c, keyCheckError(err, &v))
 		return

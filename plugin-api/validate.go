@@ -3,7 +3,6 @@ package pluginapi
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -257,11 +256,7 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	if !found {
 		return v, errNoSuchKey, nil
 	}
-	// gin's per-request map costs as much as a lookup, so the hint is kept
-	// only when the request log shows successful requests at all.
-	if s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
-		c.Set(ctxKeyHint, v.Hint)
-	}
+	setKeyHint(c, v.Hint)
 	now := s.now()
 	report := store.SiteReport{Site: req.Site, Plugin: req.Plugin, PluginVersion: req.PluginVersion, WPVersion: req.WPVersion}
 	if err := v.Check(now); err != nil {

@@ -179,7 +179,8 @@ func BenchmarkRouter(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := New(db, Config{})
+	// Logging at info, as keyd runs by default, to nowhere.
+	h, err := New(db, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		b.Fatal(err)
 	}
