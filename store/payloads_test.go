@@ -14,15 +14,18 @@ import (
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/events.golden from the current code")
 
-// eventsGolden holds every event's data, as the audit log and webhook
-// receivers get it, from one run of TestEventPayloadsGolden. It is the wire
-// format: a change of a field's name, order, type or omission fails the test.
+// eventsGolden holds every event's data, as the audit log shows it, and the
+// body of every webhook message, as receivers get it, from one run of
+// TestEventPayloadsGolden. It is the wire format (payloads.go, events.go): a
+// change of a field's name, order, type or omission fails the test.
 var eventsGolden = filepath.Join("testdata", "events.golden")
 
 // TestEventPayloadsGolden makes every kind of change that appends an event,
-// on a fake clock, and compares the data of each event, byte for byte, with
-// testdata/events.golden. Ids and hints are random, so each is replaced by
-// a name given in order of first appearance.
+// on a fake clock, fans the events out to two endpoints ("*" with
+// "alias.*", and "key.*"), and compares the data of each event and the body
+// of each message, byte for byte, with testdata/events.golden. Ids and
+// hints are random, so each is replaced by a name given in order of first
+// appearance.
 func TestEventPayloadsGolden(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock(t0)
@@ -75,10 +78,15 @@ func TestEventPayloadsGolden(t *testing.T) {
 	_, err = db.RotateWebhookSecret(ctx, owner, id, w.ID, testSecret(), 24*time.Hour)
 	must(err)
 	step()
-	gone, err := db.CreateWebhook(ctx, owner, id, NewWebhook{URL: "https://gone.example/", Events: []string{"*"}, Secret: testSecret()})
+	gone, err := db.CreateWebhook(ctx, owner, id, NewWebhook{URL: "https://gone.example/", Events: []string{"key.*"}, Secret: testSecret()})
 	must(err)
 	step()
-	_, err = db.SendTestMessage(ctx, owner, id, w.ID, goldenRules)
+	temp, err := db.CreateWebhook(ctx, owner, id, NewWebhook{URL: "https://temp.example/", Events: []string{"*"}, Secret: testSecret()})
+	must(err)
+	step()
+	must(db.DeleteWebhook(ctx, owner, id, temp.ID))
+	step()
+	_, err = db.SendTestMessage(ctx, owner, id, w.ID)
 	must(err)
 	step()
 
@@ -171,7 +179,7 @@ func TestEventPayloadsGolden(t *testing.T) {
 	_, _, err = db.CreateSignInLink(ctx, op, id)
 	must(err)
 	step()
-	_, err = db.FanOut(ctx, goldenRules)
+	_, err = db.FanOut(ctx)
 	must(err)
 	due, err := db.DueMessages(ctx, clock.Now(), 100)
 	must(err)
@@ -181,8 +189,8 @@ func TestEventPayloadsGolden(t *testing.T) {
 			break
 		}
 	}
-	step()
-	must(db.DeleteWebhook(ctx, owner, id, gone.ID))
+	_, err = db.FanOut(ctx)
+	must(err)
 
 	var got bytes.Buffer
 	rows, err := db.r.QueryContext(ctx, `SELECT seq, type, data FROM events ORDER BY seq`)
@@ -199,6 +207,19 @@ func TestEventPayloadsGolden(t *testing.T) {
 		fmt.Fprintf(&got, "%d %s %s\n", seq, typ, data)
 	}
 	must(rows.Err())
+	msgs, err := db.r.QueryContext(ctx, `SELECT m.event_seq, m.endpoint_id, m.body
+		FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id ORDER BY m.event_seq, e.rowid`)
+	must(err)
+	defer msgs.Close()
+	for msgs.Next() {
+		var (
+			seq            int64
+			endpoint, body string
+		)
+		must(msgs.Scan(&seq, &endpoint, &body))
+		fmt.Fprintf(&got, "%d message to %s %s\n", seq, map[string]string{w.ID: "first", gone.ID: "second"}[endpoint], body)
+	}
+	must(msgs.Err())
 	for _, typ := range allEventTypesForGolden {
 		if !seen[typ] {
 			t.Errorf("the scenario appends no %s event", typ)
@@ -219,9 +240,6 @@ func TestEventPayloadsGolden(t *testing.T) {
 			eventsGolden, out, want)
 	}
 }
-
-// goldenRules deliver every event the test rules deliver.
-var goldenRules = testRules
 
 // allEventTypesForGolden is every event type keyd appends.
 var allEventTypesForGolden = []string{

@@ -55,7 +55,7 @@ func buildWPFixture(t *testing.T) []byte {
 		Hint     string `json:"hint"`
 		Previous keyRef `json:"previous"`
 	}{"key_2Jc8nQ", "Qw3r", keyRef{"key_9xTz1a", "Zx8v", at.Format(time.RFC3339)}}
-	body, err := NewBody(store.EventKeyReset, 12, at, data)
+	body, err := store.NewWebhookBody(store.EventKeyReset, 12, at, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestWordPressFixture(t *testing.T) {
 		t.Fatalf("reference library: %v", err)
 	}
 
-	p, err := ParseBody([]byte(f.Body))
+	p, err := store.ParseWebhookBody([]byte(f.Body))
 	if err != nil || p.Type != store.EventKeyReset {
 		t.Fatalf("body: %+v, %v; want a key.reset payload", p, err)
 	}
