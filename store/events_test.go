@@ -337,7 +337,7 @@ func TestNewWebhookBody(t *testing.T) {
 			got, err := NewWebhookBody(tt.typ, 7, at, tt.data)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("NewBody err = %v, want one mentioning %q", err, tt.wantErr)
+					t.Fatalf("NewWebhookBody err = %v, want one mentioning %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -345,14 +345,14 @@ func TestNewWebhookBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			if string(got) != tt.want {
-				t.Fatalf("NewBody =\n%s\nwant\n%s", got, tt.want)
+				t.Fatalf("NewWebhookBody =\n%s\nwant\n%s", got, tt.want)
 			}
 			p, err := ParseWebhookBody(got)
 			if err != nil {
 				t.Fatalf("ParseWebhookBody(NewBody) = %v", err)
 			}
 			if p.Type != tt.typ || p.Timestamp != "2026-03-04T04:06:07.890Z" || p.Sequence != 7 {
-				t.Fatalf("ParseBody = %+v", p)
+				t.Fatalf("ParseWebhookBody = %+v", p)
 			}
 		})
 	}
@@ -395,7 +395,7 @@ func TestParseWebhookBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseWebhookBody([]byte(tt.body))
 			if tt.ok != (err == nil) {
-				t.Fatalf("ParseBody = %v, want ok=%v", err, tt.ok)
+				t.Fatalf("ParseWebhookBody = %v, want ok=%v", err, tt.ok)
 			}
 		})
 	}

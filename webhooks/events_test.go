@@ -108,7 +108,7 @@ func FuzzMatchPattern(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p, e string) {
 		got := store.MatchEventPattern(p, e)
 		if got && !store.MatchEventPatterns([]string{"key.never", p}, e) {
-			t.Fatalf("MatchAny disagrees with MatchPattern(%q, %q)", p, e)
+			t.Fatalf("MatchEventPatterns disagrees with MatchEventPattern(%q, %q)", p, e)
 		}
 		if p == "*" && !got {
 			t.Fatalf("MatchPattern(*, %q) = false", e)
