@@ -349,7 +349,7 @@ func TestNewWebhookBody(t *testing.T) {
 			}
 			p, err := ParseWebhookBody(got)
 			if err != nil {
-				t.Fatalf("ParseWebhookBody(NewBody) = %v", err)
+				t.Fatalf("ParseWebhookBody(NewWebhookBody) = %v", err)
 			}
 			if p.Type != tt.typ || p.Timestamp != "2026-03-04T04:06:07.890Z" || p.Sequence != 7 {
 				t.Fatalf("ParseWebhookBody = %+v", p)

@@ -96,10 +96,10 @@ func TestValidatePatterns(t *testing.T) {
 	}
 }
 
-// FuzzMatchPattern checks store.MatchEventPattern against its definition
+// FuzzMatchEventPattern checks store.MatchEventPattern against its definition
 // and against ValidatePattern: a pattern that validates matches an event type exactly
 // when it is "*", equal to it, or "<c>.*" with the type in category c.
-func FuzzMatchPattern(f *testing.F) {
+func FuzzMatchEventPattern(f *testing.F) {
 	for _, p := range []string{"*", "key.reset", "alias.*", "", ".*", "*.*", "alias.**", "a*b", "alias.", "webhook.*"} {
 		for _, e := range []string{"key.reset", "alias.created", "alias.", "", "webhook.test", "*"} {
 			f.Add(p, e)
@@ -111,13 +111,13 @@ func FuzzMatchPattern(f *testing.F) {
 			t.Fatalf("MatchEventPatterns disagrees with MatchEventPattern(%q, %q)", p, e)
 		}
 		if p == "*" && !got {
-			t.Fatalf("MatchPattern(*, %q) = false", e)
+			t.Fatalf("MatchEventPattern(*, %q) = false", e)
 		}
 		if !strings.Contains(p, "*") && got != (p == e && p != "") {
-			t.Fatalf("MatchPattern(%q, %q) = %v for an exact pattern", p, e, got)
+			t.Fatalf("MatchEventPattern(%q, %q) = %v for an exact pattern", p, e, got)
 		}
 		if strings.Count(p, "*") > 1 && got {
-			t.Fatalf("MatchPattern(%q, %q) = true for a pattern with several *", p, e)
+			t.Fatalf("MatchEventPattern(%q, %q) = true for a pattern with several *", p, e)
 		}
 		if ValidatePattern(p) != nil {
 			return
@@ -133,7 +133,7 @@ func FuzzMatchPattern(f *testing.F) {
 			want = p == e
 		}
 		if got != want {
-			t.Fatalf("MatchPattern(%q, %q) = %v, want %v", p, e, got, want)
+			t.Fatalf("MatchEventPattern(%q, %q) = %v, want %v", p, e, got, want)
 		}
 	})
 }
