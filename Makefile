@@ -44,7 +44,7 @@ FUZZ_TARGETS := \
 	plugin-api:FuzzValidateRequest plugin-api:FuzzPlainValidImpliesValid plugin-api:FuzzDurationFieldsAgree \
 	plugin-api:FuzzValidateFormAgreesWithParseQuery plugin-api:FuzzAliasBodies plugin-api:FuzzGracePeriod \
 	store:FuzzScopeRules store:FuzzSiteMatching store:FuzzParseDuration \
-	webhooks:FuzzValidateURL webhooks:FuzzMatchPattern
+	webhooks:FuzzValidateURL webhooks:FuzzMatchEventPattern
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

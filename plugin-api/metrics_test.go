@@ -86,7 +86,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.SendTestMessage(ctx, store.SystemActor, acc.Account.ID, wh.ID, webhooks.Rules()); err != nil {
+	if _, err := e.db.SendTestMessage(ctx, store.SystemActor, acc.Account.ID, wh.ID); err != nil {
 		t.Fatal(err)
 	}
 	m.WebhookAttempt("delivered")

@@ -383,7 +383,7 @@ func (e *relEnv) relAccountFixture(name string) *relAccount {
 		Events: []string{"*"}, Secret: webhooks.NewSecret()})
 	must(err)
 	a.webhookID = w.ID
-	m, err := e.db.SendTestMessage(ctx, store.SystemActor, a.id, a.webhookID, webhooks.Rules())
+	m, err := e.db.SendTestMessage(ctx, store.SystemActor, a.id, a.webhookID)
 	must(err)
 	a.messageID = m.ID
 	e.advance(2 * time.Hour) // the expiring alias is now past its expiry

@@ -20,7 +20,7 @@ type WebhookStore interface {
 	UpdateWebhook(ctx context.Context, actor store.Actor, accountID, id string, p store.WebhookPatch) (store.Webhook, error)
 	DeleteWebhook(ctx context.Context, actor store.Actor, accountID, id string) error
 	RotateWebhookSecret(ctx context.Context, actor store.Actor, accountID, id, secret string, overlap time.Duration) (store.Webhook, error)
-	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string, rules store.MessageRules) (store.WebhookMessage, error)
+	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string) (store.WebhookMessage, error)
 	ListMessages(ctx context.Context, accountID, webhookID, status, before string, limit int) ([]store.WebhookMessage, error)
 	ResendMessage(ctx context.Context, accountID, id string) (store.WebhookMessage, error)
 	RecoverMessages(ctx context.Context, accountID, webhookID string, since time.Time) (int, error)
@@ -182,7 +182,7 @@ func (s *server) testWebhook(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	m, err := s.store.SendTestMessage(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"), webhooks.Rules())
+	m, err := s.store.SendTestMessage(c.Request.Context(), ownerActor(c), owner(c).AccountID, c.Param("id"))
 	if err != nil {
 		writeError(c, err)
 		return

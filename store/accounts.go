@@ -68,9 +68,8 @@ func (t *Tx) createAccount(ctx context.Context, actor Actor, in NewAccount, pare
 	if err != nil {
 		return Created{}, err
 	}
-	if _, err := t.event(ctx, id, EventAccountCreated, actor, id, map[string]any{
-		"account_id": id, "name": in.Name, "plan": in.Plan, "credits": in.Credits,
-		"parent_id": acc.ParentID, "key_id": key.ID, "hint": key.Hint,
+	if _, err := t.event(ctx, id, EventAccountCreated, actor, id, AccountCreatedData{
+		AccountID: id, Credits: in.Credits, Hint: key.Hint, KeyID: key.ID, Name: in.Name, ParentID: acc.ParentID, Plan: in.Plan,
 	}); err != nil {
 		return Created{}, err
 	}
@@ -239,12 +238,12 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 		if err != nil {
 			return err
 		}
-		changes := map[string]any{}
+		changes := AccountUpdatedData{AccountID: id}
 		if p.Plan != nil && *p.Plan != before.Plan {
 			if err := t.requirePlan(ctx, *p.Plan); err != nil {
 				return err
 			}
-			changes["plan"] = *p.Plan
+			changes.Plan = p.Plan
 		}
 		if p.Status != nil {
 			if *p.Status != AccountActive && *p.Status != AccountSuspended {
@@ -257,34 +256,33 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 				return err
 			}
 			if *p.Status != before.Status || byParent {
-				changes["status"] = *p.Status
+				changes.Status = p.Status
 			}
 		}
 		if p.SetAliasLimit {
 			if p.AliasLimitOverride != nil && (*p.AliasLimitOverride < 0 || *p.AliasLimitOverride > 1_000_000) {
 				return invalidField("alias_limit", "must be between 0 and 1000000, or null")
 			}
-			changes["alias_limit_override"] = p.AliasLimitOverride
+			changes.AliasLimitOverride = changedTo(p.AliasLimitOverride)
 		}
 		if p.SetSubaccountLimit {
 			if p.SubaccountLimitOverride != nil && (*p.SubaccountLimitOverride < 0 || *p.SubaccountLimitOverride > maxAliasOrSubaccountLimit) {
 				return invalidField("subaccount_limit", "must be between 0 and 1000000, or null")
 			}
-			changes["subaccount_limit_override"] = p.SubaccountLimitOverride
+			changes.SubaccountLimitOverride = changedTo(p.SubaccountLimitOverride)
 		}
-		if len(changes) > 0 {
+		if changes.Plan != nil || changes.Status != nil || changes.AliasLimitOverride.Set || changes.SubaccountLimitOverride.Set {
 			_, err = t.tx.ExecContext(ctx, `UPDATE accounts SET
 				plan = coalesce(?, plan), status = coalesce(?, status),
 				suspended_by = CASE WHEN ? IS NULL THEN suspended_by END,
 				alias_limit_override = CASE WHEN ? THEN ? ELSE alias_limit_override END,
 				subaccount_limit_override = CASE WHEN ? THEN ? ELSE subaccount_limit_override END,
 				updated_at = ? WHERE id = ?`,
-				changes["plan"], changes["status"], changes["status"], p.SetAliasLimit, intOrNil(p.AliasLimitOverride),
+				stringOrNil(changes.Plan), stringOrNil(changes.Status), stringOrNil(changes.Status), p.SetAliasLimit, intOrNil(p.AliasLimitOverride),
 				p.SetSubaccountLimit, intOrNil(p.SubaccountLimitOverride), t.now.Unix(), id)
 			if err != nil {
 				return fmt.Errorf("store: update account: %w", err)
 			}
-			changes["account_id"] = id
 			if _, err := t.event(ctx, id, EventAccountUpdated, actor, id, changes); err != nil {
 				return err
 			}
@@ -293,6 +291,13 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 		return err
 	})
 	return out, err
+}
+
+func stringOrNil(v *string) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
 
 func intOrNil(v *int) any {

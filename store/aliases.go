@@ -58,16 +58,6 @@ type AliasPatch struct {
 	LimitsPatch
 }
 
-// aliasEventData is what every alias.* event carries: enough for a receiver
-// to act, never the key or its hash.
-func aliasEventData(k Key, now time.Time) map[string]any {
-	return map[string]any{
-		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
-		"status": k.StatusAt(now), "expires_at": k.ExpiresAt, "scopes": k.Scopes, "allowed_sites": k.AllowedSites,
-		"spend_limit": k.SpendLimit, "max_sites": k.MaxSites,
-	}
-}
-
 // checkExpiry is the last guard, inside the transaction, on an expiry the
 // caller checked with CheckExpiresAt or made with ExpiryFromTTL a moment
 // earlier: it must still be in the future, and not beyond the longest
@@ -162,7 +152,7 @@ func (db *DB) CreateAlias(ctx context.Context, actor Actor, accountID string, in
 		if key, err = getKey(ctx, t.tx, accountID, key.ID); err != nil {
 			return err
 		}
-		if _, err := t.event(ctx, accountID, EventAliasCreated, actor, key.ID, aliasEventData(key, t.now)); err != nil {
+		if _, err := t.event(ctx, accountID, EventAliasCreated, actor, key.ID, aliasData(key, t.now)); err != nil {
 			return err
 		}
 		out = Created{Account: acc, Key: key, Secret: secret}
@@ -261,7 +251,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
 			return err
 		}
-		_, err = t.event(ctx, accountID, EventAliasUpdated, actor, id, aliasEventData(out, t.now))
+		_, err = t.event(ctx, accountID, EventAliasUpdated, actor, id, aliasData(out, t.now))
 		return err
 	})
 	return db.withLastUse(out), err
@@ -326,9 +316,9 @@ func (db *DB) PatchPrimaryKey(ctx context.Context, actor Actor, accountID, id st
 		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
 			return err
 		}
-		_, err = t.event(ctx, accountID, EventKeyUpdated, actor, id, map[string]any{
-			"account_id": accountID, "key_id": id, "type": KeyTypePrimary, "name": out.Name, "hint": out.Hint, "scopes": out.Scopes,
-			"spend_limit": out.SpendLimit,
+		_, err = t.event(ctx, accountID, EventKeyUpdated, actor, id, KeyUpdatedData{
+			AccountID: accountID, Hint: out.Hint, KeyID: id, Name: out.Name, Scopes: out.Scopes, SpendLimit: out.SpendLimit,
+			Type: KeyTypePrimary,
 		})
 		return err
 	})
@@ -367,7 +357,7 @@ func (db *DB) SetAliasStatus(ctx context.Context, actor Actor, accountID, id str
 		if out, err = getKey(ctx, t.tx, accountID, id); err != nil {
 			return err
 		}
-		_, err = t.event(ctx, accountID, event, actor, id, aliasEventData(out, t.now))
+		_, err = t.event(ctx, accountID, event, actor, id, aliasData(out, t.now))
 		return err
 	})
 	return db.withLastUse(out), err
@@ -385,7 +375,7 @@ func (db *DB) DeleteAlias(ctx context.Context, actor Actor, accountID, id string
 			return fmt.Errorf("store: delete alias: %w", err)
 		}
 		k.Status = KeyRevoked
-		_, err = t.event(ctx, accountID, EventAliasDeleted, actor, id, aliasEventData(k, t.now))
+		_, err = t.event(ctx, accountID, EventAliasDeleted, actor, id, aliasData(k, t.now))
 		return err
 	})
 }

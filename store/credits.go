@@ -94,8 +94,8 @@ func (p *pool) rearmOrWarn(increased bool) bool {
 }
 
 func (t *Tx) creditsLow(ctx context.Context, p *pool) error {
-	_, err := t.event(ctx, p.accountID, EventCreditsLow, SystemActor, p.accountID, map[string]any{
-		"account_id": p.accountID, "credits": p.credits, "threshold": p.lowThreshold(),
+	_, err := t.event(ctx, p.accountID, EventCreditsLow, SystemActor, p.accountID, CreditsLowData{
+		AccountID: p.accountID, Credits: p.credits, Threshold: p.lowThreshold(),
 	})
 	return err
 }
@@ -147,8 +147,8 @@ func (db *DB) AddCredits(ctx context.Context, actor Actor, id string, amount int
 		if err := t.moveCredits(ctx, &p, creditChange{delta: amount, topup: true}); err != nil {
 			return err
 		}
-		if _, err := t.event(ctx, id, EventCreditsAdded, actor, id, map[string]any{
-			"account_id": id, "amount": amount, "reason": reason, "credits": p.credits,
+		if _, err := t.event(ctx, id, EventCreditsAdded, actor, id, CreditsAddedData{
+			AccountID: id, Amount: amount, Credits: p.credits, Reason: reason,
 		}); err != nil {
 			return err
 		}
@@ -173,7 +173,7 @@ func (db *DB) SetLowCreditThreshold(ctx context.Context, actor Actor, id string,
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		_, err = t.event(ctx, id, EventAccountUpdated, actor, id, map[string]any{"account_id": id, "low_credit_threshold": threshold})
+		_, err = t.event(ctx, id, EventAccountUpdated, actor, id, AccountUpdatedData{AccountID: id, LowCreditThreshold: changedTo(threshold)})
 		return err
 	})
 }

@@ -28,36 +28,6 @@ const (
 	ActorSystem   = "system"
 )
 
-// Event types. The first group is delivered to webhooks; the second exists
-// for the audit log only.
-const (
-	EventKeyReset          = "key.reset"
-	EventKeyRevoked        = "key.revoked"
-	EventAliasCreated      = "alias.created"
-	EventAliasUpdated      = "alias.updated"
-	EventAliasDeactivated  = "alias.deactivated"
-	EventAliasReactivated  = "alias.reactivated"
-	EventAliasDeleted      = "alias.deleted"
-	EventAliasExpiring     = "alias.expiring"
-	EventAliasExpired      = "alias.expired"
-	EventSubaccountCreated = "subaccount.created"
-	EventCreditsAllocated  = "credits.allocated"
-	EventCreditsLow        = "credits.low"
-	// A key reached its own spend limit (once per period).
-	EventKeySpendLimitReached = "key.spend_limit_reached"
-	// A site took or gave back a slot of a key with max_sites.
-	EventSiteActivated  = "site.activated"
-	EventSiteReleased   = "site.released"
-	EventAccountCreated = "account.created"
-	EventAccountUpdated = "account.updated"
-	EventCreditsAdded   = "credits.added"
-	EventPlanUpdated    = "plan.updated"
-	EventKeyUpdated     = "key.updated"
-	// A parent suspended or unsuspended one of its subaccounts.
-	EventSubaccountSuspended   = "subaccount.suspended"
-	EventSubaccountUnsuspended = "subaccount.unsuspended"
-)
-
 // Errors returned by the store. The HTTP layer maps each to the contract's
 // status and code in one place.
 var (

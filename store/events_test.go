@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +195,208 @@ func TestEventsAppendedWithEachChange(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The contract's event types (API.md, "Webhooks") and keyd's own two,
+// which webhook endpoints receive.
+var contractEvents = []string{
+	"key.reset", "key.revoked", "alias.created", "alias.updated",
+	"alias.deactivated", "alias.reactivated", "alias.deleted",
+	"alias.expiring", "alias.expired", "subaccount.created",
+	"credits.allocated", "credits.low", "key.spend_limit_reached",
+	"site.activated", "site.released",
+	"webhook.test", "webhook.disabled",
+}
+
+func TestWebhookEventTypes(t *testing.T) {
+	got := WebhookEventTypes()
+	if fmt.Sprint(got) != fmt.Sprint(contractEvents) {
+		t.Fatalf("WebhookEventTypes() = %v, want %v", got, contractEvents)
+	}
+	got[0] = "mutated"
+	if WebhookEventTypes()[0] != "key.reset" {
+		t.Fatal("WebhookEventTypes returns the package's own slice")
+	}
+	for _, e := range contractEvents {
+		if !IsWebhookEventType(e) {
+			t.Errorf("IsWebhookEventType(%q) = false", e)
+		}
+	}
+	// Audit-only events are never sent.
+	for _, e := range []string{"", "*", "alias.*", "key", "Key.Reset", "key.reset ", "alias.renamed",
+		EventAccountCreated, EventAccountUpdated, EventCreditsAdded, EventPlanUpdated, EventKeyUpdated,
+		EventSubaccountSuspended, EventSubaccountUnsuspended, EventSignInLink,
+		EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookSecretRotated} {
+		if IsWebhookEventType(e) {
+			t.Errorf("IsWebhookEventType(%q) = true", e)
+		}
+	}
+	if got := fmt.Sprint(WebhookEventCategories()); got != "[key alias subaccount credits site webhook]" {
+		t.Errorf("WebhookEventCategories() = %s", got)
+	}
+	for c, want := range map[string]bool{"alias": true, "webhook": true, "account": false, "console": false, "": false, "alias.": false} {
+		if IsWebhookEventCategory(c) != want {
+			t.Errorf("IsWebhookEventCategory(%q) = %v", c, !want)
+		}
+	}
+}
+
+func TestMatchEventPattern(t *testing.T) {
+	tests := []struct {
+		p, t string
+		want bool
+	}{
+		{"*", "key.reset", true},
+		{"*", "webhook.test", true},
+		{"*", "alias.something.new", true},
+		{"key.reset", "key.reset", true},
+		{"key.reset", "key.revoked", false},
+		{"key.reset", "key.reset.extra", false},
+		{"key.reset", "Key.Reset", false},
+		{"alias.*", "alias.created", true},
+		{"alias.*", "alias.expiring", true},
+		{"alias.*", "alias.renamed", true}, // future types of a category
+		{"alias.*", "alias.", false},
+		{"alias.*", "alias", false},
+		{"alias.*", "aliases.created", false},
+		{"alias.*", "key.reset", false},
+		{"alias.*", "subalias.created", false},
+		{"key.*", "key.reset", true},
+		{"key.*", "keyd.reset", false},
+		// Malformed patterns match nothing.
+		{"", "", false},
+		{"", "key.reset", false},
+		{".*", ".x", false},
+		{"*.*", "key.reset", false},
+		{"*.reset", "key.reset", false},
+		{"alias*", "alias.created", false},
+		{"alias.**", "alias.*x", false},
+		{"k*y.reset", "key.reset", false},
+		{"alias.created*", "alias.created", false},
+	}
+	for _, tt := range tests {
+		if got := MatchEventPattern(tt.p, tt.t); got != tt.want {
+			t.Errorf("MatchEventPattern(%q, %q) = %v, want %v", tt.p, tt.t, got, tt.want)
+		}
+	}
+}
+
+func TestMatchEventPatterns(t *testing.T) {
+	tests := []struct {
+		ps   []string
+		t    string
+		want bool
+	}{
+		{[]string{"key.reset", "alias.*"}, "alias.deleted", true},
+		{[]string{"key.reset", "alias.*"}, "key.reset", true},
+		{[]string{"key.reset", "alias.*"}, "key.revoked", false},
+		{[]string{"key.reset", "alias.*"}, "credits.low", false},
+		{[]string{"*"}, "credits.low", true},
+		{nil, "key.reset", false},
+		{[]string{}, "key.reset", false},
+	}
+	for _, tt := range tests {
+		if got := MatchEventPatterns(tt.ps, tt.t); got != tt.want {
+			t.Errorf("MatchEventPatterns(%q, %q) = %v, want %v", tt.ps, tt.t, got, tt.want)
+		}
+	}
+}
+
+func TestNewWebhookBody(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
+	type aliasData struct {
+		ID   string `json:"id"`
+		Hint string `json:"hint"`
+		URL  string `json:"url,omitempty"`
+	}
+	tests := []struct {
+		name    string
+		typ     string
+		data    any
+		want    string
+		wantErr string
+	}{
+		{"struct data", EventAliasCreated, aliasData{ID: "key_1", Hint: "x9Qa"},
+			`{"type":"alias.created","timestamp":"2026-03-04T04:06:07.890Z","sequence":7,"data":{"id":"key_1","hint":"x9Qa"}}`, ""},
+		{"nil data", EventWebhookTest, nil,
+			`{"type":"webhook.test","timestamp":"2026-03-04T04:06:07.890Z","sequence":7,"data":{}}`, ""},
+		{"map data, html characters kept", EventKeyReset, map[string]any{"site": "https://a.example/?x=1&y=<2>"},
+			`{"type":"key.reset","timestamp":"2026-03-04T04:06:07.890Z","sequence":7,"data":{"site":"https://a.example/?x=1&y=<2>"}}`, ""},
+		{"raw data compacted", EventCreditsLow, json.RawMessage("{ \"credits\" : 10 }"),
+			`{"type":"credits.low","timestamp":"2026-03-04T04:06:07.890Z","sequence":7,"data":{"credits":10}}`, ""},
+		{"unknown type", "alias.renamed", nil, "", "unknown event type"},
+		{"pattern as type", "alias.*", nil, "", "unknown event type"},
+		{"array data", EventAliasDeleted, []string{"a"}, "", "not a JSON object"},
+		{"string data", EventAliasDeleted, "a", "", "not a JSON object"},
+		{"null raw data", EventAliasDeleted, json.RawMessage("null"), "", "not a JSON object"},
+		{"unencodable data", EventAliasDeleted, map[string]any{"f": func() {}}, "", "encode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NewWebhookBody(tt.typ, 7, at, tt.data)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NewWebhookBody err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("NewWebhookBody =\n%s\nwant\n%s", got, tt.want)
+			}
+			p, err := ParseWebhookBody(got)
+			if err != nil {
+				t.Fatalf("ParseWebhookBody(NewWebhookBody) = %v", err)
+			}
+			if p.Type != tt.typ || p.Timestamp != "2026-03-04T04:06:07.890Z" || p.Sequence != 7 {
+				t.Fatalf("ParseWebhookBody = %+v", p)
+			}
+		})
+	}
+}
+
+func TestNewWebhookBodyIsStable(t *testing.T) {
+	// Map keys are sorted by encoding/json, so building the same event
+	// twice gives the same bytes; the outbox stores them once anyway.
+	data := map[string]any{"b": 1, "a": 2, "c": map[string]any{"z": 1, "y": 2}}
+	at := time.Unix(1_700_000_000, 0)
+	a, err := NewWebhookBody(EventAliasUpdated, 1, at, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewWebhookBody(EventAliasUpdated, 1, at, data)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two builds differ:\n%s\n%s", a, b)
+	}
+}
+
+func TestParseWebhookBody(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"minimal", `{"type":"x.y","timestamp":"2026-01-01T00:00:00Z","data":{}}`, true},
+		{"future type and extra field", `{"type":"alias.renamed","timestamp":"2026-01-01T00:00:00Z","data":{"a":1},"v":2}`, true},
+		{"with sequence and milliseconds", `{"type":"x.y","timestamp":"2026-01-01T00:00:00.123Z","sequence":3,"data":{}}`, true},
+		{"negative sequence", `{"type":"x.y","timestamp":"2026-01-01T00:00:00Z","sequence":-1,"data":{}}`, false},
+		{"no type", `{"timestamp":"2026-01-01T00:00:00Z","data":{}}`, false},
+		{"bad timestamp", `{"type":"key.reset","timestamp":"yesterday","data":{}}`, false},
+		{"no data", `{"type":"key.reset","timestamp":"2026-01-01T00:00:00Z"}`, false},
+		{"array data", `{"type":"key.reset","timestamp":"2026-01-01T00:00:00Z","data":[]}`, false},
+		{"trailing data", `{"type":"key.reset","timestamp":"2026-01-01T00:00:00Z","data":{}} {}`, false},
+		{"not json", `type=key.reset`, false},
+		{"empty", ``, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseWebhookBody([]byte(tt.body))
+			if tt.ok != (err == nil) {
+				t.Fatalf("ParseWebhookBody = %v, want ok=%v", err, tt.ok)
+			}
+		})
 	}
 }

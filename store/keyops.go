@@ -187,10 +187,9 @@ func (db *DB) ResetPrimaryKey(ctx context.Context, actor Actor, accountID string
 		out.Key, out.Secret = key, secret
 		// key.reset announces the end of the key it replaces; key.revoked
 		// each older key whose grace the reset cuts short.
-		if _, err = t.event(ctx, accountID, EventKeyReset, actor, key.ID, map[string]any{
-			"account_id": accountID,
-			"key_id":     key.ID, "type": KeyTypePrimary, "name": key.Name, "hint": key.Hint, "status": key.Status,
-			"previous": map[string]any{"id": old.ID, "hint": old.Hint, "valid_until": validUntil.Format(time.RFC3339)},
+		if _, err = t.event(ctx, accountID, EventKeyReset, actor, key.ID, KeyResetData{
+			AccountID: accountID, Hint: key.Hint, KeyID: key.ID, Name: key.Name, Status: key.Status, Type: KeyTypePrimary,
+			Previous: PreviousKeyData{Hint: old.Hint, ID: old.ID, ValidUntil: validUntil.Format(time.RFC3339)},
 		}); err != nil {
 			return err
 		}
@@ -228,9 +227,9 @@ func (t *Tx) revokePrimary(ctx context.Context, actor Actor, k Key, reason strin
 	if err != nil {
 		return Key{}, err
 	}
-	_, err = t.event(ctx, k.AccountID, EventKeyRevoked, actor, k.ID, map[string]any{
-		"account_id": k.AccountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
-		"status": KeyRevoked, "valid_until": k.ValidUntil, "reason": reason,
+	_, err = t.event(ctx, k.AccountID, EventKeyRevoked, actor, k.ID, KeyRevokedData{
+		AccountID: k.AccountID, Hint: k.Hint, KeyID: k.ID, Name: k.Name, Reason: reason, Status: KeyRevoked, Type: k.Type,
+		ValidUntil: k.ValidUntil,
 	})
 	return k, err
 }

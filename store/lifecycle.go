@@ -28,7 +28,7 @@ func (db *DB) ExpireAliases(ctx context.Context, lead time.Duration) (expired, e
 				return fmt.Errorf("store: expire alias: %w", err)
 			}
 			k.Status = KeyExpired
-			if _, err := t.event(ctx, k.AccountID, EventAliasExpired, SystemActor, k.ID, aliasEventData(k, t.now)); err != nil {
+			if _, err := t.event(ctx, k.AccountID, EventAliasExpired, SystemActor, k.ID, aliasData(k, t.now)); err != nil {
 				return err
 			}
 		}
@@ -41,7 +41,7 @@ func (db *DB) ExpireAliases(ctx context.Context, lead time.Duration) (expired, e
 			if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET expiring_notified_at = ? WHERE id = ?`, t.now.Unix(), k.ID); err != nil {
 				return fmt.Errorf("store: mark alias expiring: %w", err)
 			}
-			if _, err := t.event(ctx, k.AccountID, EventAliasExpiring, SystemActor, k.ID, aliasEventData(k, t.now)); err != nil {
+			if _, err := t.event(ctx, k.AccountID, EventAliasExpiring, SystemActor, k.ID, aliasData(k, t.now)); err != nil {
 				return err
 			}
 		}

@@ -256,9 +256,8 @@ func (t *Tx) spendLimitReached(ctx context.Context, r *spendRequest, a Allowance
 			spent = CASE WHEN period_start = ?2 THEN spent ELSE 0 END, period_start = ?2`, r.keyID, start); err != nil {
 		return fmt.Errorf("store: note spend limit: %w", err)
 	}
-	_, err = t.event(ctx, r.accountID, EventKeySpendLimitReached, SystemActor, r.keyID, map[string]any{
-		"account_id": r.accountID, "key_id": k.ID, "type": k.Type, "name": k.Name, "hint": k.Hint,
-		"spend_limit": a,
+	_, err = t.event(ctx, r.accountID, EventKeySpendLimitReached, SystemActor, r.keyID, KeySpendLimitReachedData{
+		AccountID: r.accountID, Hint: k.Hint, KeyID: k.ID, Name: k.Name, SpendLimit: a, Type: k.Type,
 	})
 	return err
 }

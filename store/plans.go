@@ -183,8 +183,8 @@ func (t *Tx) putPlan(ctx context.Context, actor Actor, p Plan) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("store: put plan: %w", err)
 	}
-	if _, err := t.event(ctx, "", EventPlanUpdated, actor, p.Name, map[string]any{
-		"name": p.Name, "alias_limit": p.AliasLimit, "subaccount_limit": p.SubaccountLimit, "rate_limit_per_minute": p.RateLimitPerMinute,
+	if _, err := t.event(ctx, "", EventPlanUpdated, actor, p.Name, PlanUpdatedData{
+		AliasLimit: p.AliasLimit, Name: p.Name, RateLimitPerMinute: p.RateLimitPerMinute, SubaccountLimit: p.SubaccountLimit,
 	}); err != nil {
 		return Plan{}, err
 	}

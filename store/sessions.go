@@ -112,10 +112,6 @@ func (db *DB) EndSession(ctx context.Context, token string) error {
 // SignInLinkLife is how long a one-time sign-in link works.
 const SignInLinkLife = 15 * time.Minute
 
-// EventSignInLink (audit only) records that the operator made a one-time
-// console sign-in link for the account.
-const EventSignInLink = "console.sign_in_link"
-
 // CreateSignInLink makes a one-time console sign-in link for an owner who
 // lost the key: its token (for the URL; only the hash is stored) and when
 // it stops working. The account must exist and be active.
@@ -141,8 +137,8 @@ func (db *DB) CreateSignInLink(ctx context.Context, actor Actor, accountID strin
 			hash[:], accountID, expires.Unix(), t.now.Unix()); err != nil {
 			return fmt.Errorf("store: create sign-in link: %w", err)
 		}
-		_, err = t.event(ctx, accountID, EventSignInLink, actor, accountID, map[string]any{
-			"account_id": accountID, "expires_at": expires.Format(time.RFC3339)})
+		_, err = t.event(ctx, accountID, EventSignInLink, actor, accountID, SignInLinkData{
+			AccountID: accountID, ExpiresAt: expires.Format(time.RFC3339)})
 		return err
 	})
 	return token, expires, err

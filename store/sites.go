@@ -238,12 +238,8 @@ func (t *Tx) siteEvent(ctx context.Context, typ string, actor Actor, accountID, 
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"account_id": accountID, "key_id": keyID, "type": k.Type, "name": k.Name, "hint": k.Hint,
-		"site": host, "sites": slots}
-	if reason != "" {
-		data["reason"] = reason
-	}
-	_, err = t.event(ctx, accountID, typ, actor, keyID, data)
+	_, err = t.event(ctx, accountID, typ, actor, keyID, SiteData{AccountID: accountID, Hint: k.Hint, KeyID: keyID,
+		Name: k.Name, Reason: reason, Site: host, Sites: slots, Type: k.Type})
 	return err
 }
 

@@ -70,7 +70,7 @@ func TestWritesFailCleanlyOnReadOnlyDatabase(t *testing.T) {
 	if _, err := db.Spend(ctx, &primary, 5, "order-1"); !errors.Is(err, ErrStorageUnavailable) {
 		t.Fatalf("spend on a read-only database: %v", err)
 	}
-	if _, err := db.FanOut(ctx, MessageRules{}); !errors.Is(err, ErrStorageUnavailable) {
+	if _, err := db.FanOut(ctx); !errors.Is(err, ErrStorageUnavailable) {
 		t.Fatalf("fan-out on a read-only database: %v", err)
 	}
 	// Validation reads memory only.

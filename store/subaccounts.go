@@ -51,9 +51,9 @@ func (db *DB) CreateSubaccount(ctx context.Context, actor Actor, parentID string
 			return err
 		}
 		sub := out.Account.ID
-		if _, err := t.event(ctx, parentID, EventSubaccountCreated, actor, sub, map[string]any{
-			"account_id": parentID, "subaccount_id": sub, "name": in.Name, "plan": in.Plan,
-			"credits": in.Credits, "key_id": out.Key.ID, "hint": out.Key.Hint,
+		if _, err := t.event(ctx, parentID, EventSubaccountCreated, actor, sub, SubaccountCreatedData{
+			AccountID: parentID, Credits: in.Credits, Hint: out.Key.Hint, KeyID: out.Key.ID, Name: in.Name, Plan: in.Plan,
+			SubaccountID: sub,
 		}); err != nil {
 			return err
 		}
@@ -67,10 +67,10 @@ func (db *DB) CreateSubaccount(ctx context.Context, actor Actor, parentID string
 
 // allocationEvents tells both accounts about a move of credits between them.
 func (t *Tx) allocationEvents(ctx context.Context, actor Actor, parentID, subID string, amount, parentCredits, subCredits int64) error {
-	data := map[string]any{"parent_id": parentID, "subaccount_id": subID, "amount": amount,
-		"parent_credits": parentCredits, "subaccount_credits": subCredits}
+	data := CreditsAllocatedData{Amount: amount, ParentCredits: parentCredits, ParentID: parentID,
+		SubaccountCredits: subCredits, SubaccountID: subID}
 	for _, id := range []string{parentID, subID} {
-		data["account_id"] = id
+		data.AccountID = id
 		if _, err := t.event(ctx, id, EventCreditsAllocated, actor, subID, data); err != nil {
 			return err
 		}
@@ -237,9 +237,9 @@ func (db *DB) SuspendSubaccount(ctx context.Context, actor Actor, parentID, subI
 		}
 		// Both audit logs tell it; the subaccount's event also refreshes
 		// its keys in the index.
-		data := map[string]any{"parent_id": parentID, "subaccount_id": subID, "status": status}
+		data := SubaccountStatusData{ParentID: parentID, Status: status, SubaccountID: subID}
 		for _, id := range []string{parentID, subID} {
-			data["account_id"] = id
+			data.AccountID = id
 			if _, err := t.event(ctx, id, event, actor, subID, data); err != nil {
 				return err
 			}

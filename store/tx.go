@@ -111,7 +111,7 @@ func (t *Tx) touch(accountID string) { t.touched[accountID] = true }
 // The event's Sequence is the account's previous one plus one: writes are
 // serialised, so it increases in commit order. Its time is the
 // transaction's to the millisecond.
-func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targetID string, data any) (Event, error) {
+func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targetID string, data eventData) (Event, error) {
 	body, err := json.Marshal(data)
 	if err != nil {
 		return Event{}, err

@@ -21,19 +21,8 @@ import (
 // event and endpoint). The worker in package webhooks delivers the messages
 // and records each attempt here.
 //
-// This package knows nothing of event filters or message bodies: callers
-// pass them in as MessageRules.
-
-// Event types about webhook endpoints. The first two are sent to endpoints;
-// the others exist for the audit log only.
-const (
-	EventWebhookTest          = "webhook.test"
-	EventWebhookDisabled      = "webhook.disabled"
-	EventWebhookCreated       = "webhook.created"
-	EventWebhookUpdated       = "webhook.updated"
-	EventWebhookDeleted       = "webhook.deleted"
-	EventWebhookSecretRotated = "webhook.secret_rotated"
-)
+// Which events go to which endpoint, and the body of each message, are the
+// rules of events.go.
 
 // Why an endpoint is disabled.
 const (
@@ -93,15 +82,6 @@ func (db *DB) notifyChanged() {
 	case db.changesChan() <- struct{}{}:
 	default:
 	}
-}
-
-// MessageRules are the delivery rules the store applies without knowing
-// them: which event types are sent at all, whether an endpoint's event
-// patterns select a type, and the exact body of a message for an event.
-type MessageRules struct {
-	Delivered func(eventType string) bool
-	Match     func(patterns []string, eventType string) bool
-	Body      func(e Event) ([]byte, error)
 }
 
 // Webhook is an endpoint an account owner registered, without its secrets.
@@ -197,9 +177,18 @@ type AttemptRecord struct {
 	NextAttemptAt *time.Time
 	// Gone disables the endpoint (the receiver answered 410).
 	Gone bool
-	// ShouldDisable reports whether an endpoint failing since failingSince
-	// is to be disabled at now; nil never disables.
-	ShouldDisable func(failingSince, now time.Time) bool
+}
+
+// WebhookDisableAfter is how long an endpoint may keep failing, with no
+// success in between, before it is disabled.
+const WebhookDisableAfter = 5 * 24 * time.Hour
+
+// failingTooLong reports whether an endpoint failing since failingSince
+// (its first failed attempt after its last success; zero when it is not
+// failing) is to be disabled at now: it has failed for WebhookDisableAfter
+// or longer. A 410 Gone answer disables an endpoint at once instead.
+func failingTooLong(failingSince, now time.Time) bool {
+	return !failingSince.IsZero() && now.Sub(failingSince) >= WebhookDisableAfter
 }
 
 func secretWhere(endpointID string) string { return "webhook secret " + endpointID }
@@ -302,8 +291,8 @@ func (db *DB) CreateWebhook(ctx context.Context, actor Actor, accountID string, 
 		if n >= MaxWebhooksPerAccount {
 			return ErrWebhookLimit
 		}
-		ev, err := t.event(ctx, accountID, EventWebhookCreated, actor, id, map[string]any{
-			"account_id": accountID, "webhook_id": id, "events": in.Events, "description": in.Description,
+		ev, err := t.event(ctx, accountID, EventWebhookCreated, actor, id, WebhookCreatedData{
+			AccountID: accountID, Description: in.Description, Events: in.Events, WebhookID: id,
 		})
 		if err != nil {
 			return err
@@ -370,8 +359,8 @@ func (db *DB) UpdateWebhook(ctx context.Context, actor Actor, accountID, id stri
 			}
 		}
 		if len(changed) > 0 {
-			if _, err := t.event(ctx, accountID, EventWebhookUpdated, actor, id, map[string]any{
-				"account_id": accountID, "webhook_id": id, "changed": changed,
+			if _, err := t.event(ctx, accountID, EventWebhookUpdated, actor, id, WebhookUpdatedData{
+				AccountID: accountID, Changed: changed, WebhookID: id,
 			}); err != nil {
 				return err
 			}
@@ -405,7 +394,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, actor Actor, accountID, id stri
 		if _, err := t.tx.ExecContext(ctx, `DELETE FROM webhook_endpoints WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("store: delete webhook: %w", err)
 		}
-		_, err := t.event(ctx, accountID, EventWebhookDeleted, actor, id, map[string]any{"account_id": accountID, "webhook_id": id})
+		_, err := t.event(ctx, accountID, EventWebhookDeleted, actor, id, WebhookData{AccountID: accountID, WebhookID: id})
 		return err
 	})
 }
@@ -434,8 +423,8 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, actor Actor, accountID, i
 			until.Unix(), s.seal([]byte(secret), secretWhere(id)), t.now.Unix(), id); err != nil {
 			return fmt.Errorf("store: rotate webhook secret: %w", err)
 		}
-		if _, err := t.event(ctx, accountID, EventWebhookSecretRotated, actor, id, map[string]any{
-			"account_id": accountID, "webhook_id": id, "previous_secret_expires_at": until.Format(time.RFC3339),
+		if _, err := t.event(ctx, accountID, EventWebhookSecretRotated, actor, id, WebhookSecretRotatedData{
+			AccountID: accountID, PreviousSecretExpiresAt: until.Format(time.RFC3339), WebhookID: id,
 		}); err != nil {
 			return err
 		}
@@ -448,17 +437,17 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, actor Actor, accountID, i
 // SendTestMessage appends a webhook.test event for one endpoint and writes
 // its message in the same transaction. It goes to that endpoint only,
 // whatever its patterns, even while it is disabled.
-func (db *DB) SendTestMessage(ctx context.Context, actor Actor, accountID, id string, rules MessageRules) (WebhookMessage, error) {
+func (db *DB) SendTestMessage(ctx context.Context, actor Actor, accountID, id string) (WebhookMessage, error) {
 	var out WebhookMessage
 	err := db.write(ctx, func(t *Tx) error {
 		if _, err := getWebhook(ctx, t.tx, accountID, id, t.now); err != nil {
 			return err
 		}
-		ev, err := t.event(ctx, accountID, EventWebhookTest, actor, id, map[string]any{"account_id": accountID, "webhook_id": id})
+		ev, err := t.event(ctx, accountID, EventWebhookTest, actor, id, WebhookData{AccountID: accountID, WebhookID: id})
 		if err != nil {
 			return err
 		}
-		body, err := rules.Body(ev)
+		body, err := webhookBody(ev)
 		if err != nil {
 			return err
 		}
@@ -493,8 +482,9 @@ func (t *Tx) insertMessage(ctx context.Context, endpointID string, ev Event, bod
 // FanOut turns the events appended since the last fan-out into messages:
 // one per event and enabled endpoint of the event's account whose patterns
 // select its type (a webhook.test event: its own endpoint only), for the
-// types rules.Delivered accepts. It reports how many messages it wrote.
-func (db *DB) FanOut(ctx context.Context, rules MessageRules) (int, error) {
+// event types sent to endpoints (IsWebhookEventType). It reports how many
+// messages it wrote.
+func (db *DB) FanOut(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		var cursor, last int64
@@ -508,7 +498,7 @@ func (db *DB) FanOut(ctx context.Context, rules MessageRules) (int, error) {
 		var n int
 		err := db.write(ctx, func(t *Tx) error {
 			var err error
-			n, err = t.fanOutBatch(ctx, rules)
+			n, err = t.fanOutBatch(ctx)
 			return err
 		})
 		if err != nil {
@@ -525,7 +515,7 @@ type fanEndpoint struct {
 	enabled  bool
 }
 
-func (t *Tx) fanOutBatch(ctx context.Context, rules MessageRules) (int, error) {
+func (t *Tx) fanOutBatch(ctx context.Context) (int, error) {
 	var cursor int64
 	if err := t.tx.QueryRowContext(ctx, `SELECT last_seq FROM webhook_cursor WHERE id = 1`).Scan(&cursor); err != nil {
 		return 0, fmt.Errorf("store: fan-out cursor: %w", err)
@@ -558,7 +548,7 @@ func (t *Tx) fanOutBatch(ctx context.Context, rules MessageRules) (int, error) {
 	endpoints := map[string][]fanEndpoint{}
 	written := 0
 	for _, ev := range events {
-		if ev.AccountID == "" || !rules.Delivered(ev.Type) {
+		if ev.AccountID == "" || !IsWebhookEventType(ev.Type) {
 			continue
 		}
 		eps, ok := endpoints[ev.AccountID]
@@ -577,11 +567,11 @@ func (t *Tx) fanOutBatch(ctx context.Context, rules MessageRules) (int, error) {
 				if ep.id != ev.TargetID {
 					continue
 				}
-			} else if !ep.enabled || !rules.Match(ep.patterns, ev.Type) {
+			} else if !ep.enabled || !MatchEventPatterns(ep.patterns, ev.Type) {
 				continue
 			}
 			if body == nil {
-				if body, err = rules.Body(ev); err != nil {
+				if body, err = webhookBody(ev); err != nil {
 					return 0, fmt.Errorf("store: message body for event %s: %w", ev.ID, err)
 				}
 			}
@@ -685,7 +675,7 @@ func (db *DB) DueMessages(ctx context.Context, now time.Time, limit int) ([]Outb
 // RecordAttempt logs an attempt and moves its message on: delivered,
 // pending until rec.NextAttemptAt, or failed. It keeps the endpoint's
 // failure record and disables the endpoint when the receiver answered 410
-// or rec.ShouldDisable says it has failed for too long; disabling appends a
+// or it has failed for WebhookDisableAfter; disabling appends a
 // webhook.disabled event, which goes to the account's other endpoints. A
 // message deleted meanwhile (with its endpoint) is ignored.
 func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
@@ -739,7 +729,7 @@ func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
 		case !enabled:
 		case rec.Gone:
 			reason = DisabledGone
-		case rec.ShouldDisable != nil && rec.ShouldDisable(failingSince, rec.At):
+		case failingTooLong(failingSince, rec.At):
 			reason = DisabledFailing
 		}
 		if reason == "" {
@@ -748,9 +738,9 @@ func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
 		if err := t.disableWebhook(ctx, endpointID, reason); err != nil {
 			return err
 		}
-		_, err = t.event(ctx, accountID, EventWebhookDisabled, SystemActor, endpointID, map[string]any{
-			"account_id": accountID, "webhook_id": endpointID, "description": description, "reason": reason,
-			"failing_since": failingSince.Format(time.RFC3339), "disabled_at": t.now.Format(time.RFC3339),
+		_, err = t.event(ctx, accountID, EventWebhookDisabled, SystemActor, endpointID, WebhookDisabledData{
+			AccountID: accountID, Description: description, DisabledAt: t.now.Format(time.RFC3339),
+			FailingSince: failingSince.Format(time.RFC3339), Reason: reason, WebhookID: endpointID,
 		})
 		return err
 	})

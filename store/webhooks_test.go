@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,20 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-// testRules stand in for the webhooks package's rules (which import this
-// package): a few delivered types, exact or "*" patterns, a JSON body.
-var testRules = MessageRules{
-	Delivered: func(t string) bool {
-		return strings.HasPrefix(t, "alias.") || t == EventKeyReset || t == EventWebhookTest || t == EventWebhookDisabled
-	},
-	Match: func(patterns []string, t string) bool {
-		return slices.Contains(patterns, "*") || slices.Contains(patterns, t)
-	},
-	Body: func(e Event) ([]byte, error) {
-		return json.Marshal(map[string]any{"type": e.Type, "data": e.Data})
-	},
-}
 
 func testSecret() string {
 	b := make([]byte, 32)
@@ -77,7 +62,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 	if _, err := db.CreateAlias(ctx, SystemActor, acc.Account.ID, NewAlias{Name: "client"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.FanOut(ctx, testRules); err != nil {
+	if _, err := db.FanOut(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -201,7 +186,7 @@ func TestFanOutWritesEachMessageOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n, err := db.FanOut(ctx, testRules)
+	n, err := db.FanOut(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +208,7 @@ func TestFanOutWritesEachMessageOnce(t *testing.T) {
 	if _, err := db.w.Exec(`UPDATE webhook_cursor SET last_seq = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := db.FanOut(ctx, testRules); err != nil || n != 0 {
+	if n, err := db.FanOut(ctx); err != nil || n != 0 {
 		t.Fatalf("fan-out again: %d messages, %v; want none", n, err)
 	}
 	if got := len(messagesFor(t, db, acc.Account.ID, all.ID)); got != 3 {
@@ -241,7 +226,7 @@ func TestFanOutWritesEachMessageOnce(t *testing.T) {
 	if _, err := db.ResetPrimaryKey(ctx, SystemActor, acc.Account.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.FanOut(ctx, testRules); err != nil {
+	if _, err := db.FanOut(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := messageTypes(messagesFor(t, db, acc.Account.ID, late.ID)); !slices.Equal(got, []string{EventKeyReset}) {
@@ -258,20 +243,20 @@ func TestTestMessageGoesToItsEndpointOnly(t *testing.T) {
 	acc := createTestAccount(t, db, "pro")
 	target, _ := createTestWebhook(t, db, acc.Account.ID, EventKeyReset)
 	bystander, _ := createTestWebhook(t, db, acc.Account.ID, "*")
-	m, err := db.SendTestMessage(ctx, SystemActor, acc.Account.ID, target.ID, testRules)
+	m, err := db.SendTestMessage(ctx, SystemActor, acc.Account.ID, target.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Type != EventWebhookTest || m.WebhookID != target.ID || m.Status != MessagePending {
 		t.Fatalf("test message = %+v", m)
 	}
-	if n, err := db.FanOut(ctx, testRules); err != nil || n != 0 {
+	if n, err := db.FanOut(ctx); err != nil || n != 0 {
 		t.Fatalf("fan-out after a test message: %d, %v; want nothing more", n, err)
 	}
 	if got := messagesFor(t, db, acc.Account.ID, bystander.ID); len(got) != 0 {
 		t.Fatalf("the other endpoint got %v", messageTypes(got))
 	}
-	if _, err := db.SendTestMessage(ctx, SystemActor, createTestAccount(t, db, "pro").Account.ID, target.ID, testRules); !errors.Is(err, ErrNotFound) {
+	if _, err := db.SendTestMessage(ctx, SystemActor, createTestAccount(t, db, "pro").Account.ID, target.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("test of another account's webhook: %v, want ErrNotFound", err)
 	}
 }
@@ -351,7 +336,7 @@ func TestPruneWebhooksKeepsPendingAndRecent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db.FanOut(ctx, testRules)
+	db.FanOut(ctx)
 	msgs := messagesFor(t, db, acc.Account.ID, w.ID)
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages", len(msgs))
@@ -374,5 +359,26 @@ func TestPruneWebhooksKeepsPendingAndRecent(t *testing.T) {
 	left := messagesFor(t, db, acc.Account.ID, w.ID)
 	if len(left) != 1 || left[0].ID != msgs[1].ID || left[0].Status != MessagePending {
 		t.Fatalf("left %+v, want the pending message", left)
+	}
+}
+
+func TestFailingTooLong(t *testing.T) {
+	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name         string
+		failingSince time.Time
+		want         bool
+	}{
+		{"not failing", time.Time{}, false},
+		{"failing for an hour", now.Add(-time.Hour), false},
+		{"failing for just under 5 days", now.Add(-WebhookDisableAfter + time.Second), false},
+		{"failing for 5 days", now.Add(-5 * 24 * time.Hour), true},
+		{"failing for a month", now.AddDate(0, -1, 0), true},
+		{"failure time in the future", now.Add(time.Hour), false},
+	}
+	for _, tt := range tests {
+		if got := failingTooLong(tt.failingSince, now); got != tt.want {
+			t.Errorf("%s: failingTooLong = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -50,7 +50,7 @@ type Delivery struct {
 	// MsgID is the message id ("msg_..."), sent as webhook-id and the same
 	// on every attempt so receivers can drop duplicates.
 	MsgID string
-	// Body is the exact body from [NewBody], stored once and sent as is.
+	// Body is the exact body from [store.NewWebhookBody], stored once and sent as is.
 	Body []byte
 	// Secrets are the endpoint's live signing secrets: one, or two during
 	// a rotation.

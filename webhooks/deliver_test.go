@@ -65,7 +65,7 @@ var testNow = time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
 
 func testDelivery(t *testing.T, url string, secrets ...string) Delivery {
 	t.Helper()
-	body, err := NewBody(store.EventAliasCreated, 1, testNow.Add(-time.Second), map[string]string{"alias_id": "key_01", "hint": "x9Qa"})
+	body, err := store.NewWebhookBody(store.EventAliasCreated, 1, testNow.Add(-time.Second), map[string]string{"alias_id": "key_01", "hint": "x9Qa"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,41 +2,11 @@ package webhooks
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
+
+	"keyd/store"
 )
-
-// The contract's event types (API.md, "Webhooks") and keyd's own two.
-var contractEvents = []string{
-	"key.reset", "key.revoked", "alias.created", "alias.updated",
-	"alias.deactivated", "alias.reactivated", "alias.deleted",
-	"alias.expiring", "alias.expired", "subaccount.created",
-	"credits.allocated", "credits.low", "key.spend_limit_reached",
-	"site.activated", "site.released",
-	"webhook.test", "webhook.disabled",
-}
-
-func TestEventTypes(t *testing.T) {
-	got := EventTypes()
-	if fmt.Sprint(got) != fmt.Sprint(contractEvents) {
-		t.Fatalf("EventTypes() = %v, want %v", got, contractEvents)
-	}
-	got[0] = "mutated"
-	if EventTypes()[0] != "key.reset" {
-		t.Fatal("EventTypes returns the package's own slice")
-	}
-	for _, e := range contractEvents {
-		if !IsEventType(e) {
-			t.Errorf("IsEventType(%q) = false", e)
-		}
-	}
-	for _, e := range []string{"", "*", "alias.*", "key", "Key.Reset", "key.reset ", "alias.renamed"} {
-		if IsEventType(e) {
-			t.Errorf("IsEventType(%q) = true", e)
-		}
-	}
-}
 
 func TestValidatePattern(t *testing.T) {
 	tests := []struct {
@@ -126,89 +96,28 @@ func TestValidatePatterns(t *testing.T) {
 	}
 }
 
-func TestMatchPattern(t *testing.T) {
-	tests := []struct {
-		p, t string
-		want bool
-	}{
-		{"*", "key.reset", true},
-		{"*", "webhook.test", true},
-		{"*", "alias.something.new", true},
-		{"key.reset", "key.reset", true},
-		{"key.reset", "key.revoked", false},
-		{"key.reset", "key.reset.extra", false},
-		{"key.reset", "Key.Reset", false},
-		{"alias.*", "alias.created", true},
-		{"alias.*", "alias.expiring", true},
-		{"alias.*", "alias.renamed", true}, // future types of a category
-		{"alias.*", "alias.", false},
-		{"alias.*", "alias", false},
-		{"alias.*", "aliases.created", false},
-		{"alias.*", "key.reset", false},
-		{"alias.*", "subalias.created", false},
-		{"key.*", "key.reset", true},
-		{"key.*", "keyd.reset", false},
-		// Malformed patterns match nothing.
-		{"", "", false},
-		{"", "key.reset", false},
-		{".*", ".x", false},
-		{"*.*", "key.reset", false},
-		{"*.reset", "key.reset", false},
-		{"alias*", "alias.created", false},
-		{"alias.**", "alias.*x", false},
-		{"k*y.reset", "key.reset", false},
-		{"alias.created*", "alias.created", false},
-	}
-	for _, tt := range tests {
-		if got := MatchPattern(tt.p, tt.t); got != tt.want {
-			t.Errorf("MatchPattern(%q, %q) = %v, want %v", tt.p, tt.t, got, tt.want)
-		}
-	}
-}
-
-func TestMatchAny(t *testing.T) {
-	tests := []struct {
-		ps   []string
-		t    string
-		want bool
-	}{
-		{[]string{"key.reset", "alias.*"}, "alias.deleted", true},
-		{[]string{"key.reset", "alias.*"}, "key.reset", true},
-		{[]string{"key.reset", "alias.*"}, "key.revoked", false},
-		{[]string{"key.reset", "alias.*"}, "credits.low", false},
-		{[]string{"*"}, "credits.low", true},
-		{nil, "key.reset", false},
-		{[]string{}, "key.reset", false},
-	}
-	for _, tt := range tests {
-		if got := MatchAny(tt.ps, tt.t); got != tt.want {
-			t.Errorf("MatchAny(%q, %q) = %v, want %v", tt.ps, tt.t, got, tt.want)
-		}
-	}
-}
-
-// FuzzMatchPattern checks MatchPattern against its definition and against
-// ValidatePattern: a pattern that validates matches an event type exactly
+// FuzzMatchEventPattern checks store.MatchEventPattern against its definition
+// and against ValidatePattern: a pattern that validates matches an event type exactly
 // when it is "*", equal to it, or "<c>.*" with the type in category c.
-func FuzzMatchPattern(f *testing.F) {
+func FuzzMatchEventPattern(f *testing.F) {
 	for _, p := range []string{"*", "key.reset", "alias.*", "", ".*", "*.*", "alias.**", "a*b", "alias.", "webhook.*"} {
 		for _, e := range []string{"key.reset", "alias.created", "alias.", "", "webhook.test", "*"} {
 			f.Add(p, e)
 		}
 	}
 	f.Fuzz(func(t *testing.T, p, e string) {
-		got := MatchPattern(p, e)
-		if got && !MatchAny([]string{"key.never", p}, e) {
-			t.Fatalf("MatchAny disagrees with MatchPattern(%q, %q)", p, e)
+		got := store.MatchEventPattern(p, e)
+		if got && !store.MatchEventPatterns([]string{"key.never", p}, e) {
+			t.Fatalf("MatchEventPatterns disagrees with MatchEventPattern(%q, %q)", p, e)
 		}
 		if p == "*" && !got {
-			t.Fatalf("MatchPattern(*, %q) = false", e)
+			t.Fatalf("MatchEventPattern(*, %q) = false", e)
 		}
 		if !strings.Contains(p, "*") && got != (p == e && p != "") {
-			t.Fatalf("MatchPattern(%q, %q) = %v for an exact pattern", p, e, got)
+			t.Fatalf("MatchEventPattern(%q, %q) = %v for an exact pattern", p, e, got)
 		}
 		if strings.Count(p, "*") > 1 && got {
-			t.Fatalf("MatchPattern(%q, %q) = true for a pattern with several *", p, e)
+			t.Fatalf("MatchEventPattern(%q, %q) = true for a pattern with several *", p, e)
 		}
 		if ValidatePattern(p) != nil {
 			return
@@ -224,7 +133,7 @@ func FuzzMatchPattern(f *testing.F) {
 			want = p == e
 		}
 		if got != want {
-			t.Fatalf("MatchPattern(%q, %q) = %v, want %v", p, e, got, want)
+			t.Fatalf("MatchEventPattern(%q, %q) = %v, want %v", p, e, got, want)
 		}
 	})
 }

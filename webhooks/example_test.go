@@ -26,7 +26,7 @@ func ExampleSign() {
 func ExampleVerify() {
 	secret := webhooks.NewSecret()
 	now := time.Unix(1735689600, 0)
-	body, _ := webhooks.NewBody(store.EventAliasCreated, 1, now, map[string]string{"alias_id": "key_7Hq2", "hint": "x9Qa"})
+	body, _ := store.NewWebhookBody(store.EventAliasCreated, 1, now, map[string]string{"alias_id": "key_7Hq2", "hint": "x9Qa"})
 	sig, _ := webhooks.SignatureHeader([]string{secret}, "msg_1", now, body)
 
 	h := http.Header{}

@@ -40,22 +40,15 @@ const (
 	fixtureUnix   = 1735689600 // 2025-01-01T00:00:00Z
 )
 
-// buildWPFixture signs a key.reset message with keyd's code and returns the
-// fixture file's content.
+// buildWPFixture signs a key.reset message with keyd's code, its data the
+// store's own key.reset payload, and returns the fixture file's content.
 func buildWPFixture(t *testing.T) []byte {
 	t.Helper()
 	at := time.Unix(fixtureUnix, 0).UTC()
-	type keyRef struct {
-		ID         string `json:"id"`
-		Hint       string `json:"hint"`
-		ValidUntil string `json:"valid_until"`
-	}
-	data := struct {
-		KeyID    string `json:"key_id"`
-		Hint     string `json:"hint"`
-		Previous keyRef `json:"previous"`
-	}{"key_2Jc8nQ", "Qw3r", keyRef{"key_9xTz1a", "Zx8v", at.Format(time.RFC3339)}}
-	body, err := NewBody(store.EventKeyReset, 12, at, data)
+	data := store.KeyResetData{AccountID: "acc_5mWq81", Hint: "Qw3r", KeyID: "key_2Jc8nQ", Name: "main",
+		Status: store.KeyActive, Type: store.KeyTypePrimary,
+		Previous: store.PreviousKeyData{Hint: "Zx8v", ID: "key_9xTz1a", ValidUntil: at.Add(time.Hour).Format(time.RFC3339)}}
+	body, err := store.NewWebhookBody(store.EventKeyReset, 12, at, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +124,7 @@ func TestWordPressFixture(t *testing.T) {
 		t.Fatalf("reference library: %v", err)
 	}
 
-	p, err := ParseBody([]byte(f.Body))
+	p, err := store.ParseWebhookBody([]byte(f.Body))
 	if err != nil || p.Type != store.EventKeyReset {
 		t.Fatalf("body: %+v, %v; want a key.reset payload", p, err)
 	}

@@ -38,7 +38,7 @@ func newOrderReceiver(t *testing.T, answerFor func(n int) int) *orderReceiver {
 		for m := rc.maxInFlight.Load(); n > m && !rc.maxInFlight.CompareAndSwap(m, n); m = rc.maxInFlight.Load() {
 		}
 		// The receiver has kept the body; this handler's copy is read.
-		p, err := ParseBody(rc.lastBodyFor(r.Header.Get(HeaderID)))
+		p, err := store.ParseWebhookBody(rc.lastBodyFor(r.Header.Get(HeaderID)))
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return

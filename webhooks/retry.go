@@ -35,10 +35,6 @@ const Jitter = 0.2
 // a message for longer than the whole schedule would take.
 const MaxRetryAfter = 24 * time.Hour
 
-// DisableAfter is how long an endpoint may keep failing, with no success in
-// between, before it is disabled.
-const DisableAfter = 5 * 24 * time.Hour
-
 // Delay returns the scheduled delay before attempt n (1-based) without
 // jitter, and false when there is no attempt n.
 func Delay(n int) (time.Duration, bool) {
@@ -103,12 +99,4 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 		return 0, false
 	}
 	return min(max(t.Sub(now), 0), MaxRetryAfter), true
-}
-
-// ShouldDisable reports whether an endpoint is to be disabled: it has been
-// failing since failingSince (its first failed attempt after its last
-// success; zero when it is not failing) for [DisableAfter] or longer. A 410
-// Gone answer disables an endpoint at once instead (see [OutcomeGone]).
-func ShouldDisable(failingSince, now time.Time) bool {
-	return !failingSince.IsZero() && now.Sub(failingSince) >= DisableAfter
 }

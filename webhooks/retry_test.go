@@ -131,24 +131,3 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
-
-func TestShouldDisable(t *testing.T) {
-	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name         string
-		failingSince time.Time
-		want         bool
-	}{
-		{"not failing", time.Time{}, false},
-		{"failing for an hour", now.Add(-time.Hour), false},
-		{"failing for just under 5 days", now.Add(-DisableAfter + time.Second), false},
-		{"failing for 5 days", now.Add(-5 * 24 * time.Hour), true},
-		{"failing for a month", now.AddDate(0, -1, 0), true},
-		{"failure time in the future", now.Add(time.Hour), false},
-	}
-	for _, tt := range tests {
-		if got := ShouldDisable(tt.failingSince, now); got != tt.want {
-			t.Errorf("%s: ShouldDisable = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}

@@ -32,6 +32,10 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
+// RotationOverlap is how long an endpoint's previous secret keeps signing
+// messages, alongside the new one, after a rotation.
+const RotationOverlap = 24 * time.Hour
+
 // DefaultTolerance is how far a message's timestamp may be from the
 // receiver's clock before [Verify] rejects it, guarding against replays.
 const DefaultTolerance = 5 * time.Minute

@@ -16,7 +16,7 @@ type Store interface {
 	// Changes signals after a local commit that appended events or
 	// messages to send.
 	Changes() <-chan struct{}
-	FanOut(ctx context.Context, rules store.MessageRules) (int, error)
+	FanOut(ctx context.Context) (int, error)
 	DueMessages(ctx context.Context, now time.Time, limit int) ([]store.OutboxMessage, error)
 	RecordAttempt(ctx context.Context, rec store.AttemptRecord) error
 }
@@ -68,7 +68,6 @@ type Worker struct {
 	cfg    WorkerConfig
 	client *http.Client
 	log    *slog.Logger
-	rules  store.MessageRules
 
 	sweepMu sync.Mutex // one sweep at a time
 	wake    chan struct{}
@@ -101,7 +100,6 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 		cfg:      cfg,
 		client:   cfg.Client,
 		log:      cfg.Logger,
-		rules:    Rules(),
 		wake:     make(chan struct{}, 1),
 		inFlight: map[string]bool{},
 		held:     map[string]time.Time{},
@@ -164,7 +162,7 @@ func (w *Worker) stop() {
 func (w *Worker) Sweep(ctx context.Context) error {
 	w.sweepMu.Lock()
 	defer w.sweepMu.Unlock()
-	if _, err := w.st.FanOut(ctx, w.rules); err != nil {
+	if _, err := w.st.FanOut(ctx); err != nil {
 		return fmt.Errorf("webhooks: fan-out: %w", err)
 	}
 	w.mu.Lock()
@@ -216,7 +214,6 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 	rec := store.AttemptRecord{
 		MessageID: m.ID, At: at, StatusCode: a.StatusCode, Duration: a.Duration,
 		Response: a.Response, Error: a.Error, Outcome: string(a.Outcome),
-		ShouldDisable: ShouldDisable,
 	}
 	switch a.Outcome {
 	case OutcomeSuccess:

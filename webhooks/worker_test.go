@@ -162,7 +162,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func payloadOf(t *testing.T, body []byte) (typ string, data map[string]any) {
 	t.Helper()
-	p, err := ParseBody(body)
+	p, err := store.ParseWebhookBody(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +536,7 @@ func TestEndpointFailingForFiveDaysIsDisabled(t *testing.T) {
 	start := e.clock.Now()
 	e.alias("one")
 	e.sweep()
-	e.clock.Advance(DisableAfter - time.Minute)
+	e.clock.Advance(store.WebhookDisableAfter - time.Minute)
 	e.alias("two")
 	e.sweep()
 	if w := e.webhook(hook.ID); !w.Enabled || !w.FailingSince.Equal(start) {
@@ -687,30 +687,6 @@ func TestStoppedAttemptIsNotRecorded(t *testing.T) {
 	due, err := e.db.DueMessages(e.ctx(), e.clock.Now(), 10)
 	if err != nil || len(due) != 1 || due[0].Tries != 0 {
 		t.Fatalf("due after the stop: %+v, %v", due, err)
-	}
-}
-
-func TestRulesMatchTheStore(t *testing.T) {
-	// The store names the two endpoint events itself; the names must agree.
-	if store.EventWebhookTest != store.EventWebhookTest || store.EventWebhookDisabled != store.EventWebhookDisabled {
-		t.Fatal("event names differ between store and webhooks")
-	}
-	r := Rules()
-	for _, typ := range []string{store.EventAccountCreated, store.EventAccountUpdated, store.EventCreditsAdded,
-		store.EventPlanUpdated, store.EventKeyUpdated, store.EventWebhookCreated, store.EventWebhookSecretRotated} {
-		if r.Delivered(typ) {
-			t.Errorf("audit-only event %s is delivered", typ)
-		}
-	}
-	for _, typ := range EventTypes() {
-		if !r.Delivered(typ) {
-			t.Errorf("event %s is not delivered", typ)
-		}
-	}
-	body, err := r.Body(store.Event{Type: store.EventAliasCreated, Sequence: 9, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC),
-		Data: json.RawMessage(`{"key_id": "key_1"}`)})
-	if err != nil || string(body) != `{"type":"alias.created","timestamp":"2026-01-02T03:04:05.006Z","sequence":9,"data":{"key_id":"key_1"}}` {
-		t.Fatalf("body %s, %v", body, err)
 	}
 }
 

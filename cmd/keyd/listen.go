@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"keyd/store"
 	"keyd/webhooks"
 )
 
@@ -59,7 +60,7 @@ func runWebhooks(ctx context.Context, e env, args []string) error {
 			http.Error(w, "signature not accepted", status)
 			return
 		}
-		var p webhooks.Payload
+		var p store.WebhookPayload
 		json.Unmarshal(body, &p)
 		var pretty bytes.Buffer
 		if json.Indent(&pretty, body, "  ", "  ") != nil {

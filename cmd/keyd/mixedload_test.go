@@ -20,7 +20,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"keyd/webhooks"
+	"keyd/store"
 )
 
 // The mixed load drives a real keyd the way its users do, from several
@@ -794,7 +794,6 @@ func (ml *mixedLoad) checkCredits(t testing.TB, db *sql.DB) {
 // accounts that an endpoint selects and whose message the receiver has not
 // acknowledged (or that has no message yet).
 func (ml *mixedLoad) undelivered(db *sql.DB) ([]string, error) {
-	rules := webhooks.Rules()
 	var missing []string
 	for _, acc := range ml.accounts {
 		var (
@@ -823,7 +822,7 @@ func (ml *mixedLoad) undelivered(db *sql.DB) ([]string, error) {
 				rows.Close()
 				return nil, err
 			}
-			if !rules.Delivered(typ) || !rules.Match(patterns, typ) {
+			if !store.IsWebhookEventType(typ) || !store.MatchEventPatterns(patterns, typ) {
 				continue
 			}
 			if msg == "" || !ml.rc.received(msg) {

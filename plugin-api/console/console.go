@@ -76,7 +76,7 @@ type Store interface {
 	UpdateWebhook(ctx context.Context, actor store.Actor, accountID, id string, p store.WebhookPatch) (store.Webhook, error)
 	DeleteWebhook(ctx context.Context, actor store.Actor, accountID, id string) error
 	RotateWebhookSecret(ctx context.Context, actor store.Actor, accountID, id, secret string, overlap time.Duration) (store.Webhook, error)
-	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string, rules store.MessageRules) (store.WebhookMessage, error)
+	SendTestMessage(ctx context.Context, actor store.Actor, accountID, id string) (store.WebhookMessage, error)
 	ListMessages(ctx context.Context, accountID, webhookID, status, before string, limit int) ([]store.WebhookMessage, error)
 	ResendMessage(ctx context.Context, accountID, id string) (store.WebhookMessage, error)
 }

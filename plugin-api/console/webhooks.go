@@ -41,7 +41,7 @@ func (c *console) showWebhooks(g *gin.Context, status int, form webhookForm, err
 		return
 	}
 	c.render(g, status, "webhooks", view{Title: "Webhooks", Nav: "webhooks", Data: webhooksPage{
-		Webhooks: list, Form: form, Errors: errs, FormError: formErr, EventTypes: webhooks.EventTypes(), Max: store.MaxWebhooksPerAccount}})
+		Webhooks: list, Form: form, Errors: errs, FormError: formErr, EventTypes: store.WebhookEventTypes(), Max: store.MaxWebhooksPerAccount}})
 }
 
 // createWebhook is the console's POST /v1/webhooks, with the same URL and
@@ -147,7 +147,7 @@ func (c *console) setWebhookEnabled(enabled bool) gin.HandlerFunc {
 
 func (c *console) testWebhook(g *gin.Context) {
 	c.webhookAction(func(g *gin.Context, accountID, id string) (flash, error) {
-		m, err := c.store.SendTestMessage(g.Request.Context(), actor(g), accountID, id, webhooks.Rules())
+		m, err := c.store.SendTestMessage(g.Request.Context(), actor(g), accountID, id)
 		return flash{notice: "Test message " + m.ID + " queued; reload to see its delivery."}, err
 	})(g)
 }
