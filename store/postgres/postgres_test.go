@@ -330,3 +330,99 @@ func diff(sqlite, pg map[string][]string) string {
 	}
 	return b.String()
 }
+
+// The same writes are refused, or allowed, by both engines' constraints.
+// Each case runs its setup and then its statement on a new database of
+// each engine; $1 is a 32-byte hash, or the case's hash.
+func TestConstraintsMatchSQLite(t *testing.T) {
+	t.Parallel()
+	const account = `INSERT INTO accounts (id, name, email, plan, status, credits, created_at, updated_at)
+		VALUES ('a1', 'A', 'a@example.com', 'pro', 'active', 10, 0, 0)`
+	const primary = `INSERT INTO keys (id, account_id, type, name, name_fold, hint, hash, status, created_at, updated_at)
+		VALUES ('k1', 'a1', 'primary', 'p', 'p', 'abcd', $1, 'active', 0, 0)`
+	// An alias's hash is its id in 32 bytes, a literal both engines take.
+	alias := func(id, name, status string) string {
+		return `INSERT INTO keys (id, account_id, type, name, name_fold, hint, hash, status, created_at, updated_at)
+			VALUES ('` + id + `', 'a1', 'alias', '` + name + `', lower('` + name + `'), 'abcd', '` + fmt.Sprintf("%-32s", id) + `', '` + status + `', 0, 0)`
+	}
+	cases := []struct {
+		name    string
+		setup   []string
+		stmt    string
+		hash    []byte // $1 of stmt; nil for 32 bytes
+		refused bool
+	}{
+		{"an account", nil, account, nil, false},
+		{"negative credits", nil, strings.Replace(account, "10, 0, 0", "-1, 0, 0", 1), nil, true},
+		{"unknown plan", nil, strings.Replace(account, "'pro'", "'gold'", 1), nil, true},
+		{"unknown status", nil, strings.Replace(account, "'active'", "'closed'", 1), nil, true},
+		{"a missing parent", nil, strings.Replace(strings.Replace(account, "(id,", "(parent_id, id,", 1), "VALUES (", "VALUES ('a0', ", 1), nil, true},
+		{"a key", []string{account}, primary, nil, false},
+		{"a key of no account", nil, primary, nil, true},
+		{"a short hash", []string{account}, primary, make([]byte, 31), true},
+		{"a hash twice", []string{account, primary}, strings.Replace(primary, "'k1'", "'k2'", 1), nil, true},
+		{"an alias name twice", []string{account, alias("k2", "Shop", "active")}, alias("k3", "shop", "inactive"), nil, true},
+		{"an alias name again after revoking", []string{account, alias("k2", "Shop", "revoked")}, alias("k3", "shop", "active"), nil, false},
+		{"a spend period of a week", []string{account, primary}, `UPDATE keys SET spend_limit = 5, spend_period = 'week'`, nil, true},
+		{"a spend limit of 0", []string{account, primary}, `UPDATE keys SET spend_limit = 0, spend_period = 'day'`, nil, true},
+		{"suspended by the operator", []string{account}, `UPDATE accounts SET suspended_by = 'operator'`, nil, true},
+		{"suspended by the parent", []string{account}, `UPDATE accounts SET suspended_by = 'parent'`, nil, false},
+		{"a second webhook cursor", nil, `INSERT INTO webhook_cursor (id, last_seq) VALUES (2, 0)`, nil, true},
+		{"a spend below zero", []string{account, primary}, `INSERT INTO key_spend (key_id, period_start, spent) VALUES ('k1', 0, -1)`, nil, true},
+		{"a plan's subaccount limit below zero", nil, `UPDATE plans SET subaccount_limit = -1`, nil, true},
+		{"a renamed plan follows to its accounts", []string{account}, `UPDATE plans SET name = 'pro2' WHERE name = 'pro'`, nil, false},
+	}
+	// exec runs q with hash as $1 where q has it: both drivers refuse
+	// arguments a statement does not use.
+	type execer func(q string, args ...any) error
+	exec := func(run execer, q string, hash []byte) error {
+		if hash == nil {
+			hash = make([]byte, 32)
+		}
+		if strings.Contains(q, "$1") {
+			return run(q, hash)
+		}
+		return run(q)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			liteDB, pgConn := sqliteDB(t), migrated(t)
+			lite := func(q string, args ...any) error { _, err := liteDB.Exec(q, args...); return err }
+			pg := func(q string, args ...any) error { _, err := pgConn.Exec(ctx, q, args...); return err }
+			for _, q := range c.setup {
+				if err := exec(lite, q, nil); err != nil {
+					t.Fatalf("SQLite: %s: %v", q, err)
+				}
+				if err := exec(pg, q, nil); err != nil {
+					t.Fatalf("PostgreSQL: %s: %v", q, err)
+				}
+			}
+			liteErr, pgErr := exec(lite, c.stmt, c.hash), exec(pg, c.stmt, c.hash)
+			t.Logf("SQLite: %v; PostgreSQL: %v", liteErr, pgErr)
+			if (liteErr != nil) != c.refused || (pgErr != nil) != c.refused {
+				t.Fatalf("refused %v wanted; SQLite: %v; PostgreSQL: %v", c.refused, liteErr, pgErr)
+			}
+		})
+	}
+}
+
+// sqliteDB opens a new SQLite database migrated as keyd does, with the
+// foreign keys keyd turns on.
+func sqliteDB(t *testing.T) *sql.DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keyd.db")
+	db, err := store.Open(context.Background(), path, store.WithoutIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
