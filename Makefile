@@ -22,7 +22,7 @@ export CGO_ENABLED := 1
 # Debian 12).
 BUILDFLAGS := -trimpath
 
-.PHONY: build run test lint vet fmt-check fmt clean e2e bench bench-large soak fuzz
+.PHONY: build run test test-postgres lint vet fmt-check fmt clean e2e bench bench-large soak fuzz
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -37,6 +37,23 @@ run: build
 test: lint
 	@echo "testing with the race detector; the first run compiles everything (SQLite too) once more for it: several minutes on 2 cores"
 	$(GO) test -race -count=1 ./...
+
+## test-postgres: the tests behind the build tag postgres, each test binary
+## against a private PostgreSQL server of its own (store/postgres/pgtest);
+## installs Debian's postgresql package when no initdb is found. Add a
+## package with PostgreSQL tests to POSTGRES_PKGS.
+POSTGRES_PKGS := \
+	./store/postgres \
+	./store/postgres/pgtest
+test-postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+		echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq postgresql && \
+		{ service postgresql stop >/dev/null 2>&1 || true; }; \
+	fi
+	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS)
+	$(GO) test -race -count=1 -tags postgres $(POSTGRES_PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seeds also run in make test)
 FUZZTIME ?= 30s

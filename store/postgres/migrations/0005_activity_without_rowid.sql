@@ -1,0 +1,3 @@
+-- Nothing to do on PostgreSQL. On SQLite this migration rebuilds key_sites
+-- and key_usage_daily as WITHOUT ROWID tables (one B-tree each instead of
+-- two); a PostgreSQL table is a heap and its primary key's index either way.

@@ -1,0 +1,10 @@
+-- Counts the write transactions that changed credits or what a key spent
+-- without writing an event (charges). The index snapshot records the count
+-- it saw: when it is unchanged at the next start, the snapshot's credits are
+-- the database's, and the accounts need not be read again (see
+-- store/snapshot.go).
+CREATE TABLE unlogged_writes (
+    id    BIGINT PRIMARY KEY CHECK (id = 1),
+    count BIGINT NOT NULL
+);
+INSERT INTO unlogged_writes (id, count) VALUES (1, 0);

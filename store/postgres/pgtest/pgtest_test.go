@@ -1,0 +1,147 @@
+//go:build postgres
+
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Two tests' databases share nothing: a table made in one is not in the
+// other, and each is on the server Main started, as an unprivileged user.
+func TestDatabasesAreIndependent(t *testing.T) {
+	ctx := context.Background()
+	urlA, urlB := Database(t), Database(t)
+	if urlA == urlB {
+		t.Fatalf("both databases are %s", urlA)
+	}
+	a, b := connect(t, urlA), connect(t, urlB)
+	if _, err := a.Exec(ctx, `CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('a')`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := b.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name = 't'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table t in the second database: %d, %v", n, err)
+	}
+	if _, err := b.Exec(ctx, `CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('b'), ('b')`); err != nil {
+		t.Fatalf("the same table in the second database: %v", err)
+	}
+	if err := a.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("first database's t has %d rows, %v; want 1", n, err)
+	}
+
+	var version int
+	if err := a.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if version < MinVersion*10000 {
+		t.Fatalf("server version %d, want %d or newer", version, MinVersion)
+	}
+	var fsync string
+	if err := a.QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil || fsync != "off" {
+		t.Fatalf("fsync %q, %v; want off", fsync, err)
+	}
+}
+
+// A database is dropped when its test ends.
+func TestDatabaseDroppedAfterTest(t *testing.T) {
+	var name string
+	t.Run("uses", func(t *testing.T) {
+		conn := connect(t, Database(t))
+		if err := conn.QueryRow(context.Background(), `SELECT current_database()`).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+	})
+	conn := connect(t, shared.URL)
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("database %q still there after its test: %d, %v", name, n, err)
+	}
+}
+
+// A server of its own, stopped: no connection, no process, no folder.
+func TestStopEndsServer(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.URL == shared.URL {
+		t.Fatalf("second server at the first's URL %s", s.URL)
+	}
+	conn := connect(t, s.URL) // left open: Stop must not wait for it
+	var one int
+	if err := conn.QueryRow(context.Background(), `SELECT 1`).Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+	pid := s.cmd.Process.Pid
+	if err := s.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("postmaster %d still there after Stop: %v", pid, err)
+	}
+	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("process group %d still there after Stop: %v", pid, err)
+	}
+	if _, err := os.Stat(s.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("folder %s still there after Stop: %v", s.dir, err)
+	}
+	if c, err := pgx.Connect(context.Background(), s.URL); err == nil {
+		c.Close(context.Background())
+		t.Fatalf("connected to %s after Stop", s.URL)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+}
+
+// The folder of a test binary that died without Stop is removed by the
+// next Start; a live binary's folder stays.
+func TestStaleFoldersRemoved(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	folder := func(owner int) string {
+		dir, err := os.MkdirTemp("", dirPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(owner)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	stale, live := folder(dead.Process.Pid), folder(os.Getpid())
+	removeStale()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("folder of dead process %d still there: %v", dead.Process.Pid, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("folder of this live process removed: %v", err)
+	}
+	if _, err := os.Stat(shared.dir); err != nil {
+		t.Fatalf("the running server's folder removed: %v", err)
+	}
+}
