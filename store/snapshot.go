@@ -69,7 +69,8 @@ type snapshotMeta struct {
 	Keys         int   `json:"keys"`
 	KeysMaxRowid int64 `json:"keys_max_rowid"`
 	// UnloggedWrites is the count of writes that changed credits or
-	// spending without an event (see unloggedWrites) the snapshot reflects.
+	// spending without an event (see unloggedWrites) the snapshot reflects;
+	// -1 when another process made some it does not.
 	UnloggedWrites int64 `json:"unlogged_writes"`
 
 	KeyRecordBytes     int `json:"key_record_bytes"`
@@ -150,9 +151,7 @@ func (db *DB) SaveIndexSnapshot(ctx context.Context) error {
 		return err
 	}
 	meta.KeysMaxRowid = maxRowid.Int64
-	if meta.UnloggedWrites, err = unloggedWrites(ctx, db.r); err != nil {
-		return err
-	}
+	meta.UnloggedWrites = db.unloggedSeen
 
 	ix := db.index
 	ix.mu.RLock()
@@ -507,6 +506,19 @@ func unloggedWrites(ctx context.Context, q queryer) (int64, error) {
 	return n, err
 }
 
+// sawUnloggedWrite notes that this process's write brought the count of
+// unlogged writes to n. When the count was not where the index left it,
+// another process (a second keyd on the same database) charged too, and
+// its charges are not in this index: a snapshot of it must not vouch for
+// credits. writeMu must be held.
+func (db *DB) sawUnloggedWrite(n int64) {
+	if db.unloggedSeen >= 0 && n == db.unloggedSeen+1 {
+		db.unloggedSeen = n
+	} else {
+		db.unloggedSeen = -1
+	}
+}
+
 // refreshUnlogged reads what changed without an event since the snapshot,
 // and so without a catch-up, into ix. When charges were made after it
 // (unloggedWrites moved on: a keyd that charged was killed), every
@@ -534,6 +546,7 @@ func (db *DB) refreshUnlogged(ctx context.Context, ix *index, meta snapshotMeta)
 			return err
 		}
 	}
+	db.unloggedSeen = unlogged
 	activations, err := readActivations(ctx, tx, "")
 	if err != nil {
 		return err

@@ -174,6 +174,42 @@ func TestSnapshotCatchesUpWithLaterChanges(t *testing.T) {
 	}
 }
 
+// Two keyds on one database (as make bench runs them): the one that did not
+// see the other's charges must not write a snapshot that vouches for its
+// credits.
+func TestSnapshotOfAKeydThatMissedAnothersCharges(t *testing.T) {
+	ctx := context.Background()
+	f := makeSnapshotFixture(t)
+	idle := openSnapshotted(t, f)
+	busy := mustOpenDBAt(t, f.path, WithClock(newFakeClock(t0).Now))
+	v := mustLookup(t, busy, f.secrets[0])
+	if _, err := busy.Spend(ctx, &v, 5, ""); err != nil {
+		t.Fatal(err)
+	}
+	busy.Close()
+	// The idle keyd charges too, after the other: its count of charges is
+	// no longer the one its index reflects.
+	w := mustLookup(t, idle, f.secrets[6])
+	if _, err := idle.Spend(ctx, &w, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.SaveIndexSnapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	idle.Close()
+
+	db := openSnapshotted(t, f)
+	if !db.LoadStats().FromSnapshot {
+		t.Fatalf("not from the snapshot: %+v", db.LoadStats())
+	}
+	if got := mustLookup(t, db, f.secrets[0]).Credits; got != v.Credits-5 {
+		t.Errorf("credits %d after the other keyd's charge, want %d", got, v.Credits-5)
+	}
+	if got := mustLookup(t, db, f.secrets[6]).Credits; got != w.Credits-1 {
+		t.Errorf("credits %d after its own charge, want %d", got, w.Credits-1)
+	}
+}
+
 // A snapshot that cannot be trusted is refused with its reason; keyd loads
 // the database instead (with the same answers) and writes a good snapshot
 // for the next start.

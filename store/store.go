@@ -73,6 +73,10 @@ type DB struct {
 	// followedSeq is the last event whose changes the index reflects, for
 	// FollowChanges; guarded by writeMu.
 	followedSeq int64
+	// unloggedSeen is the count of unlogged writes (see unloggedWrites)
+	// whose changes the index reflects, or -1 when another process made
+	// some it does not; guarded by writeMu.
+	unloggedSeen int64
 
 	webhookState // secrets and change notifications, see webhooks.go
 }
@@ -168,7 +172,7 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	r.SetMaxOpenConns(8)
 
 	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity(), spender: newSpender(),
-		sites: newActiveSites()}
+		sites: newActiveSites(), unloggedSeen: -1}
 	for _, o := range opts {
 		o(db)
 	}

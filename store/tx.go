@@ -71,9 +71,10 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		sqlTx.Rollback()
 		return err
 	}
+	unlogged := int64(-1)
 	if len(t.credits) > 0 || len(t.keySpent) > 0 {
 		// Credits or spending changed without an event: see unloggedWrites.
-		if _, err := sqlTx.ExecContext(ctx, `UPDATE unlogged_writes SET count = count + 1`); err != nil {
+		if err := sqlTx.QueryRowContext(ctx, `UPDATE unlogged_writes SET count = count + 1 RETURNING count`).Scan(&unlogged); err != nil {
 			sqlTx.Rollback()
 			return fmt.Errorf("store: count unlogged writes: %w", err)
 		}
@@ -95,6 +96,9 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 	for pos, spent := range t.keySpent {
 		db.index.setSpent(pos, spent)
+	}
+	if unlogged >= 0 {
+		db.sawUnloggedWrite(unlogged)
 	}
 	if t.notify {
 		db.notifyChanged()
@@ -341,6 +345,9 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 		return err
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&db.followedSeq); err != nil {
+		return err
+	}
+	if db.unloggedSeen, err = unloggedWrites(ctx, tx); err != nil {
 		return err
 	}
 
