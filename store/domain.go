@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"keyd/store/keyindex"
 )
 
 // Key types and statuses, as the HTTP contract names them.
@@ -11,10 +13,10 @@ const (
 	KeyTypePrimary = "primary"
 	KeyTypeAlias   = "alias"
 
-	KeyActive   = "active"
-	KeyInactive = "inactive"
-	KeyExpired  = "expired"
-	KeyRevoked  = "revoked"
+	KeyActive   = keyindex.Active
+	KeyInactive = keyindex.Inactive
+	KeyExpired  = keyindex.Expired
+	KeyRevoked  = keyindex.Revoked
 
 	AccountActive    = "active"
 	AccountSuspended = "suspended"
@@ -139,24 +141,12 @@ func (k *Key) InGraceAt(t time.Time) bool {
 	return k.ValidUntil != nil && k.StatusAt(t) == KeyActive
 }
 
-// KeyStatus is the one rule for a key's status at now, used by validation,
-// the key lists, the command line and webhook payloads alike. stored is the
-// status in the database; expiresAt and validUntil are unix seconds (0 =
-// none). Deadlines apply to the second, whether or not a job has marked the
-// key yet, and the first that holds wins: revoked (stored, or past a reset
-// key's grace), expired (stored, or past expires_at, even when deactivated),
-// inactive.
+// KeyStatus is the one rule for a key's status at now (keyindex.Status),
+// used by validation, the key lists, the command line and webhook payloads
+// alike. stored is the status in the database; expiresAt and validUntil are
+// unix seconds (0 = none).
 func KeyStatus(stored string, expiresAt, validUntil int64, now time.Time) string {
-	t := now.Unix()
-	switch {
-	case stored == KeyRevoked, validUntil != 0 && t >= validUntil:
-		return KeyRevoked
-	case stored == KeyExpired, expiresAt != 0 && t >= expiresAt:
-		return KeyExpired
-	case stored == KeyInactive:
-		return KeyInactive
-	}
-	return KeyActive
+	return keyindex.Status(stored, expiresAt, validUntil, now)
 }
 
 func unixOrZero(t *time.Time) int64 {

@@ -2,56 +2,29 @@ package store
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
+
+	"keyd/store/keyindex"
 )
 
-// KeyLength is the length of every API key.
-const KeyLength = 20
+// The key format is the index's (see package keyindex).
+const KeyLength = keyindex.KeyLength
 
-const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+// NewKey returns a new random key (see keyindex.NewKey).
+func NewKey() string { return keyindex.NewKey() }
 
-// NewKey returns a key of KeyLength characters drawn uniformly from
-// [A-Za-z0-9]. Bytes of 248 and above are dropped rather than reduced modulo
-// 62, so no character is more likely than another.
-func NewKey() string {
-	const limit = 256 - 256%len(keyAlphabet) // 248
-	out := make([]byte, 0, KeyLength)
-	var buf [32]byte
-	for len(out) < KeyLength {
-		rand.Read(buf[:]) // never fails (crypto/rand panics on broken systems)
-		for _, b := range buf {
-			if int(b) < limit && len(out) < KeyLength {
-				out = append(out, keyAlphabet[int(b)%len(keyAlphabet)])
-			}
-		}
-	}
-	return string(out)
-}
-
-// WellFormedKey reports whether s has the shape of a key: exactly KeyLength
-// ASCII letters and digits.
-func WellFormedKey(s string) bool {
-	if len(s) != KeyLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// WellFormedKey reports whether s has the shape of a key (see
+// keyindex.WellFormedKey).
+func WellFormedKey(s string) bool { return keyindex.WellFormedKey(s) }
 
 // HashKey is the SHA-256 of a key: the only form in which keys are stored.
-func HashKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+func HashKey(key string) [32]byte { return keyindex.HashKey(key) }
 
 // KeyHint is the part of a key that may be shown again: its last 4 characters.
-func KeyHint(key string) string { return key[len(key)-4:] }
+func KeyHint(key string) string { return keyindex.KeyHint(key) }
 
 // ID prefixes of the public, opaque identifiers.
 const (
