@@ -10,16 +10,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unique"
+
+	"keyd/store/keyindex"
 )
 
 // activity collects what validations observe (last use, daily counters, the
 // sites that use a key) in memory, so that validation writes nothing;
 // FlushActivity writes it to SQLite in batches.
 //
-// What each validation changes lives in its key's index record (keyActivity),
+// What each validation changes lives in its key's index record
+// (keyindex.Activity),
 // which validation has just read: recording then touches no map and no other
 // memory, and with a million keys that is most of what it would cost. The
 // maps below gather what a flush takes from the records (collect), units
@@ -43,42 +45,7 @@ type activity struct {
 	// hour, which the sites list needs, at a fraction of the writes.
 	written map[siteKey]siteSeen
 
-	reportSeed maphash.Seed // for keyActivity.report
-}
-
-// keyActivity is what validations of one key saw (the counters: since the
-// last flush), kept in the index beside the key's record (index.acts).
-// Validations change it with atomic operations under the index's read lock;
-// moving the array needs the write lock, so nothing is lost when it moves.
-//
-// Times are unix seconds in 32 bits (enough until 2106): 32 bytes.
-type keyActivity struct {
-	counts   uint64 // the day's validations and failures: see packCounts
-	report   uint64 // hash of the last site report put into activity.sites
-	reportAt uint32 // and when
-	lastUsed uint32 // the last accepted validation recorded; 0 = none
-	// lastUsedFlushed is the lastUsed last handed to a flush. last_used_at
-	// is written again only once lastUsed is rewriteAfter newer: in memory
-	// (and so in the API) it is exact, in the database kept to the hour.
-	lastUsedFlushed uint32
-	listed          uint32 // 1 while the key's position is in activity.dirty
-}
-
-// A key's counters and the day they are for share one word, changed only by
-// compare-and-swap, so each validation is counted for exactly its own day even
-// when the day changes under it: day (22 bits), validations and failures
-// (21 bits each). A full counter spills into activity.daily first.
-const (
-	countBits = 21
-	countMax  = 1<<countBits - 1
-)
-
-func packCounts(day int32, validations, failed uint64) uint64 {
-	return uint64(day)<<(2*countBits) | validations<<countBits | failed
-}
-
-func unpackCounts(w uint64) (day int32, c counts) {
-	return int32(w >> (2 * countBits)), counts{validations: int64(w >> countBits & countMax), failed: int64(w & countMax)}
+	reportSeed maphash.Seed // for the hash of a site report (see keyindex.Activity.SetReport)
 }
 
 // rewriteAfter is how stale a site's stored last_seen and a key's stored
@@ -129,52 +96,40 @@ type SiteReport struct {
 // RecordValidation notes, in memory only, that key v was presented for
 // validation at t and whether it was accepted.
 func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Time) {
-	ix, a := db.index, db.activity
+	a := db.activity
 	sec := t.Unix()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if int(v.pos) >= len(ix.acts.s) {
-		return // the store is closed
-	}
-	act := &ix.acts.s[v.pos]
 	day := int32(sec / 86400)
-	add := uint64(1) << countBits
-	if !ok {
-		add++
-	}
-	for {
-		old := atomic.LoadUint64(&act.counts)
-		if d, c := unpackCounts(old); d != day || c.validations == countMax || c.failed == countMax {
+	db.index.Activities(func(acts keyindex.Activities) {
+		act := acts.At(v.pos)
+		if act == nil {
+			return // the store is closed
+		}
+		for !act.Count(day, ok) {
 			a.spill(v.pos, act, day)
-			continue
 		}
-		if atomic.CompareAndSwapUint64(&act.counts, old, old+add) {
-			break
+		if ok {
+			act.SetLastUsed(sec)
 		}
-	}
-	if ok {
-		atomic.StoreUint32(&act.lastUsed, uint32(sec))
-	}
-	a.list(v.pos, act)
-	if !ok || report.Site == "" {
-		return
-	}
-	// The same report again within rewriteAfter would not be written
-	// (see written), so it is not even read: most validations repeat their
-	// key's last report.
-	hash := maphash.Comparable(a.reportSeed, report)
-	if atomic.LoadUint64(&act.report) == hash && sec-int64(atomic.LoadUint32(&act.reportAt)) < rewriteAfter {
-		return
-	}
-	if a.recordSite(v.pos, report, sec) {
-		atomic.StoreUint64(&act.report, hash)
-		atomic.StoreUint32(&act.reportAt, uint32(sec))
-	}
+		a.list(v.pos, act)
+		if !ok || report.Site == "" {
+			return
+		}
+		// The same report again within rewriteAfter would not be written
+		// (see written), so it is not even read: most validations repeat
+		// their key's last report.
+		hash := maphash.Comparable(a.reportSeed, report)
+		if act.RecentReport(hash, sec, rewriteAfter) {
+			return
+		}
+		if a.recordSite(v.pos, report, sec) {
+			act.SetReport(hash, sec)
+		}
+	})
 }
 
 // list puts the key at pos on the list collect goes through, once.
-func (a *activity) list(pos uint32, act *keyActivity) {
-	if atomic.CompareAndSwapUint32(&act.listed, 0, 1) {
+func (a *activity) list(pos uint32, act *keyindex.Activity) {
+	if act.List() {
 		a.mu.Lock()
 		a.dirty = append(a.dirty, pos)
 		a.mu.Unlock()
@@ -185,20 +140,17 @@ func (a *activity) list(pos uint32, act *keyActivity) {
 // than by a validation (a charge): its last use, as validation records it,
 // flushed with the rest.
 func (db *DB) recordUse(pos uint32, t time.Time) {
-	ix := db.index
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if int(pos) >= len(ix.acts.s) {
-		return // the store is closed
-	}
-	act := &ix.acts.s[pos]
-	atomic.StoreUint32(&act.lastUsed, uint32(t.Unix()))
-	db.activity.list(pos, act)
+	db.index.Activities(func(acts keyindex.Activities) {
+		if act := acts.At(pos); act != nil { // nil: the store is closed
+			act.SetLastUsed(t.Unix())
+			db.activity.list(pos, act)
+		}
+	})
 }
 
 // spill moves a key's counters into the daily map and starts them afresh
 // for day.
-func (a *activity) spill(pos uint32, act *keyActivity, day int32) {
+func (a *activity) spill(pos uint32, act *keyindex.Activity, day int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.takeCounts(pos, act, day)
@@ -206,15 +158,9 @@ func (a *activity) spill(pos uint32, act *keyActivity, day int32) {
 
 // takeCounts must be called with mu held: it moves the record's counters
 // into the daily map and restarts them for day.
-func (a *activity) takeCounts(pos uint32, act *keyActivity, day int32) {
-	for {
-		old := atomic.LoadUint64(&act.counts)
-		if atomic.CompareAndSwapUint64(&act.counts, old, packCounts(day, 0, 0)) {
-			oldDay, c := unpackCounts(old)
-			a.addCounts(dayKey{pos, oldDay}, c)
-			return
-		}
-	}
+func (a *activity) takeCounts(pos uint32, act *keyindex.Activity, day int32) {
+	oldDay, c := act.Take(day)
+	a.addCounts(dayKey{pos, oldDay}, counts{validations: c.Validations, failed: c.Failed})
 }
 
 // addCounts must be called with mu held.
@@ -265,29 +211,27 @@ func interned(s string) string { return unique.Make(s).Value() }
 // collect moves what the key records hold into the maps, for a flush or a
 // report. Lock order: index, then activity.
 func (db *DB) collect() {
-	ix, a := db.index, db.activity
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, pos := range a.dirty {
-		if int(pos) >= len(ix.acts.s) {
-			continue
+	a := db.activity
+	db.index.Activities(func(acts keyindex.Activities) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, pos := range a.dirty {
+			act := acts.At(pos)
+			if act == nil {
+				continue
+			}
+			// Unlisted first: a validation from here on lists the key
+			// again, and whatever it counts is either taken below or left
+			// for later.
+			act.Unlist()
+			a.takeCounts(pos, act, act.Day())
+			_, pending := a.lastUsed[pos] // to be written anyway: write the newest
+			if used, ok := act.TakeLastUsed(pending, rewriteAfter); ok {
+				a.lastUsed[pos] = used // recorded after what the map holds
+			}
 		}
-		act := &ix.acts.s[pos]
-		// Unlisted first: a validation from here on lists the key again,
-		// and whatever it counts is either taken below or left for later.
-		atomic.StoreUint32(&act.listed, 0)
-		day, _ := unpackCounts(atomic.LoadUint64(&act.counts))
-		a.takeCounts(pos, act, day)
-		used := atomic.LoadUint32(&act.lastUsed)
-		_, pending := a.lastUsed[pos] // to be written anyway: write the newest
-		if pending || int64(used)-int64(atomic.LoadUint32(&act.lastUsedFlushed)) >= rewriteAfter {
-			a.lastUsed[pos] = int64(used) // recorded after what the map holds
-			atomic.StoreUint32(&act.lastUsedFlushed, used)
-		}
-	}
-	a.dirty = a.dirty[:0]
+		a.dirty = a.dirty[:0]
+	})
 }
 
 func firstNonEmpty(a, b string) string {
@@ -420,13 +364,7 @@ func allDigits(s string) bool {
 // pendingLastUsed is the last use recorded in memory of the key with this
 // hash, flushed or not.
 func (db *DB) pendingLastUsed(h [32]byte) (time.Time, bool) {
-	db.index.mu.RLock()
-	pos, found := db.index.find(&h)
-	var sec int64
-	if found {
-		sec = int64(atomic.LoadUint32(&db.index.acts.s[pos].lastUsed))
-	}
-	db.index.mu.RUnlock()
+	pos, sec, found := db.index.LastUsed(&h)
 	if !found {
 		return time.Time{}, false
 	}
@@ -516,13 +454,13 @@ const (
 func (db *DB) activityRows(lastUsed map[uint32]int64, daily map[dayKey]counts, sites map[siteKey]siteSeen) []activityRow {
 	rows := make([]activityRow, 0, len(lastUsed)+len(daily)+len(sites))
 	for pos := range lastUsed {
-		rows = append(rows, activityRow{table: tableLastUsed, key: db.index.keyNumber(pos), pos: pos})
+		rows = append(rows, activityRow{table: tableLastUsed, key: db.index.KeyNumber(pos), pos: pos})
 	}
 	for k := range daily {
-		rows = append(rows, activityRow{table: tableDaily, key: db.index.keyNumber(k.pos), pos: k.pos, day: k.day})
+		rows = append(rows, activityRow{table: tableDaily, key: db.index.KeyNumber(k.pos), pos: k.pos, day: k.day})
 	}
 	for k := range sites {
-		rows = append(rows, activityRow{table: tableSites, key: db.index.keyNumber(k.pos), pos: k.pos, site: k.site})
+		rows = append(rows, activityRow{table: tableSites, key: db.index.KeyNumber(k.pos), pos: k.pos, site: k.site})
 	}
 	slices.SortFunc(rows, func(a, b activityRow) int {
 		return cmp.Or(cmp.Compare(a.table, b.table), cmp.Compare(a.key, b.key),

@@ -18,8 +18,8 @@ const (
 	KeyExpired  = keyindex.Expired
 	KeyRevoked  = keyindex.Revoked
 
-	AccountActive    = "active"
-	AccountSuspended = "suspended"
+	AccountActive    = keyindex.AccountActive
+	AccountSuspended = keyindex.AccountSuspended
 )
 
 // Actor types recorded with every event.

@@ -3,9 +3,6 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"errors"
-	"strings"
 
 	"keyd/store/keyindex"
 )
@@ -26,10 +23,11 @@ func HashKey(key string) [32]byte { return keyindex.HashKey(key) }
 // KeyHint is the part of a key that may be shown again: its last 4 characters.
 func KeyHint(key string) string { return keyindex.KeyHint(key) }
 
-// ID prefixes of the public, opaque identifiers.
+// ID prefixes of the public, opaque identifiers; those of keys and
+// accounts are the index's.
 const (
-	prefixAccount = "acc_"
-	prefixKey     = "key_"
+	prefixAccount = keyindex.PrefixAccount
+	prefixKey     = keyindex.PrefixKey
 	prefixEvent   = "evt_"
 )
 
@@ -42,27 +40,6 @@ func newID(prefix string) (string, uint64) {
 	return formatID(prefix, n), n
 }
 
-func formatID(prefix string, n uint64) string {
-	var b [24]byte
-	return string(appendID(b[:0], prefix, n))
-}
+func formatID(prefix string, n uint64) string { return keyindex.FormatID(prefix, n) }
 
-// appendID appends the id made of prefix and n to b.
-func appendID(b []byte, prefix string, n uint64) []byte {
-	b = append(b, prefix...)
-	return hex.AppendEncode(b, binary.BigEndian.AppendUint64(nil, n))
-}
-
-var errBadID = errors.New("malformed id")
-
-func parseID(prefix, s string) (uint64, error) {
-	rest, ok := strings.CutPrefix(s, prefix)
-	if !ok || len(rest) != 16 {
-		return 0, errBadID
-	}
-	var b [8]byte
-	if _, err := hex.Decode(b[:], []byte(rest)); err != nil {
-		return 0, errBadID
-	}
-	return binary.BigEndian.Uint64(b[:]), nil
-}
+func parseID(prefix, s string) (uint64, error) { return keyindex.ParseID(prefix, s) }

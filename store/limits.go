@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"keyd/store/keyindex"
 )
 
 // A key may cap what it spends of its account's shared pool: an agency
@@ -16,13 +18,10 @@ import (
 
 // Spend periods: a UTC day, a UTC month, or the key's whole life.
 const (
-	PeriodDay   = "day"
-	PeriodMonth = "month"
-	PeriodTotal = "total"
+	PeriodDay   = keyindex.PeriodDay
+	PeriodMonth = keyindex.PeriodMonth
+	PeriodTotal = keyindex.PeriodTotal
 )
-
-// spendPeriods are kept as small numbers in the index; 0 is no limit.
-var spendPeriods = []string{"", PeriodDay, PeriodMonth, PeriodTotal}
 
 // SpendLimit is a key's cap: Limit units per Period.
 type SpendLimit struct {

@@ -228,7 +228,7 @@ func (db *DB) withPendingUsage(rows []UsageRow, accountID, from, to, keyID strin
 		at[rowKey{r.KeyID, r.Day}] = i
 	}
 	for _, p := range db.pendingDaily() {
-		acc, id := db.index.keyOwner(p.pos)
+		acc, id := db.index.KeyOwner(p.pos)
 		day := time.Unix(int64(p.day)*86400, 0).UTC().Format(time.DateOnly)
 		if acc != accountID || day < from || day > to || (keyID != "" && id != keyID) {
 			continue

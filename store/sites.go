@@ -133,9 +133,9 @@ func (a *activeSites) lastSeen(key uint64, host string) int64 {
 // applySites brings the active sites of the snapshots' keys up to date.
 func (db *DB) applySites(snaps []accountSnapshot) {
 	for _, s := range snaps {
-		keys := make([]uint64, 0, len(s.keys))
-		for _, k := range s.keys {
-			keys = append(keys, k.id)
+		keys := make([]uint64, 0, len(s.Keys))
+		for _, k := range s.Keys {
+			keys = append(keys, k.ID)
 		}
 		db.sites.replace(keys, s.activations)
 	}

@@ -14,7 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unsafe"
+
+	"keyd/store/keyindex"
 )
 
 // An index snapshot is the key index written to a file, so that keyd starts
@@ -41,16 +42,13 @@ import (
 //     rows added since), and keys drawn at random from the database must be
 //     found in the index as they are stored, with their accounts' credits.
 //
-// What validations recorded since the last flush (index.acts) is not part of
+// What validations recorded since the last flush (keyindex.Activity) is not part of
 // a snapshot: it is flushed to the database before the shutdown snapshot.
 
 // snapshotMagic starts every snapshot file; the number changes whenever the
 // layout of the file or of a record changes (the record sizes are checked as
 // well).
 const snapshotMagic = "KEYDIX01"
-
-// snapshotPiece is how much of a snapshot is read at a time.
-const snapshotPiece = 8 << 20
 
 // snapshotSampleKeys is how many keys, drawn at random from the database,
 // must be found in a loaded snapshot as stored.
@@ -76,46 +74,12 @@ type snapshotMeta struct {
 	KeyRecordBytes     int `json:"key_record_bytes"`
 	AccountRecordBytes int `json:"account_record_bytes"`
 
-	// Plans are in the order of their positions in the account records.
-	Plans    []Plan            `json:"plans"`
-	Limits   []snapshotLimit   `json:"limits"`
-	Sections []snapshotSection `json:"sections"` // in file order after the header
+	// The index's part: plans, limits and its arrays' sections.
+	keyindex.Snapshot
 }
 
-type snapshotLimit struct {
-	Pos         uint32 `json:"pos"`
-	SpendLimit  int64  `json:"spend_limit"`
-	SpendPeriod uint8  `json:"spend_period"`
-	PeriodStart int64  `json:"period_start"`
-	Spent       int64  `json:"spent"`
-	MaxSites    int32  `json:"max_sites"`
-}
-
-type snapshotSection struct {
-	Name  string `json:"name"`
-	Bytes int64  `json:"bytes"`
-	CRC   uint32 `json:"crc32c"`
-}
-
+// castagnoli is the CRC-32C the header is checked with, as the sections are.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// sections are the index's arrays in the order a snapshot holds them.
-func (ix *index) sections() []struct {
-	name string
-	data []byte
-} {
-	return []struct {
-		name string
-		data []byte
-	}{
-		{"slots", bytesOf(ix.slots.s)},
-		{"keys", bytesOf(ix.keys.s)},
-		{"accounts", bytesOf(ix.accounts.s)},
-		{"account_slots", bytesOf(ix.accountTable.slots.s)},
-		{"texts", bytesOf(ix.texts.s)},
-		{"text", ix.text.s},
-	}
-}
 
 // SaveIndexSnapshot writes the index to the snapshot file set with
 // WithIndexSnapshot, replacing the previous one only once the new one is
@@ -132,8 +96,8 @@ func (db *DB) SaveIndexSnapshot(ctx context.Context) error {
 	if _, err := db.followLocked(ctx); err != nil {
 		return err
 	}
-	meta := snapshotMeta{FollowedSeq: db.followedSeq, WrittenAt: db.now().UTC(),
-		KeyRecordBytes: int(unsafe.Sizeof(keyRecord{})), AccountRecordBytes: int(unsafe.Sizeof(accountRecord{}))}
+	meta := snapshotMeta{FollowedSeq: db.followedSeq, WrittenAt: db.now().UTC()}
+	meta.KeyRecordBytes, meta.AccountRecordBytes = keyindex.RecordSizes()
 	var err error
 	if meta.Schema, err = db.SchemaVersion(ctx); err != nil {
 		return err
@@ -153,39 +117,32 @@ func (db *DB) SaveIndexSnapshot(ctx context.Context) error {
 	meta.KeysMaxRowid = maxRowid.Int64
 	meta.UnloggedWrites = db.unloggedSeen
 
-	ix := db.index
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if meta.Keys != len(ix.keys.s) {
-		return fmt.Errorf("store: snapshot: the index holds %d keys, the database %d", len(ix.keys.s), meta.Keys)
-	}
-	meta.Plans = ix.plans
-	for pos, l := range ix.limits {
-		meta.Limits = append(meta.Limits, snapshotLimit{Pos: pos, SpendLimit: l.spendLimit, SpendPeriod: l.spendPeriod,
-			PeriodStart: l.spend.start, Spent: l.spend.spent, MaxSites: l.maxSites})
-	}
-	for _, s := range ix.sections() {
-		meta.Sections = append(meta.Sections, snapshotSection{Name: s.name, Bytes: int64(len(s.data)), CRC: crc32.Checksum(s.data, castagnoli)})
-	}
-	header, err := json.Marshal(meta)
-	if err != nil {
-		return err
-	}
-
 	tmp, err := os.CreateTemp(filepath.Dir(db.snapshotPath), filepath.Base(db.snapshotPath)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
 	w := bufio.NewWriterSize(tmp, 1<<20)
-	var lengths [8]byte
-	binary.LittleEndian.PutUint32(lengths[:4], uint32(len(header)))
-	binary.LittleEndian.PutUint32(lengths[4:], crc32.Checksum(header, castagnoli))
-	w.WriteString(snapshotMagic)
-	w.Write(lengths[:])
-	w.Write(header)
-	for _, s := range ix.sections() {
-		w.Write(s.data)
+	err = db.index.WriteSnapshot(w, func(keys int, s keyindex.Snapshot) error {
+		if meta.Keys != keys {
+			return fmt.Errorf("store: snapshot: the index holds %d keys, the database %d", keys, meta.Keys)
+		}
+		meta.Snapshot = s
+		header, err := json.Marshal(meta)
+		if err != nil {
+			return err
+		}
+		var lengths [8]byte
+		binary.LittleEndian.PutUint32(lengths[:4], uint32(len(header)))
+		binary.LittleEndian.PutUint32(lengths[4:], crc32.Checksum(header, castagnoli))
+		w.WriteString(snapshotMagic)
+		w.Write(lengths[:])
+		_, err = w.Write(header)
+		return err
+	})
+	if err != nil {
+		tmp.Close()
+		return err
 	}
 	// No fsync: a snapshot torn by a crash fails its checks and keyd loads
 	// the database instead.
@@ -222,23 +179,15 @@ func (db *DB) loadSnapshot(ctx context.Context) (err error) {
 		return err
 	}
 
-	ix := newIndex()
+	ix, err := keyindex.ReadSnapshot(r, meta.Snapshot)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
-			ix.release()
+			ix.Release()
 		}
 	}()
-	if err := ix.readSections(r, meta.Sections); err != nil {
-		return err
-	}
-	ix.setPlans(meta.Plans)
-	for _, l := range meta.Limits {
-		ix.limits[l.Pos] = keyLimits{spendLimit: l.SpendLimit, spendPeriod: l.SpendPeriod,
-			spend: spendState{start: l.PeriodStart, spent: l.Spent}, maxSites: l.MaxSites}
-	}
-	if err := ix.checkStructure(); err != nil {
-		return err
-	}
 	if err := db.refreshUnlogged(ctx, ix, meta); err != nil {
 		return err
 	}
@@ -249,7 +198,7 @@ func (db *DB) loadSnapshot(ctx context.Context) (err error) {
 		if err != nil {
 			db.index, db.followedSeq = old, oldSeq
 		} else {
-			old.release()
+			old.Release()
 		}
 	}()
 	caughtUp, err := db.catchUp(ctx)
@@ -260,7 +209,8 @@ func (db *DB) loadSnapshot(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts.s),
+	indexKeys, accounts := ix.Counts()
+	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: indexKeys, Accounts: accounts,
 		FromSnapshot: true, CaughtUpEvents: caughtUp}
 	return nil
 }
@@ -288,7 +238,7 @@ func readSnapshotMeta(r io.Reader) (snapshotMeta, error) {
 	if err := json.Unmarshal(header, &meta); err != nil {
 		return meta, fmt.Errorf("snapshot: header: %w", err)
 	}
-	if meta.KeyRecordBytes != int(unsafe.Sizeof(keyRecord{})) || meta.AccountRecordBytes != int(unsafe.Sizeof(accountRecord{})) {
+	if keyBytes, accountBytes := keyindex.RecordSizes(); meta.KeyRecordBytes != keyBytes || meta.AccountRecordBytes != accountBytes {
 		return meta, errors.New("snapshot: written by a build with other record layouts")
 	}
 	return meta, nil
@@ -346,155 +296,6 @@ func (db *DB) snapshotMatches(ctx context.Context, meta snapshotMeta) error {
 	return nil
 }
 
-// readSections reads the arrays into fresh memory, checking each against
-// its checksum.
-func (ix *index) readSections(r io.Reader, sections []snapshotSection) error {
-	want := []string{"slots", "keys", "accounts", "account_slots", "texts", "text"}
-	if len(sections) != len(want) {
-		return errors.New("snapshot: unexpected sections")
-	}
-	count := func(s snapshotSection, size uintptr) (int, error) {
-		if s.Bytes < 0 || s.Bytes%int64(size) != 0 || s.Bytes/int64(size) > 1<<32 {
-			return 0, fmt.Errorf("snapshot: section %s has a bad length", s.Name)
-		}
-		return int(s.Bytes / int64(size)), nil
-	}
-	for i, s := range sections {
-		if s.Name != want[i] {
-			return fmt.Errorf("snapshot: section %s where %s was expected", s.Name, want[i])
-		}
-		var data []byte
-		switch s.Name {
-		case "slots":
-			n, err := count(s, 8)
-			if err != nil || n == 0 || n&(n-1) != 0 {
-				return errors.New("snapshot: the slot table is not a power of two")
-			}
-			ix.slots.release()
-			ix.slots = makeBigArray[uint64](n, 0)
-			data = bytesOf(ix.slots.s)
-		case "keys":
-			n, err := count(s, unsafe.Sizeof(keyRecord{}))
-			if err != nil {
-				return err
-			}
-			ix.keys = makeBigArray[keyRecord](n, 0)
-			ix.acts = makeSparseArray[keyActivity](n, 0)
-			data = bytesOf(ix.keys.s)
-		case "accounts":
-			n, err := count(s, unsafe.Sizeof(accountRecord{}))
-			if err != nil {
-				return err
-			}
-			ix.accounts = makeBigArray[accountRecord](n, 0)
-			data = bytesOf(ix.accounts.s)
-		case "account_slots":
-			n, err := count(s, 4)
-			if err != nil || n == 0 || n&(n-1) != 0 {
-				return errors.New("snapshot: the account table is not a power of two")
-			}
-			ix.accountTable.release()
-			ix.accountTable.slots = makeBigArray[uint32](n, 0)
-			data = bytesOf(ix.accountTable.slots.s)
-		case "texts":
-			n, err := count(s, unsafe.Sizeof(keyTexts{}))
-			if err != nil || n == 0 {
-				return errors.New("snapshot: the key texts are missing")
-			}
-			ix.texts.release()
-			ix.texts = makeBigArray[keyTexts](n, 0)
-			data = bytesOf(ix.texts.s)
-		case "text":
-			n, err := count(s, 1)
-			if err != nil {
-				return err
-			}
-			ix.text = makeBigArray[byte](n, 0)
-			data = ix.text.s
-		}
-		// A piece at a time, each checksummed while it is still in the
-		// CPU's cache: one read of hundreds of megabytes into memory asking
-		// for huge pages took up to ten times as long.
-		var crc uint32
-		for off := 0; off < len(data); off += snapshotPiece {
-			piece := data[off:min(off+snapshotPiece, len(data))]
-			if _, err := io.ReadFull(r, piece); err != nil {
-				return fmt.Errorf("snapshot: section %s: %w", s.Name, err)
-			}
-			crc = crc32.Update(crc, castagnoli, piece)
-		}
-		if crc != s.CRC {
-			return fmt.Errorf("snapshot: section %s: checksum does not match", s.Name)
-		}
-	}
-	return nil
-}
-
-// checkStructure checks that every position and text reference in the
-// arrays points inside them, so that a damaged snapshot that passed its
-// checksums still cannot make a lookup read out of bounds.
-func (ix *index) checkStructure() error {
-	nKeys, nAccounts, nText := uint64(len(ix.keys.s)), len(ix.accounts.s), uint64(len(ix.text.s))
-	textOK := func(r textRef) bool { return uint64(r.off)+uint64(r.n) <= nText }
-	used := 0
-	for _, s := range ix.slots.s {
-		if s == 0 {
-			continue
-		}
-		used++
-		if uint64(uint32(s)-1) >= nKeys {
-			return errors.New("snapshot: a slot points past the keys")
-		}
-	}
-	if uint64(used) != nKeys || used*10 > len(ix.slots.s)*7 {
-		return errors.New("snapshot: the slot table does not match the keys")
-	}
-	used = 0
-	for _, s := range ix.accountTable.slots.s {
-		if s == 0 {
-			continue
-		}
-		used++
-		if int(s-1) >= nAccounts {
-			return errors.New("snapshot: an account slot points past the accounts")
-		}
-	}
-	if used != nAccounts || used*2 > len(ix.accountTable.slots.s) {
-		return fmt.Errorf("snapshot: the account table does not match the accounts (%d slots used of %d for %d accounts)",
-			used, len(ix.accountTable.slots.s), nAccounts)
-	}
-	if ix.texts.s[0] != (keyTexts{}) {
-		return errors.New("snapshot: the first key texts are not empty")
-	}
-	for i, t := range ix.texts.s {
-		if !textOK(t.name) || !textOK(t.scopes) || !textOK(t.sites) {
-			return fmt.Errorf("snapshot: key texts %d are damaged", i)
-		}
-	}
-	for i := range ix.keys.s {
-		k := &ix.keys.s[i]
-		if int(k.account) >= nAccounts || int(k.status) >= len(keyStatuses) || int(k.texts) >= len(ix.texts.s) {
-			return fmt.Errorf("snapshot: key record %d is damaged", i)
-		}
-		if _, ok := ix.limits[uint32(i)]; ok != k.limited {
-			return fmt.Errorf("snapshot: key record %d and its limits disagree", i)
-		}
-	}
-	for i := range ix.accounts.s {
-		a := &ix.accounts.s[i]
-		if int(a.plan) >= len(ix.plans) || int(a.status) >= len(accountStatuses) || !textOK(a.primaryScopes) ||
-			(a.parent != noParent && (a.parent < 0 || int(a.parent) >= nAccounts)) {
-			return fmt.Errorf("snapshot: account record %d is damaged", i)
-		}
-	}
-	for pos, l := range ix.limits {
-		if uint64(pos) >= nKeys || int(l.spendPeriod) >= len(spendPeriods) {
-			return errors.New("snapshot: a key limit is damaged")
-		}
-	}
-	return nil
-}
-
 // unloggedWrites is how many write transactions changed credits or what a
 // key spent without an event (charges). Every other change to what the index
 // holds writes an event, which a snapshot's catch-up applies; these are the
@@ -526,7 +327,7 @@ func (db *DB) sawUnloggedWrite(n int64) {
 // seconds at ten million keys); otherwise the snapshot's are the database's.
 // The sites holding activation slots and the plans are read in any case:
 // they cost next to nothing.
-func (db *DB) refreshUnlogged(ctx context.Context, ix *index, meta snapshotMeta) error {
+func (db *DB) refreshUnlogged(ctx context.Context, ix *keyindex.Index, meta snapshotMeta) error {
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
@@ -536,7 +337,7 @@ func (db *DB) refreshUnlogged(ctx context.Context, ix *index, meta snapshotMeta)
 	if err != nil {
 		return err
 	}
-	ix.setPlans(plans)
+	ix.Apply(indexPlans(plans), nil)
 	unlogged, err := unloggedWrites(ctx, tx)
 	if err != nil {
 		return err
@@ -558,7 +359,7 @@ func (db *DB) refreshUnlogged(ctx context.Context, ix *index, meta snapshotMeta)
 
 // readCreditsAndSpending reads every account's credits and what every
 // limited key spent into ix.
-func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *index) error {
+func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *keyindex.Index) error {
 	rows, err := tx.QueryContext(ctx, `SELECT id, credits FROM accounts`)
 	if err != nil {
 		return err
@@ -574,9 +375,7 @@ func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *index) error {
 		}
 		// New accounts are not in the snapshot yet: the catch-up adds them.
 		if n, err := parseID(prefixAccount, string(id)); err == nil {
-			if pos, ok := ix.accountPos(n); ok {
-				ix.accounts.s[pos].credits = credits
-			}
+			ix.SetCredits(n, credits)
 		}
 	}
 	rows.Close()
@@ -584,47 +383,40 @@ func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *index) error {
 		return err
 	}
 
-	if len(ix.limits) > 0 {
-		limited := make(map[uint64]uint32, len(ix.limits))
-		for pos, l := range ix.limits {
-			limited[ix.keys.s[pos].id] = pos
-			l.spend = spendState{start: -1} // nothing spent yet, as keySpendColumns reads it
-			ix.limits[pos] = l
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT key_id, period_start, spent FROM key_spend`)
-		if err != nil {
+	limited := ix.ResetSpent() // nothing spent yet, as keySpendColumns reads it
+	if len(limited) == 0 {
+		return nil
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT key_id, period_start, spent FROM key_spend`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			id string
+			s  keyindex.Spend
+		)
+		if err := rows.Scan(&id, &s.Start, &s.Spent); err != nil {
+			rows.Close()
 			return err
 		}
-		for rows.Next() {
-			var (
-				id string
-				s  spendState
-			)
-			if err := rows.Scan(&id, &s.start, &s.spent); err != nil {
-				rows.Close()
-				return err
-			}
-			n, err := parseID(prefixKey, id)
-			if err != nil {
-				continue
-			}
-			if pos, ok := limited[n]; ok {
-				l := ix.limits[pos]
-				l.spend = s
-				ix.limits[pos] = l
-			}
+		n, err := parseID(prefixKey, id)
+		if err != nil {
+			continue
 		}
-		rows.Close()
-		return rows.Err()
+		if pos, ok := limited[n]; ok {
+			ix.SetSpent(pos, s)
+		}
 	}
-	return nil
+	rows.Close()
+	return rows.Err()
 }
 
 // checkSample compares the index, brought up to date, with the database: the
 // same number of keys (those of the snapshot and the rows added after it),
 // and keys drawn at random found as stored, with their accounts' credits.
 // It returns the database's key count.
-func (db *DB) checkSample(ctx context.Context, ix *index, meta snapshotMeta) (int, error) {
+func (db *DB) checkSample(ctx context.Context, ix *keyindex.Index, meta snapshotMeta) (int, error) {
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, err
@@ -641,8 +433,8 @@ func (db *DB) checkSample(ctx context.Context, ix *index, meta snapshotMeta) (in
 		return 0, err
 	}
 	nKeys := meta.Keys + added
-	if nKeys != len(ix.keys.s) {
-		return 0, fmt.Errorf("snapshot: the index holds %d keys after catching up, the database %d", len(ix.keys.s), nKeys)
+	if indexKeys, _ := ix.Counts(); nKeys != indexKeys {
+		return 0, fmt.Errorf("snapshot: the index holds %d keys after catching up, the database %d", indexKeys, nKeys)
 	}
 	if !maxRow.Valid {
 		return nKeys, nil
@@ -667,9 +459,8 @@ func (db *DB) checkSample(ctx context.Context, ix *index, meta snapshotMeta) (in
 			return 0, fmt.Errorf("snapshot: key %s has a malformed hash in the database", id)
 		}
 		copy(h[:], hash)
-		pos, found := ix.find(&h)
-		if !found || formatID(prefixKey, ix.keys.s[pos].id) != id || keyStatuses[ix.keys.s[pos].status] != status ||
-			ix.accounts.s[ix.keys.s[pos].account].credits != credits {
+		e, found := ix.Lookup(&h)
+		if !found || e.KeyID != id || e.Status != status || e.Credits != credits {
 			return 0, fmt.Errorf("snapshot: key %s differs from the database", id)
 		}
 	}

@@ -163,7 +163,8 @@ func (db *DB) commitSpends(batch []*spendRequest) {
 		// The index holds the committed limits: no write can change
 		// them before this transaction ends.
 		for _, r := range batch {
-			r.limit = db.index.spendLimit(r.keyPos)
+			limit, period := db.index.SpendLimit(r.keyPos)
+			r.limit = SpendLimit{Limit: limit, Period: period}
 		}
 		return t.spendBatch(context.Background(), batch, results)
 	})

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"keyd/store/keyindex"
 )
 
 //go:embed migrations/*.sql
@@ -64,7 +66,7 @@ type DB struct {
 	skipMigrate  bool
 	scopes       Catalogue
 
-	index    *index
+	index    *keyindex.Index
 	loaded   LoadStats
 	activity *activity
 	spender  *spender
@@ -171,7 +173,7 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 
-	db := &DB{path: path, w: w, r: r, now: time.Now, index: newIndex(), activity: newActivity(), spender: newSpender(),
+	db := &DB{path: path, w: w, r: r, now: time.Now, index: keyindex.New(), activity: newActivity(), spender: newSpender(),
 		sites: newActiveSites(), unloggedSeen: -1}
 	for _, o := range opts {
 		o(db)

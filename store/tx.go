@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"keyd/store/keyindex"
 )
 
 // Tx is a write transaction. Every change made through it that concerns an
@@ -87,15 +89,15 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	db.index.apply(plans, snaps)
+	db.applyIndex(plans, snaps)
 	db.applySites(snaps)
 	for id, credits := range t.credits {
-		if !t.touched[id] {
-			db.index.setCredits(id, credits)
+		if n, err := parseID(prefixAccount, id); err == nil && !t.touched[id] {
+			db.index.SetCredits(n, credits)
 		}
 	}
 	for pos, spent := range t.keySpent {
-		db.index.setSpent(pos, spent)
+		db.index.SetSpent(pos, keyindex.Spend{Start: spent.start, Spent: spent.spent})
 	}
 	if unlogged >= 0 {
 		db.sawUnloggedWrite(unlogged)
@@ -196,6 +198,22 @@ func readChanged(ctx context.Context, q queryer, plansChanged bool, accounts map
 	return plans, snaps, nil
 }
 
+// accountSnapshot is an account and all its keys as committed, for the
+// index, and the sites holding slots of its keys.
+type accountSnapshot struct {
+	keyindex.AccountSnapshot
+	activations []activationRow
+}
+
+// applyIndex puts committed state into the index.
+func (db *DB) applyIndex(plans []Plan, snaps []accountSnapshot) {
+	accounts := make([]keyindex.AccountSnapshot, len(snaps))
+	for i := range snaps {
+		accounts[i] = snaps[i].AccountSnapshot
+	}
+	db.index.Apply(indexPlans(plans), accounts)
+}
+
 const keyRowColumns = `id, account_id, type, name, hint, hash, status, scopes, allowed_sites,
 	coalesce(expires_at, 0), coalesce(valid_until, 0), coalesce(replaced_at, 0), ` + keySpendColumns
 
@@ -211,31 +229,31 @@ const keySpendColumns = `coalesce(spend_limit, 0), coalesce(spend_period, ''),
 		ELSE coalesce((SELECT spent FROM key_spend WHERE key_id = keys.id), 0) END,
 	coalesce(max_sites, 0)`
 
-func scanKeyRow(rows *sql.Rows) (keyRow, error) {
+func scanKeyRow(rows *sql.Rows) (keyindex.KeyRow, error) {
 	var (
-		k                     keyRow
+		k                     keyindex.KeyRow
 		id, accountID, typ    string
 		hash                  sql.RawBytes
 		scopesJSON, sitesJSON string
 	)
-	if err := rows.Scan(&id, &accountID, &typ, &k.name, &k.hint, &hash, &k.status,
-		&scopesJSON, &sitesJSON, &k.expiresAt, &k.validUntil, &k.replacedAt,
-		&k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent, &k.maxSites); err != nil {
+	if err := rows.Scan(&id, &accountID, &typ, &k.Name, &k.Hint, &hash, &k.Status,
+		&scopesJSON, &sitesJSON, &k.ExpiresAt, &k.ValidUntil, &k.ReplacedAt,
+		&k.SpendLimit, &k.SpendPeriod, &k.Spend.Start, &k.Spend.Spent, &k.MaxSites); err != nil {
 		return k, err
 	}
 	var err error
-	if k.id, err = parseID(prefixKey, id); err != nil {
+	if k.ID, err = parseID(prefixKey, id); err != nil {
 		return k, fmt.Errorf("store: key id %q: %w", id, err)
 	}
-	if k.accountID, err = parseID(prefixAccount, accountID); err != nil {
+	if k.AccountID, err = parseID(prefixAccount, accountID); err != nil {
 		return k, fmt.Errorf("store: account id %q: %w", accountID, err)
 	}
-	copy(k.hash[:], hash)
-	k.alias = typ == KeyTypeAlias
-	if k.scopes, err = joinJSONList(scopesJSON); err != nil {
+	copy(k.Hash[:], hash)
+	k.Alias = typ == KeyTypeAlias
+	if k.Scopes, err = joinJSONList(scopesJSON); err != nil {
 		return k, err
 	}
-	if k.sites, err = joinJSONList(sitesJSON); err != nil {
+	if k.Sites, err = joinJSONList(sitesJSON); err != nil {
 		return k, err
 	}
 	return k, nil
@@ -263,15 +281,15 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 		parentID sql.NullString
 	)
 	err := q.QueryRowContext(ctx, `SELECT plan, status, credits, parent_id FROM accounts WHERE id = ?`, accountID).
-		Scan(&snap.account.plan, &snap.account.status, &snap.account.credits, &parentID)
+		Scan(&snap.Account.Plan, &snap.Account.Status, &snap.Account.Credits, &parentID)
 	if err != nil {
 		return snap, fmt.Errorf("store: read account %s: %w", accountID, err)
 	}
-	if snap.account.id, err = parseID(prefixAccount, accountID); err != nil {
+	if snap.Account.ID, err = parseID(prefixAccount, accountID); err != nil {
 		return snap, err
 	}
 	if parentID.Valid {
-		if snap.account.parentID, err = parseID(prefixAccount, parentID.String); err != nil {
+		if snap.Account.ParentID, err = parseID(prefixAccount, parentID.String); err != nil {
 			return snap, err
 		}
 	}
@@ -285,7 +303,7 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 		if err != nil {
 			return snap, err
 		}
-		snap.keys = append(snap.keys, k)
+		snap.Keys = append(snap.Keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return snap, err
@@ -351,15 +369,15 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 		return err
 	}
 
-	ix := newIndex()
+	ix := keyindex.New()
 	loaded := false
 	defer func() {
 		if !loaded {
-			ix.release()
+			ix.Release()
 		}
 	}()
-	ix.setPlans(plans)
-	ix.reserve(nKeys)
+	ix.Apply(indexPlans(plans), nil)
+	ix.Reserve(nKeys)
 
 	// Parents come before their subaccounts when ordered by rowid.
 	rows, err := tx.QueryContext(ctx, `SELECT id, plan, status, credits, coalesce(parent_id, '') FROM accounts ORDER BY rowid`)
@@ -368,24 +386,24 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 	}
 	for rows.Next() {
 		var (
-			a          accountRow
+			a          keyindex.AccountRow
 			id, parent string
 		)
-		if err := rows.Scan(&id, &a.plan, &a.status, &a.credits, &parent); err != nil {
+		if err := rows.Scan(&id, &a.Plan, &a.Status, &a.Credits, &parent); err != nil {
 			rows.Close()
 			return err
 		}
-		if a.id, err = parseID(prefixAccount, id); err != nil {
+		if a.ID, err = parseID(prefixAccount, id); err != nil {
 			rows.Close()
 			return err
 		}
 		if parent != "" {
-			if a.parentID, err = parseID(prefixAccount, parent); err != nil {
+			if a.ParentID, err = parseID(prefixAccount, parent); err != nil {
 				rows.Close()
 				return err
 			}
 		}
-		ix.upsertAccount(a)
+		ix.AddAccount(a)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -394,10 +412,10 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 
 	// Reading rows (mostly SQLite and the driver) and filling the index run
 	// side by side; batches go back and forth so the reader allocates little.
-	full := make(chan []keyRow, 4)
-	free := make(chan []keyRow, 4)
+	full := make(chan []keyindex.KeyRow, 4)
+	free := make(chan []keyindex.KeyRow, 4)
 	for range cap(free) {
-		free <- make([]keyRow, 0, loadBatch)
+		free <- make([]keyindex.KeyRow, 0, loadBatch)
 	}
 	readErr := make(chan error, 1)
 	readCtx, cancel := context.WithCancel(ctx)
@@ -410,13 +428,13 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 	for batch := range full {
 		for i := range batch {
 			k := &batch[i]
-			pos, ok := ix.accountPos(k.accountID)
+			pos, ok := ix.AccountPos(k.AccountID)
 			if !ok && addErr == nil {
-				addErr = fmt.Errorf("store: key %s belongs to a missing account", formatID(prefixKey, k.id))
+				addErr = fmt.Errorf("store: key %s belongs to a missing account", formatID(prefixKey, k.ID))
 				cancel()
 			}
 			if addErr == nil {
-				ix.add(k, pos)
+				ix.AddKey(k, pos)
 			}
 		}
 		free <- batch[:0]
@@ -427,7 +445,8 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 	if addErr != nil {
 		return addErr
 	}
-	if n := len(ix.keys.s); n != nKeys {
+	indexKeys, accounts := ix.Counts()
+	if n := indexKeys; n != nKeys {
 		return fmt.Errorf("store: index holds %d keys but the database %d", n, nKeys)
 	}
 	activations, err := readActivations(ctx, tx, "")
@@ -436,9 +455,9 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 	}
 	db.sites = newActiveSites()
 	db.sites.replace(nil, activations)
-	db.index.release()
+	db.index.Release()
 	db.index, loaded = ix, true
-	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: len(ix.keys.s), Accounts: len(ix.accounts.s), Took: time.Since(started)}
+	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: indexKeys, Accounts: accounts, Took: time.Since(started)}
 	return nil
 }
 
@@ -452,7 +471,7 @@ const loadBatch = 4096
 var bulkKeyQuery = func() string {
 	var b strings.Builder
 	b.WriteString(`SELECT hash, id || account_id, type = 'alias', CASE status`)
-	for i, st := range keyStatuses {
+	for i, st := range keyindex.KeyStatuses() {
 		fmt.Fprintf(&b, ` WHEN '%s' THEN %d`, st, i)
 	}
 	b.WriteString(` END, name, hint,
@@ -464,7 +483,7 @@ var bulkKeyQuery = func() string {
 }()
 
 // readAllKeys sends every key row, in batches taken from free, to full.
-func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan<- []keyRow) error {
+func readAllKeys(ctx context.Context, q queryer, free <-chan []keyindex.KeyRow, full chan<- []keyindex.KeyRow) error {
 	rows, err := q.QueryContext(ctx, bulkKeyQuery)
 	if err != nil {
 		return err
@@ -476,38 +495,39 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyRow, full chan
 		scopes         sql.NullString
 		sites          string
 		prefixLen      = len(prefixKey) + 16
+		keyStatuses    = keyindex.KeyStatuses()
 		batch          = <-free
 		sendBatch      = func() { full <- batch; batch = <-free }
 		errMalformedID = func() error { return fmt.Errorf("store: malformed key or account id %q", ids) }
 	)
 	for rows.Next() {
-		batch = append(batch, keyRow{})
+		batch = append(batch, keyindex.KeyRow{})
 		k := &batch[len(batch)-1]
-		if err := rows.Scan(&hash, &ids, &k.alias, &status, &k.name, &k.hint, &scopes, &sites,
-			&k.expiresAt, &k.validUntil, &k.replacedAt, &k.spendLimit.Limit, &k.spendLimit.Period, &k.spend.start, &k.spend.spent, &k.maxSites); err != nil {
+		if err := rows.Scan(&hash, &ids, &k.Alias, &status, &k.Name, &k.Hint, &scopes, &sites,
+			&k.ExpiresAt, &k.ValidUntil, &k.ReplacedAt, &k.SpendLimit, &k.SpendPeriod, &k.Spend.Start, &k.Spend.Spent, &k.MaxSites); err != nil {
 			return err
 		}
-		if len(hash) != len(k.hash) || status < 0 || status >= len(keyStatuses) {
+		if len(hash) != len(k.Hash) || status < 0 || status >= len(keyStatuses) {
 			return fmt.Errorf("store: malformed key row (hash of %d bytes, status %d)", len(hash), status)
 		}
-		copy(k.hash[:], hash)
+		copy(k.Hash[:], hash)
 		if len(ids) < prefixLen {
 			return errMalformedID()
 		}
-		if k.id, err = parseID(prefixKey, string(ids[:prefixLen])); err != nil {
+		if k.ID, err = parseID(prefixKey, string(ids[:prefixLen])); err != nil {
 			return errMalformedID()
 		}
-		if k.accountID, err = parseID(prefixAccount, string(ids[prefixLen:])); err != nil {
+		if k.AccountID, err = parseID(prefixAccount, string(ids[prefixLen:])); err != nil {
 			return errMalformedID()
 		}
-		k.status = keyStatuses[status]
-		k.scopes = "*"
+		k.Status = keyStatuses[status]
+		k.Scopes = "*"
 		if scopes.Valid {
-			if k.scopes, err = joinJSONList(scopes.String); err != nil {
+			if k.Scopes, err = joinJSONList(scopes.String); err != nil {
 				return err
 			}
 		}
-		if k.sites, err = joinJSONList(sites); err != nil {
+		if k.Sites, err = joinJSONList(sites); err != nil {
 			return err
 		}
 		if len(batch) == cap(batch) {
@@ -600,7 +620,7 @@ func (db *DB) followLocked(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	db.index.apply(plans, snaps)
+	db.applyIndex(plans, snaps)
 	db.applySites(snaps)
 	db.followedSeq = last
 	return n, nil

@@ -1,4 +1,4 @@
-package store
+package keyindex
 
 import (
 	"bytes"
@@ -16,9 +16,11 @@ import (
 // counts them.
 //
 // Rule that makes this safe: memory of these arrays is only read or written
-// with index.mu held, and nothing that points into it (a slice, a string made
+// with Index.mu held, and nothing that points into it (a slice, a string made
 // with unsafe, a pointer to a record) is kept after the lock is released.
-// Everything handed out is copied. An array is unmapped only under the write
+// Everything handed out is copied; the activity records alone are lent, to
+// a function that runs under the read lock and keeps nothing (see
+// Index.Activities). An array is unmapped only under the write
 // lock, after its contents were copied to its replacement.
 const bigArrayMin = 1 << 20 // bytes
 
@@ -47,7 +49,7 @@ func makeArray[T any](n, capacity int, sparse bool) bigArray[T] {
 	var zero T
 	if bytes := int(unsafe.Sizeof(zero)) * capacity; bytes >= bigArrayMin {
 		if hasPointers(reflect.TypeFor[T]()) {
-			panic("store: bigArray of a type with pointers")
+			panic("keyindex: bigArray of a type with pointers")
 		}
 		if p := mapMemory(bytes, !sparse); p != nil {
 			return bigArray[T]{s: unsafe.Slice((*T)(p), capacity)[:n], mapped: true, sparse: sparse}

@@ -1,4 +1,4 @@
-package store
+package keyindex
 
 import (
 	"crypto/sha256"
@@ -9,24 +9,24 @@ import (
 )
 
 // testIndex builds an index of n keys with one account, without SQLite.
-func testIndex(tb testing.TB, n int) (*index, [][32]byte) {
+func testIndex(tb testing.TB, n int) (*Index, [][32]byte) {
 	tb.Helper()
-	ix := newIndex()
-	ix.setPlans([]Plan{{Name: "pro"}})
-	ix.reserve(n)
+	ix := New()
+	ix.Apply([]Plan{{Name: "pro"}}, nil)
+	ix.Reserve(n)
 	hashes := make([][32]byte, n)
 	for i := range hashes {
 		// Five keys to an account, as keyd seed makes them.
-		acc := ix.upsertAccount(accountRow{id: testAccountOf(i), plan: "pro", status: AccountActive})
+		acc := ix.upsertAccount(AccountRow{ID: testAccountOf(i), Plan: "pro", Status: AccountActive})
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], uint64(i))
 		hashes[i] = sha256.Sum256(b[:])
-		name := primaryKeyName
+		name := "Primary key"
 		if i%5 != 0 {
 			name = fmt.Sprintf("Alias %d", i%5)
 		}
-		ix.add(&keyRow{hash: hashes[i], id: uint64(i) + 1, alias: i%5 != 0, status: KeyActive,
-			name: name, hint: fmt.Sprintf("%04d", i%10000), scopes: "*"}, acc)
+		ix.AddKey(&KeyRow{Hash: hashes[i], ID: uint64(i) + 1, Alias: i%5 != 0, Status: Active,
+			Name: name, Hint: fmt.Sprintf("%04d", i%10000), Scopes: "*"}, acc)
 	}
 	return ix, hashes
 }
@@ -37,31 +37,31 @@ func testAccountOf(i int) uint64 { return uint64(i/5) + 1 }
 func TestIndexGrowsAndFinds(t *testing.T) {
 	// Past bigArrayMin, so the arrays are mapped and regrown at least once.
 	ix, hashes := testIndex(t, 40_000)
-	defer ix.release()
+	defer ix.Release()
 	if !ix.keys.mapped {
 		t.Log("key records are on the Go heap (no mmap here)")
 	}
 	for i, h := range hashes {
-		v, ok := ix.lookup(&h)
-		if !ok || v.KeyID != formatID(prefixKey, uint64(i)+1) || v.Hint != fmt.Sprintf("%04d", i%10000) ||
+		v, ok := ix.Lookup(&h)
+		if !ok || v.KeyID != FormatID(PrefixKey, uint64(i)+1) || v.Hint != fmt.Sprintf("%04d", i%10000) ||
 			v.AccountNum != testAccountOf(i) || v.AccountStatus != AccountActive {
 			t.Fatalf("key %d: %+v, %v", i, v, ok)
 		}
 	}
-	if _, ok := ix.lookup(&[32]byte{1}); ok {
+	if _, ok := ix.Lookup(&[32]byte{1}); ok {
 		t.Fatal("found a key that was never added")
 	}
 	// Updating a key in place keeps one record and changes what is seen.
-	ix.apply(nil, []accountSnapshot{{account: accountRow{id: testAccountOf(7), plan: "pro", status: AccountActive},
-		keys: []keyRow{{hash: hashes[7], id: 8, alias: true, status: KeyInactive, name: "Renamed", hint: "0007"}}}})
-	if v, _ := ix.lookup(&hashes[7]); v.Status != KeyInactive || v.Name != "Renamed" || len(v.Scopes) != 0 {
+	ix.Apply(nil, []AccountSnapshot{{Account: AccountRow{ID: testAccountOf(7), Plan: "pro", Status: AccountActive},
+		Keys: []KeyRow{{Hash: hashes[7], ID: 8, Alias: true, Status: Inactive, Name: "Renamed", Hint: "0007"}}}})
+	if v, _ := ix.Lookup(&hashes[7]); v.Status != Inactive || v.Name != "Renamed" || len(v.Scopes) != 0 {
 		t.Fatalf("after update: %+v", v)
 	}
-	if keys, _ := ix.counts(); keys != len(hashes) {
+	if keys, _ := ix.Counts(); keys != len(hashes) {
 		t.Fatalf("index holds %d keys, want %d", keys, len(hashes))
 	}
-	ix.release()
-	if _, ok := ix.lookup(&hashes[0]); ok {
+	ix.Release()
+	if _, ok := ix.Lookup(&hashes[0]); ok {
 		t.Fatal("a released index still finds keys")
 	}
 }
@@ -69,12 +69,12 @@ func TestIndexGrowsAndFinds(t *testing.T) {
 // Account records are a mapped array too once there are enough of them;
 // each keeps its place and its values as the array is moved to grow.
 func TestAccountsGrowAndKeepTheirPlace(t *testing.T) {
-	ix := newIndex()
-	defer ix.release()
-	ix.setPlans([]Plan{{Name: "pro"}})
+	ix := New()
+	defer ix.Release()
+	ix.Apply([]Plan{{Name: "pro"}}, nil)
 	n := 2*bigArrayMin/int(unsafe.Sizeof(accountRecord{})) + 1
 	for i := range n {
-		if pos := ix.upsertAccount(accountRow{id: uint64(i) + 1, plan: "pro", status: AccountActive, credits: int64(i)}); pos != uint32(i) {
+		if pos := ix.upsertAccount(AccountRow{ID: uint64(i) + 1, Plan: "pro", Status: AccountActive, Credits: int64(i)}); pos != uint32(i) {
 			t.Fatalf("account %d got position %d", i, pos)
 		}
 	}
@@ -86,14 +86,14 @@ func TestAccountsGrowAndKeepTheirPlace(t *testing.T) {
 			t.Fatalf("account %d after growing: %+v", i, a)
 		}
 	}
-	if _, accounts := ix.counts(); accounts != n {
+	if _, accounts := ix.Counts(); accounts != n {
 		t.Fatalf("index holds %d accounts, want %d", accounts, n)
 	}
 }
 
 func TestCommonTextIsStoredOnce(t *testing.T) {
 	ix, _ := testIndex(t, 1000)
-	defer ix.release()
+	defer ix.Release()
 	// 1000 hints of 4 bytes, each name and the "*" scope once.
 	if n := len(ix.text.s); n > 1000*4+100 {
 		t.Fatalf("arena holds %d bytes", n)
@@ -110,7 +110,7 @@ func BenchmarkIndexLookup(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if _, ok := ix.lookup(&hashes[i]); !ok {
+				if _, ok := ix.Lookup(&hashes[i]); !ok {
 					b.Fatal("not found")
 				}
 				i = (i + 7919) % len(hashes)
@@ -122,13 +122,13 @@ func BenchmarkIndexLookup(b *testing.B) {
 			i := uint64(0)
 			for b.Loop() {
 				binary.LittleEndian.PutUint64(h[:], i*0x9E3779B97F4A7C15)
-				if _, ok := ix.lookup(&h); ok {
+				if _, ok := ix.Lookup(&h); ok {
 					b.Fatal("found")
 				}
 				i++
 			}
 		})
-		ix.release()
+		ix.Release()
 	}
 }
 
@@ -138,15 +138,15 @@ func TestKeyRecordSize(t *testing.T) {
 	if size := unsafe.Sizeof(keyRecord{}); size != 64 {
 		t.Errorf("keyRecord is %d bytes, want 64", size)
 	}
-	if size := unsafe.Sizeof(keyActivity{}); size != 32 {
-		t.Errorf("keyActivity is %d bytes, want 32", size)
+	if size := unsafe.Sizeof(Activity{}); size != 32 {
+		t.Errorf("Activity is %d bytes, want 32", size)
 	}
 }
 
 // A sparse array keeps what was written when it grows (the copy skips only
 // pages that hold nothing), and elements it extends by are zero.
 func TestSparseArrayGrowsKeepingWhatWasWritten(t *testing.T) {
-	a := makeSparseArray[keyActivity](0, 0)
+	a := makeSparseArray[Activity](0, 0)
 	defer a.release()
 	written := map[int]uint32{}
 	for round := range 4 {
@@ -161,7 +161,7 @@ func TestSparseArrayGrowsKeepingWhatWasWritten(t *testing.T) {
 			written[i] = a.s[i].lastUsed
 		}
 		for i := range a.s {
-			if want := written[i]; a.s[i].lastUsed != want || (want == 0 && a.s[i] != (keyActivity{})) {
+			if want := written[i]; a.s[i].lastUsed != want || (want == 0 && a.s[i] != (Activity{})) {
 				t.Fatalf("round %d: element %d is %+v, want lastUsed %d", round, i, a.s[i], want)
 			}
 		}

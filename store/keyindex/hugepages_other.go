@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package store
+package keyindex
 
 // adviseHugePages does nothing where there is no MADV_HUGEPAGE.
 func adviseHugePages([]byte, bool) {}

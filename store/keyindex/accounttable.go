@@ -1,4 +1,4 @@
-package store
+package keyindex
 
 // accountTable finds an account's record in index.accounts by its id. It
 // is an open-addressing table of positions in a bigArray, outside the Go
