@@ -42,8 +42,9 @@ import (
 //     rows added since), and keys drawn at random from the database must be
 //     found in the index as they are stored, with their accounts' credits.
 //
-// What validations recorded since the last flush (keyindex.Activity) is not part of
-// a snapshot: it is flushed to the database before the shutdown snapshot.
+// What validations recorded since the last flush (keyindex.Activity) is not
+// part of a snapshot: it is flushed to the database before the shutdown
+// snapshot.
 
 // snapshotMagic starts every snapshot file; the number changes whenever the
 // layout of the file or of a record changes (the record sizes are checked as
