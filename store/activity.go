@@ -99,32 +99,32 @@ func (db *DB) RecordValidation(v KeyView, ok bool, report SiteReport, t time.Tim
 	a := db.activity
 	sec := t.Unix()
 	day := int32(sec / 86400)
-	db.index.Activities(func(acts keyindex.Activities) {
-		act := acts.At(v.pos)
-		if act == nil {
-			return // the store is closed
-		}
-		for !act.Count(day, ok) {
-			a.spill(v.pos, act, day)
-		}
-		if ok {
-			act.SetLastUsed(sec)
-		}
-		a.list(v.pos, act)
-		if !ok || report.Site == "" {
-			return
-		}
-		// The same report again within rewriteAfter would not be written
-		// (see written), so it is not even read: most validations repeat
-		// their key's last report.
-		hash := maphash.Comparable(a.reportSeed, report)
-		if act.RecentReport(hash, sec, rewriteAfter) {
-			return
-		}
-		if a.recordSite(v.pos, report, sec) {
-			act.SetReport(hash, sec)
-		}
-	})
+	acts := db.index.ReadActivities()
+	defer db.index.DoneActivities()
+	act := acts.At(v.pos)
+	if act == nil {
+		return // the store is closed
+	}
+	for !act.Count(day, ok) {
+		a.spill(v.pos, act, day)
+	}
+	if ok {
+		act.SetLastUsed(sec)
+	}
+	a.list(v.pos, act)
+	if !ok || report.Site == "" {
+		return
+	}
+	// The same report again within rewriteAfter would not be written
+	// (see written), so it is not even read: most validations repeat their
+	// key's last report.
+	hash := maphash.Comparable(a.reportSeed, report)
+	if act.RecentReport(hash, sec, rewriteAfter) {
+		return
+	}
+	if a.recordSite(v.pos, report, sec) {
+		act.SetReport(hash, sec)
+	}
 }
 
 // list puts the key at pos on the list collect goes through, once.
@@ -140,12 +140,12 @@ func (a *activity) list(pos uint32, act *keyindex.Activity) {
 // than by a validation (a charge): its last use, as validation records it,
 // flushed with the rest.
 func (db *DB) recordUse(pos uint32, t time.Time) {
-	db.index.Activities(func(acts keyindex.Activities) {
-		if act := acts.At(pos); act != nil { // nil: the store is closed
-			act.SetLastUsed(t.Unix())
-			db.activity.list(pos, act)
-		}
-	})
+	acts := db.index.ReadActivities()
+	defer db.index.DoneActivities()
+	if act := acts.At(pos); act != nil { // nil: the store is closed
+		act.SetLastUsed(t.Unix())
+		db.activity.list(pos, act)
+	}
 }
 
 // spill moves a key's counters into the daily map and starts them afresh
@@ -212,26 +212,25 @@ func interned(s string) string { return unique.Make(s).Value() }
 // report. Lock order: index, then activity.
 func (db *DB) collect() {
 	a := db.activity
-	db.index.Activities(func(acts keyindex.Activities) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, pos := range a.dirty {
-			act := acts.At(pos)
-			if act == nil {
-				continue
-			}
-			// Unlisted first: a validation from here on lists the key
-			// again, and whatever it counts is either taken below or left
-			// for later.
-			act.Unlist()
-			a.takeCounts(pos, act, act.Day())
-			_, pending := a.lastUsed[pos] // to be written anyway: write the newest
-			if used, ok := act.TakeLastUsed(pending, rewriteAfter); ok {
-				a.lastUsed[pos] = used // recorded after what the map holds
-			}
+	acts := db.index.ReadActivities()
+	defer db.index.DoneActivities()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, pos := range a.dirty {
+		act := acts.At(pos)
+		if act == nil {
+			continue
 		}
-		a.dirty = a.dirty[:0]
-	})
+		// Unlisted first: a validation from here on lists the key again,
+		// and whatever it counts is either taken below or left for later.
+		act.Unlist()
+		a.takeCounts(pos, act, act.Day())
+		_, pending := a.lastUsed[pos] // to be written anyway: write the newest
+		if used, ok := act.TakeLastUsed(pending, rewriteAfter); ok {
+			a.lastUsed[pos] = used // recorded after what the map holds
+		}
+	}
+	a.dirty = a.dirty[:0]
 }
 
 func firstNonEmpty(a, b string) string {

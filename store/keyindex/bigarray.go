@@ -18,9 +18,9 @@ import (
 // Rule that makes this safe: memory of these arrays is only read or written
 // with Index.mu held, and nothing that points into it (a slice, a string made
 // with unsafe, a pointer to a record) is kept after the lock is released.
-// Everything handed out is copied; the activity records alone are lent, to
-// a function that runs under the read lock and keeps nothing (see
-// Index.Activities). An array is unmapped only under the write
+// Everything handed out is copied; the activity records alone are lent,
+// under the read lock and only until it is released (see
+// Index.ReadActivities). An array is unmapped only under the write
 // lock, after its contents were copied to its replacement.
 const bigArrayMin = 1 << 20 // bytes
 
