@@ -34,9 +34,10 @@ import (
 //     from before a migration is refused, and so is one whose next event is
 //     no longer kept;
 //   - the events after it are applied (the same catch-up FollowChanges
-//     does), and what changes without events is read afresh: the credits of
-//     accounts changed since, what limited keys spent, the sites holding
-//     slots;
+//     does), and what changes without events is read afresh: every
+//     account's credits and what limited keys spent when charges were made
+//     that the snapshot does not reflect (see unloggedWrites), and the sites
+//     holding slots;
 //   - then the index must hold as many keys as the database (the
 //     snapshot's, which matched the database when it was written, plus the
 //     rows added since), and keys drawn at random from the database must be
