@@ -1,6 +1,7 @@
 package keyindex
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -199,5 +200,32 @@ func TestAccountTableFindsEveryAccount(t *testing.T) {
 			t.Errorf("%d slots used for %d accounts", used, len(accounts))
 		}
 		table.release()
+	}
+}
+
+// Loading the whole index at start-up, from the database or from a
+// snapshot, leaves an eighth to spare, so that the keys added after a start
+// do not move every record at once.
+func TestLoadLeavesRoomForNewKeys(t *testing.T) {
+	const n = 40_000
+	loaded, _ := testIndex(t, n) // reserves n, then adds them
+	defer loaded.Release()
+	var file bytes.Buffer
+	var snap Snapshot
+	if err := loaded.WriteSnapshot(&file, func(_ int, s Snapshot) error { snap = s; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadSnapshot(&file, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer read.Release()
+	for name, ix := range map[string]*Index{"loaded": loaded, "read from a snapshot": read} {
+		if c := cap(ix.keys.s); c < n+n/8 {
+			t.Errorf("%s: capacity for %d records, want at least %d", name, c, n+n/8)
+		}
+		if c := cap(ix.acts.s); c < n+n/8 {
+			t.Errorf("%s: capacity for %d activity records, want at least %d", name, c, n+n/8)
+		}
 	}
 }

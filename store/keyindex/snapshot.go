@@ -151,8 +151,8 @@ func (ix *Index) readSections(r io.Reader, sections []Section) error {
 			if err != nil {
 				return err
 			}
-			ix.keys = makeBigArray[keyRecord](n, 0)
-			ix.acts = makeSparseArray[Activity](n, 0)
+			ix.keys = makeBigArray[keyRecord](n, spareCapacity(n, 0))
+			ix.acts = makeSparseArray[Activity](n, spareCapacity(n, 0))
 			data = bytesOf(ix.keys.s)
 		case "accounts":
 			n, err := count(s, unsafe.Sizeof(accountRecord{}))
