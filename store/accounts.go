@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
+	"keyd/store/sqlite"
 )
 
 // MaxCredits bounds any credit amount so sums can never overflow.
@@ -98,10 +98,10 @@ func (t *Tx) insertKey(ctx context.Context, accountID, typ, name string, scopes,
 			nullTime(expiresAt), now, now)
 		if err != nil {
 			// A clash of 119 random bits is not going to happen twice.
-			if (isUniqueViolation(err, "keys.hash") || isUniqueViolation(err, "keys.id")) && attempt < 3 {
+			if (sqlite.UniqueViolation(err, "keys.hash") || sqlite.UniqueViolation(err, "keys.id")) && attempt < 3 {
 				continue
 			}
-			if isUniqueViolation(err, "keys.account_id") {
+			if sqlite.UniqueViolation(err, "keys.account_id") {
 				return "", Key{}, ErrNameTaken
 			}
 			return "", Key{}, fmt.Errorf("store: insert key: %w", err)
@@ -113,12 +113,6 @@ func (t *Tx) insertKey(ctx context.Context, accountID, typ, name string, scopes,
 
 // FoldName is the form of a name used to compare names ignoring case.
 func FoldName(name string) string { return strings.ToLower(name) }
-
-func isUniqueViolation(err error, column string) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
-		strings.Contains(se.Error(), column)
-}
 
 func (t *Tx) requirePlan(ctx context.Context, name string) error {
 	var n int

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"keyd/store/sqlite"
 )
 
 // MaxAliasNameLength is the longest alias name.
@@ -239,7 +241,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 			WHERE id = ?`,
 			after.Name, FoldName(after.Name), string(scopesJSON), string(sitesJSON), nullTime(after.ExpiresAt),
 			after.Status, t.now.Unix(), p.SetExpiry, id)
-		if isUniqueViolation(err, "keys.account_id") {
+		if sqlite.UniqueViolation(err, "keys.account_id") {
 			return ErrNameTaken
 		}
 		if err != nil {

@@ -2,22 +2,14 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"time"
 
-	"github.com/mattn/go-sqlite3"
+	"keyd/store/sqlite"
 )
-
-// backupStepPages is how many pages one step of a backup copies (4 MiB of
-// 4 KiB pages): between steps the copy notices a cancelled context.
-var backupStepPages = 1024
 
 // Backup copies the database into dest, a new file created with mode 0600,
 // through SQLite's online backup API, while keyd keeps serving. The copy is
@@ -55,7 +47,7 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 		}
 	}()
 
-	if err := db.backupTo(ctx, tmp); err != nil {
+	if err := sqlite.BackupInto(ctx, db.r, tmp); err != nil {
 		return err
 	}
 	if err := syncFile(tmp); err != nil {
@@ -71,126 +63,6 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 	return syncFile(filepath.Dir(dest))
 }
 
-// backupTo copies the database into the empty SQLite file at path.
-func (db *DB) backupTo(ctx context.Context, path string) error {
-	dst, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_busy_timeout=5000")
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	dconn, err := dst.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("store: backup: open %s: %w", path, err)
-	}
-	defer dconn.Close()
-	sconn, err := db.r.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("store: backup: %w", err)
-	}
-	defer sconn.Close()
-
-	err = sconn.Raw(func(sdc any) error {
-		src, ok := sdc.(*sqlite3.SQLiteConn)
-		if !ok {
-			return fmt.Errorf("store: backup: unexpected driver connection %T", sdc)
-		}
-		// Hold one read transaction across every step: each step then
-		// sees the same snapshot, and writes made meanwhile (by this
-		// process or another) neither restart the copy nor wait for it.
-		if err := beginRead(ctx, src); err != nil {
-			return fmt.Errorf("store: backup: start a read transaction: %w", err)
-		}
-		defer src.ExecContext(context.Background(), "ROLLBACK", nil)
-		return dconn.Raw(func(ddc any) error {
-			d, ok := ddc.(*sqlite3.SQLiteConn)
-			if !ok {
-				return fmt.Errorf("store: backup: unexpected driver connection %T", ddc)
-			}
-			b, err := d.Backup("main", src, "main")
-			if err != nil {
-				return fmt.Errorf("store: backup: %w", err)
-			}
-			for {
-				if err := ctx.Err(); err != nil {
-					b.Finish()
-					return err
-				}
-				before := b.Remaining()
-				finished, err := b.Step(backupStepPages)
-				if err != nil {
-					b.Finish()
-					return fmt.Errorf("store: backup: %w", err)
-				}
-				if finished {
-					break
-				}
-				if b.Remaining() == before && before > 0 {
-					time.Sleep(10 * time.Millisecond) // busy or locked: try again
-				}
-			}
-			if err := b.Finish(); err != nil {
-				return fmt.Errorf("store: backup: %w", err)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-
-	var mode string
-	if err := dconn.QueryRowContext(ctx, "PRAGMA journal_mode = DELETE").Scan(&mode); err != nil {
-		return fmt.Errorf("store: backup: leave WAL mode: %w", err)
-	}
-	return integrityCheck(ctx, dconn)
-}
-
-// beginRead opens a read transaction on c.
-func beginRead(ctx context.Context, c *sqlite3.SQLiteConn) error {
-	if _, err := c.ExecContext(ctx, "BEGIN", nil); err != nil {
-		return err
-	}
-	// BEGIN is deferred: the snapshot is taken by the first read.
-	rows, err := c.QueryContext(ctx, "SELECT count(*) FROM sqlite_master", nil)
-	if err != nil {
-		c.ExecContext(context.Background(), "ROLLBACK", nil)
-		return err
-	}
-	vals := make([]driver.Value, 1)
-	err = rows.Next(vals)
-	rows.Close()
-	if err != nil {
-		c.ExecContext(context.Background(), "ROLLBACK", nil)
-	}
-	return err
-}
-
-// integrityCheck runs PRAGMA integrity_check and fails unless it says ok.
-func integrityCheck(ctx context.Context, c *sql.Conn) error {
-	rows, err := c.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return fmt.Errorf("store: integrity check: %w", err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("store: integrity check: %w", err)
-		}
-		if s != "ok" {
-			problems = append(problems, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: integrity check: %w", err)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("store: integrity check failed: %v", problems)
-	}
-	return nil
-}
-
 // IntegrityCheck runs SQLite's PRAGMA integrity_check on the database.
 func (db *DB) IntegrityCheck(ctx context.Context) error {
 	c, err := db.r.Conn(ctx)
@@ -198,7 +70,7 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	return integrityCheck(ctx, c)
+	return sqlite.IntegrityCheck(ctx, c)
 }
 
 // syncFile flushes a file or directory to disk.

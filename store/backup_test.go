@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"keyd/store/sqlite"
 )
 
 // TestBackupWhileWriting copies a database while another goroutine keeps
@@ -29,8 +31,8 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 
 	// Small steps, so that the copy takes many of them while writes go on.
-	defer func(n int) { backupStepPages = n }(backupStepPages)
-	backupStepPages = 16
+	defer func(n int) { sqlite.BackupStepPages = n }(sqlite.BackupStepPages)
+	sqlite.BackupStepPages = 16
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

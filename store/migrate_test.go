@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"keyd/store/sqlite"
 )
 
 // migrateTo applies the embedded migrations up to version by hand, recording
@@ -25,11 +27,11 @@ func migrateTo(t *testing.T, path string, version int) {
 		t.Fatal(err)
 	}
 	for v := 1; v <= version; v++ {
-		names, _ := fs.Glob(migrationFiles, fmt.Sprintf("migrations/%04d_*.sql", v))
+		names, _ := fs.Glob(sqlite.Migrations, fmt.Sprintf("migrations/%04d_*.sql", v))
 		if len(names) != 1 {
 			t.Fatalf("migration %d: found %v", v, names)
 		}
-		body, err := migrationFiles.ReadFile(names[0])
+		body, err := sqlite.Migrations.ReadFile(names[0])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+
+	"keyd/store/sqlite"
 )
 
 // ErrRealAccounts is returned by Seed when the database holds accounts that
@@ -202,7 +204,7 @@ func (s *seeder) newAccount(ctx context.Context, ins *sql.Stmt) error {
 		id, _ := newID(prefixAccount)
 		_, err := ins.ExecContext(ctx, id, name, email, seedPlan, seedCredits, s.now, s.now)
 		if err != nil {
-			if isUniqueViolation(err, "accounts.id") && attempt < 3 {
+			if sqlite.UniqueViolation(err, "accounts.id") && attempt < 3 {
 				continue
 			}
 			return fmt.Errorf("store: seed: insert account: %w", err)
@@ -220,7 +222,7 @@ func (s *seeder) newKey(ctx context.Context, ins *sql.Stmt, typ, name string) (s
 		id, _ := newID(prefixKey)
 		_, err := ins.ExecContext(ctx, id, s.accountID, typ, name, fold, KeyHint(secret), hash[:], s.now, s.now)
 		if err != nil {
-			if (isUniqueViolation(err, "keys.hash") || isUniqueViolation(err, "keys.id")) && attempt < 3 {
+			if (sqlite.UniqueViolation(err, "keys.hash") || sqlite.UniqueViolation(err, "keys.id")) && attempt < 3 {
 				continue
 			}
 			return "", fmt.Errorf("store: seed: insert key: %w", err)

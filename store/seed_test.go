@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"keyd/store/sqlite"
 )
 
 func openTestDB(t *testing.T, opts ...Option) (*DB, string) {
@@ -126,7 +128,7 @@ func TestWriterSettingsSurviveSeed(t *testing.T) {
 	want := map[string]int64{
 		"synchronous":        2, // FULL
 		"foreign_keys":       1,
-		"wal_autocheckpoint": writerCheckpointPages,
+		"wal_autocheckpoint": sqlite.WriterCheckpointPages,
 		"cache_size":         -2000, // SQLite's default
 	}
 	check := func(when string) {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mattn/go-sqlite3"
+	"keyd/store/sqlite"
 )
 
 // ErrStorageUnavailable is a write the database could not take because of
@@ -15,21 +15,11 @@ import (
 // SQLite error is wrapped alongside it for the log.
 var ErrStorageUnavailable = errors.New("store: storage unavailable")
 
-// storageError marks err as ErrStorageUnavailable when SQLite reports a
-// full disk (SQLITE_FULL), an I/O failure (SQLITE_IOERR and its extended
-// codes), a read-only database (SQLITE_READONLY...) or a file it cannot
-// open (SQLITE_CANTOPEN, e.g. the WAL in a directory gone read-only).
+// storageError marks err as ErrStorageUnavailable when the engine says the
+// database failed because of where it lives (see sqlite.StorageFailure).
 func storageError(err error) error {
-	if err == nil || errors.Is(err, ErrStorageUnavailable) {
+	if err == nil || errors.Is(err, ErrStorageUnavailable) || !sqlite.StorageFailure(err) {
 		return err
 	}
-	var se sqlite3.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	switch se.Code {
-	case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrReadonly, sqlite3.ErrCantOpen:
-		return fmt.Errorf("%w: %w", ErrStorageUnavailable, err)
-	}
-	return err
+	return fmt.Errorf("%w: %w", ErrStorageUnavailable, err)
 }

@@ -1,53 +1,25 @@
 // Package store holds keyd's domain types, the rules that must hold inside one
-// transaction, and all SQL. It is backed by SQLite (mattn/go-sqlite3) and
-// keeps an in-memory index of every key so that validation never reads the
-// database.
+// transaction, and the SQL of its operations. It runs on SQLite, whose
+// connections, migrations, errors and backup are in store/sqlite, and keeps
+// an in-memory index of every key (store/keyindex) so that validation never
+// reads the database.
 package store
 
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
-
 	"keyd/store/keyindex"
+	"keyd/store/sqlite"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// The writer connection checkpoints the WAL (copies it back into the
-// database file) once it passes writerCheckpointPages pages instead of
-// SQLite's 1,000. A checkpoint runs inside the commit that crosses the mark,
-// and a charge dirties its account's page, the accounts being spread over
-// the file: at 1,000 pages every 30 or so batches of charges waited for a
-// checkpoint. With ten times the room a page charged again before the next
-// checkpoint is copied back once, and the syncs that end a checkpoint come
-// ten times less often. Measured with 64 clients charging the accounts of a
-// million keys: p99 halved (30-35 ms to 14-17 ms) and 10-15% more charges
-// per second, for a WAL of up to 40 MB.
-const (
-	writerDriver          = "sqlite3-keyd-writer"
-	writerCheckpointPages = 10_000
-)
-
-func init() {
-	sql.Register(writerDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerCheckpointPages), nil)
-		return err
-	}})
-}
 
 // DB is keyd's store: one writer connection, a pool of readers, and the
 // in-memory key index that is updated after every committed write.
@@ -140,39 +112,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 }
 
 func openFile(path string, opts ...Option) (*DB, error) {
-	if path == "" {
-		return nil, errors.New("store: empty database path")
-	}
-	// Create the file ourselves so it (and the WAL and shared-memory files,
-	// which SQLite creates with the database file's mode) is private.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	f.Close()
-
-	// Pragmas go in the DSN so that every pooled connection gets them.
-	// _mutex=no opens connections without SQLite's per-connection mutex,
-	// which database/sql makes redundant: it never uses a connection, or a
-	// statement of one, from two goroutines at once, which is all SQLite's
-	// multi-thread mode asks. The mutex was taken for every column of every
-	// row read: without it, loading a million keys at start-up takes about
-	// a sixth less time.
-	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_foreign_keys=on&_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL&_mutex=no"
-	w, err := sql.Open(writerDriver, base+"&_txlock=immediate")
+	w, r, err := sqlite.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite3", base+"&_query_only=on")
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	r.SetMaxOpenConns(8)
-
 	db := &DB{path: path, w: w, r: r, now: time.Now, index: keyindex.New(), activity: newActivity(), spender: newSpender(),
 		sites: newActiveSites(), unloggedSeen: -1}
 	for _, o := range opts {
@@ -213,7 +156,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	names, err := fs.Glob(sqlite.Migrations, "migrations/*.sql")
 	if err != nil {
 		return 0, err
 	}
@@ -232,7 +175,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 		if n > 0 {
 			continue
 		}
-		body, err := migrationFiles.ReadFile(name)
+		body, err := sqlite.Migrations.ReadFile(name)
 		if err != nil {
 			return applied, err
 		}
@@ -259,7 +202,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 
 // LatestSchemaVersion is the highest migration this build knows.
 func LatestSchemaVersion() int {
-	names, _ := fs.Glob(migrationFiles, "migrations/*.sql")
+	names, _ := fs.Glob(sqlite.Migrations, "migrations/*.sql")
 	latest := 0
 	for _, name := range names {
 		v, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])

@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"keyd/store/sqlite"
 )
 
 func TestMigrationsAppliedOnceAndRecorded(t *testing.T) {
 	ctx := context.Background()
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	names, err := fs.Glob(sqlite.Migrations, "migrations/*.sql")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no embedded migrations: %v", err)
 	}

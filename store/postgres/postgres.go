@@ -1,5 +1,5 @@
 // Package postgres holds keyd's schema on PostgreSQL (15 or newer): the
-// migrations, numbered as SQLite's in store/migrations so that a schema
+// migrations, numbered as SQLite's in store/sqlite/migrations so that a schema
 // version means the same on both engines, and the function that applies
 // them. keyd does not run on PostgreSQL yet: its PostgreSQL store will be
 // built on this.

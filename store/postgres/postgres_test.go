@@ -165,7 +165,7 @@ func TestMigrationFilesMatchSQLite(t *testing.T) {
 		}
 		return paths
 	}
-	sqlite, pg := names("../migrations/*.sql"), names("migrations/*.sql")
+	sqlite, pg := names("../sqlite/migrations/*.sql"), names("migrations/*.sql")
 	if !reflect.DeepEqual(sqlite, pg) {
 		t.Fatalf("SQLite's migrations %v, PostgreSQL's %v", sqlite, pg)
 	}

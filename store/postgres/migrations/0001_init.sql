@@ -1,5 +1,5 @@
 -- keyd's schema on PostgreSQL, migration for migration the same as SQLite's
--- (store/migrations): a schema version means the same on both engines.
+-- (store/sqlite/migrations): a schema version means the same on both engines.
 -- Translated as follows:
 --   - Every INTEGER is BIGINT: SQLite's integers are 64-bit, and keyd reads
 --     them as int64 (unix times, credits, counters, 0/1 flags).
