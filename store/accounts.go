@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"keyd/store/sqlite"
 )
 
 // MaxCredits bounds any credit amount so sums can never overflow.
@@ -98,10 +96,10 @@ func (t *Tx) insertKey(ctx context.Context, accountID, typ, name string, scopes,
 			nullTime(expiresAt), now, now)
 		if err != nil {
 			// A clash of 119 random bits is not going to happen twice.
-			if (sqlite.UniqueViolation(err, "keys.hash") || sqlite.UniqueViolation(err, "keys.id")) && attempt < 3 {
+			if (t.eng.UniqueViolation(err, "keys.hash") || t.eng.UniqueViolation(err, "keys.id")) && attempt < 3 {
 				continue
 			}
-			if sqlite.UniqueViolation(err, "keys.account_id") {
+			if t.eng.UniqueViolation(err, "keys.account_id") {
 				return "", Key{}, ErrNameTaken
 			}
 			return "", Key{}, fmt.Errorf("store: insert key: %w", err)

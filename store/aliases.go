@@ -9,8 +9,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"keyd/store/sqlite"
 )
 
 // MaxAliasNameLength is the longest alias name.
@@ -241,7 +239,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 			WHERE id = ?`,
 			after.Name, FoldName(after.Name), string(scopesJSON), string(sitesJSON), nullTime(after.ExpiresAt),
 			after.Status, t.now.Unix(), p.SetExpiry, id)
-		if sqlite.UniqueViolation(err, "keys.account_id") {
+		if t.eng.UniqueViolation(err, "keys.account_id") {
 			return ErrNameTaken
 		}
 		if err != nil {

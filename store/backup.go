@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"keyd/store/sqlite"
 )
 
 // Backup copies the database into dest, a new file created with mode 0600,
@@ -47,7 +45,7 @@ func (db *DB) Backup(ctx context.Context, dest string) error {
 		}
 	}()
 
-	if err := sqlite.BackupInto(ctx, db.r, tmp); err != nil {
+	if err := db.eng.BackupInto(ctx, db.r, tmp); err != nil {
 		return err
 	}
 	if err := syncFile(tmp); err != nil {
@@ -70,7 +68,7 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	return sqlite.IntegrityCheck(ctx, c)
+	return db.eng.IntegrityCheck(ctx, c)
 }
 
 // syncFile flushes a file or directory to disk.

@@ -27,11 +27,11 @@ func migrateTo(t *testing.T, path string, version int) {
 		t.Fatal(err)
 	}
 	for v := 1; v <= version; v++ {
-		names, _ := fs.Glob(sqlite.Migrations, fmt.Sprintf("migrations/%04d_*.sql", v))
+		names, _ := fs.Glob(sqlite.Engine{}.Migrations(), fmt.Sprintf("migrations/%04d_*.sql", v))
 		if len(names) != 1 {
 			t.Fatalf("migration %d: found %v", v, names)
 		}
-		body, err := sqlite.Migrations.ReadFile(names[0])
+		body, err := fs.ReadFile(sqlite.Engine{}.Migrations(), names[0])
 		if err != nil {
 			t.Fatal(err)
 		}

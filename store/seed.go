@@ -9,8 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
-
-	"keyd/store/sqlite"
 )
 
 // ErrRealAccounts is returned by Seed when the database holds accounts that
@@ -100,7 +98,7 @@ func (db *DB) Seed(ctx context.Context, opts SeedOptions, sample io.Writer) (See
 	if sample != nil {
 		out = bufio.NewWriterSize(sample, 64<<10)
 	}
-	s := &seeder{opts: opts, out: out, now: db.now().Unix()}
+	s := &seeder{eng: db.eng, opts: opts, out: out, now: db.now().Unix()}
 	for s.keysMade < opts.Keys {
 		n := min(seedBatch, opts.Keys-s.keysMade)
 		if err := s.batch(ctx, db.w, n); err != nil {
@@ -117,6 +115,7 @@ func (db *DB) Seed(ctx context.Context, opts SeedOptions, sample io.Writer) (See
 
 // seeder carries a Seed run across its transactions.
 type seeder struct {
+	eng  engine
 	opts SeedOptions
 	out  *bufio.Writer
 	now  int64
@@ -204,7 +203,7 @@ func (s *seeder) newAccount(ctx context.Context, ins *sql.Stmt) error {
 		id, _ := newID(prefixAccount)
 		_, err := ins.ExecContext(ctx, id, name, email, seedPlan, seedCredits, s.now, s.now)
 		if err != nil {
-			if sqlite.UniqueViolation(err, "accounts.id") && attempt < 3 {
+			if s.eng.UniqueViolation(err, "accounts.id") && attempt < 3 {
 				continue
 			}
 			return fmt.Errorf("store: seed: insert account: %w", err)
@@ -222,7 +221,7 @@ func (s *seeder) newKey(ctx context.Context, ins *sql.Stmt, typ, name string) (s
 		id, _ := newID(prefixKey)
 		_, err := ins.ExecContext(ctx, id, s.accountID, typ, name, fold, KeyHint(secret), hash[:], s.now, s.now)
 		if err != nil {
-			if (sqlite.UniqueViolation(err, "keys.hash") || sqlite.UniqueViolation(err, "keys.id")) && attempt < 3 {
+			if (s.eng.UniqueViolation(err, "keys.hash") || s.eng.UniqueViolation(err, "keys.id")) && attempt < 3 {
 				continue
 			}
 			return "", fmt.Errorf("store: seed: insert key: %w", err)

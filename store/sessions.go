@@ -43,11 +43,11 @@ func (db *DB) CreateSession(ctx context.Context, accountID, keyID string) (strin
 	defer db.writeMu.Unlock()
 	if _, err := db.w.ExecContext(ctx, `DELETE FROM console_sessions WHERE account_id = ? AND (created_at <= ? OR last_seen_at <= ?)`,
 		accountID, now-int64(SessionMaxAge/time.Second), now-int64(SessionIdleTimeout/time.Second)); err != nil {
-		return "", storageError(fmt.Errorf("store: prune sessions: %w", err))
+		return "", db.storageError(fmt.Errorf("store: prune sessions: %w", err))
 	}
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO console_sessions (token_hash, account_id, key_id, created_at, last_seen_at)
 		VALUES (?, ?, ?, ?, ?)`, hash[:], accountID, keyID, now, now); err != nil {
-		return "", storageError(fmt.Errorf("store: create session: %w", err))
+		return "", db.storageError(fmt.Errorf("store: create session: %w", err))
 	}
 	return token, nil
 }
@@ -91,7 +91,7 @@ func (db *DB) Session(ctx context.Context, token string) (Session, error) {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
 		if _, err := db.w.ExecContext(ctx, `UPDATE console_sessions SET last_seen_at = ? WHERE token_hash = ?`, now.Unix(), hash[:]); err != nil {
-			return Session{}, storageError(fmt.Errorf("store: touch session: %w", err))
+			return Session{}, db.storageError(fmt.Errorf("store: touch session: %w", err))
 		}
 	}
 	return s, nil
@@ -104,7 +104,7 @@ func (db *DB) EndSession(ctx context.Context, token string) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	if _, err := db.w.ExecContext(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, hash[:]); err != nil {
-		return storageError(fmt.Errorf("store: end session: %w", err))
+		return db.storageError(fmt.Errorf("store: end session: %w", err))
 	}
 	return nil
 }

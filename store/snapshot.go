@@ -260,16 +260,15 @@ func (db *DB) snapshotMatches(ctx context.Context, meta snapshotMeta) error {
 	// one right after it must be, when any was written since (the
 	// sequence counts every event ever written, and events are contiguous
 	// and would only ever go oldest first).
-	var lastWritten sql.NullInt64
-	err = db.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&lastWritten)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	lastWritten, err := db.eng.LastEventWritten(ctx, db.r)
+	if err != nil {
 		return err
 	}
-	if lastWritten.Int64 < meta.FollowedSeq {
+	if lastWritten < meta.FollowedSeq {
 		return fmt.Errorf("snapshot: it reflects event %d, the database has written %d (another database, or a restored backup)",
-			meta.FollowedSeq, lastWritten.Int64)
+			meta.FollowedSeq, lastWritten)
 	}
-	if lastWritten.Int64 > meta.FollowedSeq {
+	if lastWritten > meta.FollowedSeq {
 		var next int
 		if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE seq = ?`, meta.FollowedSeq+1).Scan(&next); err != nil {
 			return err

@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-
-	"keyd/store/sqlite"
 )
 
 // ErrStorageUnavailable is a write the database could not take because of
@@ -16,9 +14,9 @@ import (
 var ErrStorageUnavailable = errors.New("store: storage unavailable")
 
 // storageError marks err as ErrStorageUnavailable when the engine says the
-// database failed because of where it lives (see sqlite.StorageFailure).
-func storageError(err error) error {
-	if err == nil || errors.Is(err, ErrStorageUnavailable) || !sqlite.StorageFailure(err) {
+// database failed because of where it lives (see engine.StorageFailure).
+func (db *DB) storageError(err error) error {
+	if err == nil || errors.Is(err, ErrStorageUnavailable) || !db.eng.StorageFailure(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrStorageUnavailable, err)

@@ -7,9 +7,12 @@ import (
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
+
+	"keyd/store/sqlite"
 )
 
 func TestStorageErrorClassifiesSQLiteCodes(t *testing.T) {
+	db := &DB{eng: sqlite.Engine{}}
 	for _, tc := range []struct {
 		err  error
 		want bool
@@ -25,7 +28,7 @@ func TestStorageErrorClassifiesSQLiteCodes(t *testing.T) {
 		{ErrNotFound, false},
 		{nil, false},
 	} {
-		got := storageError(tc.err)
+		got := db.storageError(tc.err)
 		if errors.Is(got, ErrStorageUnavailable) != tc.want {
 			t.Errorf("storageError(%v) = %v, want storage unavailable %v", tc.err, got, tc.want)
 		}

@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"keyd/store/keyindex"
-	"keyd/store/sqlite"
 )
 
 // DB is keyd's store: one writer connection, a pool of readers, and the
 // in-memory key index that is updated after every committed write.
 type DB struct {
 	path string
+	eng  engine  // the database technology (store/sqlite)
 	w    *sql.DB // exactly one connection: SQLite has one writer anyway
 	r    *sql.DB // pooled readers
 
@@ -112,11 +112,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 }
 
 func openFile(path string, opts ...Option) (*DB, error) {
-	w, r, err := sqlite.Open(path)
+	eng := engineFor(path)
+	w, r, err := eng.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{path: path, w: w, r: r, now: time.Now, index: keyindex.New(), activity: newActivity(), spender: newSpender(),
+	db := &DB{path: path, eng: eng, w: w, r: r, now: time.Now, index: keyindex.New(), activity: newActivity(), spender: newSpender(),
 		sites: newActiveSites(), unloggedSeen: -1}
 	for _, o := range opts {
 		o(db)
@@ -156,7 +157,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(sqlite.Migrations, "migrations/*.sql")
+	names, err := fs.Glob(db.eng.Migrations(), "migrations/*.sql")
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +176,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 		if n > 0 {
 			continue
 		}
-		body, err := sqlite.Migrations.ReadFile(name)
+		body, err := fs.ReadFile(db.eng.Migrations(), name)
 		if err != nil {
 			return applied, err
 		}
@@ -200,9 +201,10 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 	return applied, nil
 }
 
-// LatestSchemaVersion is the highest migration this build knows.
+// LatestSchemaVersion is the highest migration this build knows (the
+// engines number theirs alike).
 func LatestSchemaVersion() int {
-	names, _ := fs.Glob(sqlite.Migrations, "migrations/*.sql")
+	names, _ := fs.Glob(engineFor("").Migrations(), "migrations/*.sql")
 	latest := 0
 	for _, name := range names {
 		v, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])

@@ -14,7 +14,7 @@ import (
 
 func TestMigrationsAppliedOnceAndRecorded(t *testing.T) {
 	ctx := context.Background()
-	names, err := fs.Glob(sqlite.Migrations, "migrations/*.sql")
+	names, err := fs.Glob(sqlite.Engine{}.Migrations(), "migrations/*.sql")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no embedded migrations: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 // index right after the commit, in commit order.
 type Tx struct {
 	tx    *sql.Tx
+	eng   engine
 	now   time.Time // the transaction's time, in whole seconds as stored
 	exact time.Time // the same instant before truncation
 
@@ -56,7 +57,7 @@ func (t *Tx) setCredits(accountID string, credits int64) { t.credits[accountID] 
 // A write that fails because of the disk or the file (full, read-only, I/O)
 // returns an error matching ErrStorageUnavailable.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
-	return storageError(db.writeTx(ctx, fn))
+	return db.storageError(db.writeTx(ctx, fn))
 }
 
 func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
@@ -67,7 +68,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	exact := db.now().UTC()
-	t := &Tx{tx: sqlTx, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{},
+	t := &Tx{tx: sqlTx, eng: db.eng, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{},
 		keySpent: map[uint32]spendState{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()

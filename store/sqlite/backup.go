@@ -24,7 +24,7 @@ var BackupStepPages = 1024
 // in steps, then put into rollback-journal mode (a single self-contained
 // file; keyd puts it back into WAL mode when it opens it) and checked with
 // PRAGMA integrity_check.
-func BackupInto(ctx context.Context, readers *sql.DB, path string) error {
+func (Engine) BackupInto(ctx context.Context, readers *sql.DB, path string) error {
 	dst, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_busy_timeout=5000")
 	if err != nil {
 		return err
@@ -94,7 +94,7 @@ func BackupInto(ctx context.Context, readers *sql.DB, path string) error {
 	if err := dconn.QueryRowContext(ctx, "PRAGMA journal_mode = DELETE").Scan(&mode); err != nil {
 		return fmt.Errorf("store: backup: leave WAL mode: %w", err)
 	}
-	return IntegrityCheck(ctx, dconn)
+	return Engine{}.IntegrityCheck(ctx, dconn)
 }
 
 // beginRead opens a read transaction on c.
@@ -119,7 +119,7 @@ func beginRead(ctx context.Context, c *sqlite3.SQLiteConn) error {
 
 // IntegrityCheck runs PRAGMA integrity_check on c and fails unless it says
 // ok.
-func IntegrityCheck(ctx context.Context, c *sql.Conn) error {
+func (Engine) IntegrityCheck(ctx context.Context, c *sql.Conn) error {
 	rows, err := c.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return fmt.Errorf("store: integrity check: %w", err)

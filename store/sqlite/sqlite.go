@@ -7,10 +7,12 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -18,11 +20,17 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// Migrations are the schema's versions, applied in the order of their
+// Engine is SQLite as the store uses it (see store's engine).
+type Engine struct{}
+
+// migrations are the schema's versions, applied in the order of their
 // numbers (see store's migrate).
 //
 //go:embed migrations/*.sql
-var Migrations embed.FS
+var migrations embed.FS
+
+// Migrations are the schema's versions.
+func (Engine) Migrations() fs.FS { return migrations }
 
 // The writer connection checkpoints the WAL (copies it back into the
 // database file) once it passes WriterCheckpointPages pages instead of
@@ -49,7 +57,7 @@ func init() {
 // Open opens (creating if needed) the database file at path: the writer, a
 // single connection (SQLite has one writer anyway) whose transactions take
 // the write lock when they begin, and a pool of read-only readers.
-func Open(path string) (writer, readers *sql.DB, err error) {
+func (Engine) Open(path string) (writer, readers *sql.DB, err error) {
 	if path == "" {
 		return nil, nil, errors.New("store: empty database path")
 	}
@@ -85,12 +93,23 @@ func Open(path string) (writer, readers *sql.DB, err error) {
 	return writer, readers, nil
 }
 
+// LastEventWritten is the sequence of the last event ever written, kept by
+// SQLite for the AUTOINCREMENT of events.seq even when the event is gone.
+func (Engine) LastEventWritten(ctx context.Context, readers *sql.DB) (int64, error) {
+	var seq int64
+	err := readers.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
+}
+
 // StorageFailure reports whether err is SQLite failing because of where the
 // database lives, not because of what was asked: a full disk (SQLITE_FULL),
 // an I/O failure (SQLITE_IOERR and its extended codes), a read-only database
 // (SQLITE_READONLY...) or a file it cannot open (SQLITE_CANTOPEN, e.g. the
 // WAL in a directory gone read-only).
-func StorageFailure(err error) bool {
+func (Engine) StorageFailure(err error) bool {
 	var se sqlite3.Error
 	if !errors.As(err, &se) {
 		return false
@@ -104,7 +123,7 @@ func StorageFailure(err error) bool {
 
 // UniqueViolation reports whether err is a UNIQUE constraint refusing a
 // write on column (SQLite names it table.column in its message).
-func UniqueViolation(err error, column string) bool {
+func (Engine) UniqueViolation(err error, column string) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
 		strings.Contains(se.Error(), column)
