@@ -11,8 +11,8 @@ import (
 // touches the database, however many keys are stored and however many
 // requests carry unknown keys. Records are small fixed structs without
 // pointers (the garbage collector does not scan them) and strings live in
-// one append-only byte arena. The store changes it only from committed database state, so it
-// cannot drift from the database.
+// one append-only byte arena. The store changes it only from committed
+// database state, so it cannot drift from the database.
 type Index struct {
 	mu sync.RWMutex
 
