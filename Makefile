@@ -43,6 +43,7 @@ test: lint
 ## installs Debian's postgresql package when no initdb is found. Add a
 ## package with PostgreSQL tests to POSTGRES_PKGS.
 POSTGRES_PKGS := \
+	./store \
 	./store/postgres \
 	./store/postgres/pgtest
 test-postgres:

@@ -1,8 +1,10 @@
-// Package postgres holds keyd's schema on PostgreSQL (15 or newer): the
-// migrations, numbered as SQLite's in store/sqlite/migrations so that a schema
-// version means the same on both engines, and the function that applies
-// them. keyd does not run on PostgreSQL yet: its PostgreSQL store will be
-// built on this.
+// Package postgres is keyd's PostgreSQL engine (15 or newer), beside
+// store/sqlite: the schema's migrations, numbered as SQLite's in
+// store/sqlite/migrations so that a schema version means the same on both
+// engines, the function that applies them, and Engine (engine.go), which
+// gives the store database/sql connections through pgx that take its SQL.
+// keyd does not select it yet: the store's SQLite dialect beyond its
+// placeholders (INSERT OR IGNORE, the seed's pragmas) comes first.
 package postgres
 
 import (
