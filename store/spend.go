@@ -227,9 +227,14 @@ func (t *Tx) spendBatch(ctx context.Context, batch []*spendRequest, results []sp
 		results[i] = spendResult{charge: Charge{Credits: p.credits, Charged: r.units, Allowance: allowance}}
 		if r.idemKey != "" {
 			seen[[2]string{r.accountID, r.idemKey}] = i
-			st, err := t.prepared(ctx, `INSERT OR REPLACE INTO usage_idempotency
+			// A record past its time and not yet pruned is replaced, in
+			// the upsert both engines take.
+			st, err := t.prepared(ctx, `INSERT INTO usage_idempotency
 				(account_id, idem_key, units, credits_after, created_at, spend_limit, spend_period, spent_after)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (account_id, idem_key) DO UPDATE SET units = excluded.units, credits_after = excluded.credits_after,
+					created_at = excluded.created_at, spend_limit = excluded.spend_limit, spend_period = excluded.spend_period,
+					spent_after = excluded.spent_after`)
 			if err != nil {
 				return err
 			}
