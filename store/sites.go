@@ -141,6 +141,18 @@ func (db *DB) applySites(snaps []accountSnapshot) {
 	}
 }
 
+// loadSites replaces what is kept in memory of the sites holding slots
+// with every activation in the database, as the index is loaded.
+func (db *DB) loadSites(ctx context.Context, q queryer) error {
+	activations, err := readActivations(ctx, q, "")
+	if err != nil {
+		return err
+	}
+	db.sites = newActiveSites()
+	db.sites.replace(nil, activations)
+	return nil
+}
+
 // readActivations reads the slots of an account's keys ("" for every
 // account).
 func readActivations(ctx context.Context, q queryer, accountID string) ([]activationRow, error) {

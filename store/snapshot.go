@@ -349,13 +349,7 @@ func (db *DB) refreshUnlogged(ctx context.Context, ix *keyindex.Index, meta snap
 		}
 	}
 	db.unloggedSeen = unlogged
-	activations, err := readActivations(ctx, tx, "")
-	if err != nil {
-		return err
-	}
-	db.sites = newActiveSites()
-	db.sites.replace(nil, activations)
-	return nil
+	return db.loadSites(ctx, tx)
 }
 
 // readCreditsAndSpending reads every account's credits and what every

@@ -450,12 +450,9 @@ func (db *DB) loadDatabase(ctx context.Context) error {
 	if n := indexKeys; n != nKeys {
 		return fmt.Errorf("store: index holds %d keys but the database %d", n, nKeys)
 	}
-	activations, err := readActivations(ctx, tx, "")
-	if err != nil {
+	if err := db.loadSites(ctx, tx); err != nil {
 		return err
 	}
-	db.sites = newActiveSites()
-	db.sites.replace(nil, activations)
 	db.index.Release()
 	db.index, loaded = ix, true
 	db.loaded = LoadStats{DatabaseKeys: nKeys, IndexKeys: indexKeys, Accounts: accounts, Took: time.Since(started)}

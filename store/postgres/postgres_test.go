@@ -25,17 +25,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // connect opens a connection to a new database of its own.
 func connect(t *testing.T) *pgx.Conn {
 	t.Helper()
-	return connectTo(t, pgtest.Database(t))
-}
-
-func connectTo(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
+	return pgtest.Connect(t, pgtest.Database(t))
 }
 
 // migrated returns a connection to a new database with every migration.
@@ -105,7 +95,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	const starts = 4
 	conns := make([]*pgx.Conn, starts)
 	for i := range conns {
-		conns[i] = connectTo(t, url)
+		conns[i] = pgtest.Connect(t, url)
 	}
 	applied := make([]int, starts)
 	errs := make([]error, starts)

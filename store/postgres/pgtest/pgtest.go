@@ -400,3 +400,14 @@ func Database(t testing.TB) string {
 	}
 	return shared.Database(t)
 }
+
+// Connect opens a connection to the database at url, closed when t ends.
+func Connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

@@ -17,16 +17,6 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // Two tests' databases share nothing: a table made in one is not in the
 // other, and each is on the server Main started, as an unprivileged user.
 func TestDatabasesAreIndependent(t *testing.T) {
@@ -35,7 +25,7 @@ func TestDatabasesAreIndependent(t *testing.T) {
 	if urlA == urlB {
 		t.Fatalf("both databases are %s", urlA)
 	}
-	a, b := connect(t, urlA), connect(t, urlB)
+	a, b := Connect(t, urlA), Connect(t, urlB)
 	if _, err := a.Exec(ctx, `CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('a')`); err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +57,12 @@ func TestDatabasesAreIndependent(t *testing.T) {
 func TestDatabaseDroppedAfterTest(t *testing.T) {
 	var name string
 	t.Run("uses", func(t *testing.T) {
-		conn := connect(t, Database(t))
+		conn := Connect(t, Database(t))
 		if err := conn.QueryRow(context.Background(), `SELECT current_database()`).Scan(&name); err != nil {
 			t.Fatal(err)
 		}
 	})
-	conn := connect(t, shared.URL)
+	conn := Connect(t, shared.URL)
 	var n int
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("database %q still there after its test: %d, %v", name, n, err)
@@ -88,7 +78,7 @@ func TestStopEndsServer(t *testing.T) {
 	if s.URL == shared.URL {
 		t.Fatalf("second server at the first's URL %s", s.URL)
 	}
-	conn := connect(t, s.URL) // left open: Stop must not wait for it
+	conn := Connect(t, s.URL) // left open: Stop must not wait for it
 	var one int
 	if err := conn.QueryRow(context.Background(), `SELECT 1`).Scan(&one); err != nil {
 		t.Fatal(err)
