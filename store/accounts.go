@@ -177,6 +177,9 @@ type AccountQuery struct {
 	Limit int
 }
 
+// likeEscaper makes text match itself in a LIKE pattern with ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // ListAccounts returns a page of accounts in creation order. An After that
 // names no account is an error, not silently the first page.
 func (db *DB) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
@@ -190,11 +193,13 @@ func (db *DB) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, erro
 			return nil, err
 		}
 	}
-	// instr, not LIKE: the search text is matched as it is, '%' and '_'
-	// included.
+	// The search text is matched as it is: its '%', '_' and backslashes are
+	// escaped. lower() on both sides, as LIKE is case-sensitive on
+	// PostgreSQL.
+	pattern := "%" + likeEscaper.Replace(q.Search) + "%"
 	rows, err := db.r.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE rowid > ?
-		AND (? = '' OR instr(lower(name), lower(?)) > 0 OR instr(lower(email), lower(?)) > 0)
-		ORDER BY rowid LIMIT ?`, after, q.Search, q.Search, q.Search, q.Limit)
+		AND (? = '' OR lower(name) LIKE lower(?) ESCAPE '\' OR lower(email) LIKE lower(?) ESCAPE '\')
+		ORDER BY rowid LIMIT ?`, after, q.Search, pattern, pattern, q.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -266,9 +271,9 @@ func (db *DB) UpdateAccount(ctx context.Context, actor Actor, id string, p Accou
 		if changes.Plan != nil || changes.Status != nil || changes.AliasLimitOverride.Set || changes.SubaccountLimitOverride.Set {
 			_, err = t.tx.ExecContext(ctx, `UPDATE accounts SET
 				plan = coalesce(?, plan), status = coalesce(?, status),
-				suspended_by = CASE WHEN ? IS NULL THEN suspended_by END,
-				alias_limit_override = CASE WHEN ? THEN ? ELSE alias_limit_override END,
-				subaccount_limit_override = CASE WHEN ? THEN ? ELSE subaccount_limit_override END,
+				suspended_by = CASE WHEN CAST(? AS TEXT) IS NULL THEN suspended_by END,
+				alias_limit_override = CASE WHEN ? <> 0 THEN ? ELSE alias_limit_override END,
+				subaccount_limit_override = CASE WHEN ? <> 0 THEN ? ELSE subaccount_limit_override END,
 				updated_at = ? WHERE id = ?`,
 				stringOrNil(changes.Plan), stringOrNil(changes.Status), stringOrNil(changes.Status), p.SetAliasLimit, intOrNil(p.AliasLimitOverride),
 				p.SetSubaccountLimit, intOrNil(p.SubaccountLimitOverride), t.now.Unix(), id)

@@ -494,25 +494,27 @@ func (db *DB) flushActivityChunk(ctx context.Context, chunk []activityRow, lastU
 	// One prepared statement per kind of row: parsing the SQL again for each
 	// row would cost as much as the write itself.
 	lastUsedStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_last_used (key_id, last_used_at) VALUES (?, ?)
-		ON CONFLICT (key_id) DO UPDATE SET last_used_at = max(last_used_at, excluded.last_used_at)`)
+		ON CONFLICT (key_id) DO UPDATE SET last_used_at = CASE WHEN excluded.last_used_at > key_last_used.last_used_at
+			THEN excluded.last_used_at ELSE key_last_used.last_used_at END`)
 	if err != nil {
 		return fmt.Errorf("store: flush last used: %w", err)
 	}
 	defer lastUsedStmt.Close()
 	dailyStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_usage_daily (key_id, day, validations, failed, units)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET
-		validations = validations + excluded.validations, failed = failed + excluded.failed,
-		units = units + excluded.units`)
+		validations = key_usage_daily.validations + excluded.validations, failed = key_usage_daily.failed + excluded.failed,
+		units = key_usage_daily.units + excluded.units`)
 	if err != nil {
 		return fmt.Errorf("store: flush counters: %w", err)
 	}
 	defer dailyStmt.Close()
 	siteStmt, err := tx.PrepareContext(ctx, `INSERT INTO key_sites (key_id, site, first_seen, last_seen, plugin, plugin_version, wp_version)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, site) DO UPDATE SET
-		first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen),
-		plugin = CASE WHEN excluded.plugin <> '' THEN excluded.plugin ELSE plugin END,
-		plugin_version = CASE WHEN excluded.plugin_version <> '' THEN excluded.plugin_version ELSE plugin_version END,
-		wp_version = CASE WHEN excluded.wp_version <> '' THEN excluded.wp_version ELSE wp_version END`)
+		first_seen = CASE WHEN excluded.first_seen < key_sites.first_seen THEN excluded.first_seen ELSE key_sites.first_seen END,
+		last_seen = CASE WHEN excluded.last_seen > key_sites.last_seen THEN excluded.last_seen ELSE key_sites.last_seen END,
+		plugin = CASE WHEN excluded.plugin <> '' THEN excluded.plugin ELSE key_sites.plugin END,
+		plugin_version = CASE WHEN excluded.plugin_version <> '' THEN excluded.plugin_version ELSE key_sites.plugin_version END,
+		wp_version = CASE WHEN excluded.wp_version <> '' THEN excluded.wp_version ELSE key_sites.wp_version END`)
 	if err != nil {
 		return fmt.Errorf("store: flush sites: %w", err)
 	}

@@ -235,7 +235,7 @@ func (db *DB) UpdateAlias(ctx context.Context, actor Actor, accountID, id string
 		sitesJSON, _ := json.Marshal(after.AllowedSites)
 		_, err = t.tx.ExecContext(ctx, `UPDATE keys SET name = ?, name_fold = ?, scopes = ?, allowed_sites = ?,
 			expires_at = ?, status = ?, updated_at = ?,
-			expiring_notified_at = CASE WHEN ? THEN NULL ELSE expiring_notified_at END
+			expiring_notified_at = CASE WHEN ? <> 0 THEN NULL ELSE expiring_notified_at END
 			WHERE id = ?`,
 			after.Name, FoldName(after.Name), string(scopesJSON), string(sitesJSON), nullTime(after.ExpiresAt),
 			after.Status, t.now.Unix(), p.SetExpiry, id)

@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 // stepClock is a clock that tests move by hand.
@@ -27,12 +28,18 @@ func (c *stepClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// openStoreAt opens a store on a fresh file with a clock at a fixed time.
+// openStoreAt opens a store on a fresh database with a clock at a fixed
+// time.
 func openStoreAt(t *testing.T) (*DB, *stepClock, string) {
 	t.Helper()
+	return openStoreAtPath(t, storetest.DSN(t))
+}
+
+// openStoreAtPath is openStoreAt on the database at path.
+func openStoreAtPath(t *testing.T, path string) (*DB, *stepClock, string) {
+	t.Helper()
 	clock := &stepClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	path := filepath.Join(t.TempDir(), "keyd.db")
-	db, err := Open(context.Background(), path, WithClock(clock.Now))
+	db, err := Open(context.Background(), path, testOptions(path, []Option{WithClock(clock.Now)})...)
 	if err != nil {
 		t.Fatal(err)
 	}

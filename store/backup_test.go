@@ -134,7 +134,7 @@ func TestBackupWhileWriting(t *testing.T) {
 }
 
 func TestBackupCancelled(t *testing.T) {
-	db := mustOpenDB(t)
+	db := mustOpenDBAt(t, filepath.Join(t.TempDir(), "keyd.db"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dest := filepath.Join(t.TempDir(), "b.db")

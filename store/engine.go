@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"strings"
+	"time"
 
+	"keyd/store/postgres"
 	"keyd/store/sqlite"
 )
 
@@ -20,6 +23,10 @@ type engine interface {
 	// Migrations are the schema's versions: files migrations/NNNN_*.sql,
 	// each applied once, in the order of their numbers.
 	Migrations() fs.FS
+	// Migrate applies the migrations not yet applied, each in its own
+	// transaction and once even when several processes start together,
+	// and reports how many it applied; now is recorded as when.
+	Migrate(ctx context.Context, writer *sql.DB, now time.Time) (int, error)
 	// StorageFailure reports whether err is the database failing because
 	// of where it lives (a full disk, a read-only file, an I/O error), not
 	// because of what was asked.
@@ -30,6 +37,10 @@ type engine interface {
 	// LastEventWritten is the sequence of the last event ever written,
 	// whether or not it is still kept; 0 before the first.
 	LastEventWritten(ctx context.Context, readers *sql.DB) (int64, error)
+	// BeginBulkLoad sets the writer up for loading many rows (keyd seed),
+	// trading durability for speed, until the function returned puts it
+	// back.
+	BeginBulkLoad(ctx context.Context, writer *sql.DB) (end func(), err error)
 	// BackupInto copies the database, one consistent state of it, into a
 	// new file at path while it serves, and checks the copy.
 	BackupInto(ctx context.Context, readers *sql.DB, path string) error
@@ -37,6 +48,30 @@ type engine interface {
 	IntegrityCheck(ctx context.Context, c *sql.Conn) error
 }
 
-// engineFor is the engine of the database named by dsn: SQLite, the one
-// keyd runs on, for a file path.
-func engineFor(string) engine { return sqlite.Engine{} }
+// engineFor is the engine of the database named by dsn: PostgreSQL for a
+// postgres:// or postgresql:// URL, SQLite for anything else (a file path).
+func engineFor(dsn string) engine {
+	if IsPostgresURL(dsn) {
+		return postgres.Engine{}
+	}
+	return sqlite.Engine{}
+}
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database rather than
+// a SQLite file: a postgres:// or postgresql:// URL.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// OpenSQL opens the database at dsn as plain database/sql connections of
+// its engine, which take the store's SQL (? placeholders and all), for
+// tools and tests that read or write rows directly. It applies no
+// migration and loads no index.
+func OpenSQL(dsn string) (*sql.DB, error) {
+	w, r, err := engineFor(dsn).Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	r.Close()
+	return w, nil
+}

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 // fakeClock is a clock tests move by hand. It is safe for concurrent use.
@@ -42,13 +44,23 @@ var t0 = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 // when the test ends.
 func mustOpenDB(tb testing.TB, opts ...Option) *DB {
 	tb.Helper()
-	return mustOpenDBAt(tb, filepath.Join(tb.TempDir(), "keyd.db"), opts...)
+	return mustOpenDBAt(tb, storetest.DSN(tb), opts...)
+}
+
+// testOptions are opts for a test's database at dsn: on PostgreSQL, which
+// has no key file beside the database, a secret key first (opts may give
+// another).
+func testOptions(dsn string, opts []Option) []Option {
+	if IsPostgresURL(dsn) {
+		return append([]Option{WithSecretKey(bytes.Repeat([]byte{0x6b}, SecretKeySize))}, opts...)
+	}
+	return opts
 }
 
 // mustOpenDBAt opens (or reopens) the database at path.
 func mustOpenDBAt(tb testing.TB, path string, opts ...Option) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), path, opts...)
+	db, err := Open(context.Background(), path, testOptions(path, opts)...)
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}

@@ -3,9 +3,10 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 // insertAliasRow writes an alias row directly with SQL, as a later alias API
@@ -39,7 +40,7 @@ func checkIndexCounts(tb testing.TB, db *DB) {
 func TestIndexAgreesWithDatabaseAfterReopen(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock(t0)
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	db := mustOpenDBAt(t, path, WithClock(clock.Now))
 	op := OperatorActor("")
 
@@ -118,7 +119,7 @@ func TestIndexAgreesWithDatabaseAfterReopen(t *testing.T) {
 func TestFollowChangesFromAnotherProcess(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock(t0)
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	serving := mustOpenDBAt(t, path, WithClock(clock.Now))
 	existing := mustCreate(t, serving, "existing", "free", 1)
 	// The operator's command line opens the same file without an index.

@@ -219,7 +219,7 @@ func (t *Tx) primariesInGrace(ctx context.Context, accountID string) ([]Key, err
 // key.revoked. The index is refreshed after commit, so the very next
 // validation refuses the key.
 func (t *Tx) revokePrimary(ctx context.Context, actor Actor, k Key, reason string) (Key, error) {
-	if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = 'revoked', valid_until = min(coalesce(valid_until, ?), ?),
+	if _, err := t.tx.ExecContext(ctx, `UPDATE keys SET status = 'revoked', valid_until = CASE WHEN valid_until < ? THEN valid_until ELSE ? END,
 		updated_at = ? WHERE id = ?`, t.now.Unix(), t.now.Unix(), t.now.Unix(), k.ID); err != nil {
 		return Key{}, fmt.Errorf("store: revoke key: %w", err)
 	}

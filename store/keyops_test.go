@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 func TestResetWithoutGrace(t *testing.T) {
@@ -194,7 +195,7 @@ func checkRevokedEvent(tb testing.TB, e eventRow, k Created, reason string, at t
 func TestResetWithoutGraceKillsEveryEarlierKey(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock(t0)
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	db := mustOpenDBAt(t, path, WithClock(clock.Now))
 	c := mustCreate(t, db, "acme", "pro", 10)
 	owner := Actor{Type: ActorPrimary, KeyID: c.Key.ID, IP: "198.51.100.7"}

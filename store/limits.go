@@ -228,7 +228,7 @@ func (t *Tx) spendWithinLimit(ctx context.Context, r *spendRequest, chargePool f
 	spent += r.units
 	st, err := t.prepared(ctx, `INSERT INTO key_spend (key_id, period_start, spent, notified_period) VALUES (?1, ?2, ?3, NULL)
 		ON CONFLICT (key_id) DO UPDATE SET spent = ?3,
-			notified_period = CASE WHEN period_start = ?2 THEN notified_period END, period_start = ?2`)
+			notified_period = CASE WHEN key_spend.period_start = ?2 THEN key_spend.notified_period END, period_start = ?2`)
 	if err != nil {
 		return Allowance{}, err
 	}
@@ -252,7 +252,7 @@ func (t *Tx) spendLimitReached(ctx context.Context, r *spendRequest, a Allowance
 	}
 	if _, err := t.tx.ExecContext(ctx, `INSERT INTO key_spend (key_id, period_start, spent, notified_period) VALUES (?1, ?2, 0, ?2)
 		ON CONFLICT (key_id) DO UPDATE SET notified_period = ?2,
-			spent = CASE WHEN period_start = ?2 THEN spent ELSE 0 END, period_start = ?2`, r.keyID, start); err != nil {
+			spent = CASE WHEN key_spend.period_start = ?2 THEN key_spend.spent ELSE 0 END, period_start = ?2`, r.keyID, start); err != nil {
 		return fmt.Errorf("store: note spend limit: %w", err)
 	}
 	_, err = t.event(ctx, r.accountID, EventKeySpendLimitReached, SystemActor, r.keyID, KeySpendLimitReachedData{

@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 func TestSpendLimitHoldsUnderConcurrency(t *testing.T) {
@@ -114,7 +115,7 @@ func TestSpendLimitPeriodsAndReplays(t *testing.T) {
 
 func TestSpendLimitOnThePrimaryKeyAndBadInput(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	db := mustOpenDBAt(t, path)
 	acc := mustCreate(t, db, "acme", "pro", 100)
 	for _, bad := range []SpendLimit{{Limit: 0, Period: PeriodDay}, {Limit: 5, Period: "week"}} {

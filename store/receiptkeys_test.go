@@ -5,10 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 // TestReceiptKeys: the first signing key is made once however many ask at
@@ -17,7 +18,7 @@ import (
 // lifetime given.
 func TestReceiptKeys(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	clock := &stepClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	db := mustOpenDBAt(t, path, WithClock(clock.Now))
 
@@ -96,7 +97,7 @@ func TestReceiptKeys(t *testing.T) {
 // cannot be read.
 func TestReceiptKeyNeedsTheMasterKey(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	key := bytes.Repeat([]byte{7}, SecretKeySize)
 	db := mustOpenDBAt(t, path, WithSecretKey(key))
 	if _, err := db.SigningReceiptKey(ctx); err != nil {

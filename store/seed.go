@@ -66,33 +66,11 @@ func (db *DB) Seed(ctx context.Context, opts SeedOptions, sample io.Writer) (See
 			return res, fmt.Errorf("%w (%d)", ErrRealAccounts, real)
 		}
 	}
-	// Random inserts into the hash, id and account indexes touch pages all
-	// over the file: a large page cache keeps them in memory, and syncing
-	// only at the end (synthetic data can simply be seeded again after a
-	// power cut) keeps checkpoints from waiting on the disk. Every account is
-	// inserted before its keys, so checking foreign keys row by row would only
-	// cost time. The writer connection is the only one: its own settings are
-	// read first and put back afterwards.
-	var restore []string
-	for _, name := range []string{"cache_size", "synchronous", "foreign_keys"} {
-		var v int64
-		if err := db.w.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
-			return res, fmt.Errorf("store: seed: %w", err)
-		}
-		restore = append(restore, fmt.Sprintf("PRAGMA %s = %d", name, v))
+	endBulkLoad, err := db.eng.BeginBulkLoad(ctx, db.w)
+	if err != nil {
+		return res, fmt.Errorf("store: seed: %w", err)
 	}
-	for _, pragma := range []string{`PRAGMA cache_size = -262144`, `PRAGMA synchronous = OFF`, `PRAGMA foreign_keys = OFF`} {
-		if _, err := db.w.ExecContext(ctx, pragma); err != nil {
-			return res, fmt.Errorf("store: seed: %w", err)
-		}
-	}
-	defer func() {
-		ctx := context.WithoutCancel(ctx)
-		for _, pragma := range restore {
-			db.w.ExecContext(ctx, pragma)
-		}
-		db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-	}()
+	defer endBulkLoad()
 
 	var out *bufio.Writer
 	if sample != nil {

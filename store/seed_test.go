@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"keyd/store/sqlite"
+	"keyd/store/storetest"
 )
 
 func openTestDB(t *testing.T, opts ...Option) (*DB, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "keyd.db")
-	db, err := Open(context.Background(), path, opts...)
+	path := storetest.DSN(t)
+	db, err := Open(context.Background(), path, testOptions(path, opts)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +123,10 @@ func TestSeedSampleSizeBounds(t *testing.T) {
 // The writer connection keeps its own settings, also after a seed has
 // changed them for its run: a sync on every commit, foreign keys, its
 // checkpoint mark and its page cache.
+// SQLite's writer settings, on SQLite whichever engine the tests run on.
 func TestWriterSettingsSurviveSeed(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openTestDB(t, WithoutIndex())
+	db := mustOpenDBAt(t, filepath.Join(t.TempDir(), "keyd.db"), WithoutIndex())
 	want := map[string]int64{
 		"synchronous":        2, // FULL
 		"foreign_keys":       1,

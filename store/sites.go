@@ -219,7 +219,7 @@ func (db *DB) activateSite(ctx context.Context, v *KeyView, host string) (SiteSl
 			used    int
 			already bool
 		)
-		if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(host = ?), 0) FROM key_activations WHERE key_id = ?`,
+		if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN host = ? THEN 1 ELSE 0 END), 0) FROM key_activations WHERE key_id = ?`,
 			host, v.KeyID).Scan(&used, &already); err != nil {
 			return fmt.Errorf("store: count site activations: %w", err)
 		}

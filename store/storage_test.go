@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -45,7 +46,7 @@ func TestStorageErrorClassifiesSQLiteCodes(t *testing.T) {
 // database is writable: the writer connection is not left in a transaction.
 func TestWritesFailCleanlyOnReadOnlyDatabase(t *testing.T) {
 	ctx := context.Background()
-	db := mustOpenDB(t)
+	db := mustOpenDBAt(t, filepath.Join(t.TempDir(), "keyd.db")) // SQLite's read-only mode, whichever engine the tests run on
 	acc := mustCreate(t, db, "ro", "pro", 100)
 	owner := Actor{Type: ActorPrimary, KeyID: acc.Key.ID, IP: "127.0.0.1"}
 	primary := mustLookup(t, db, acc.Secret)

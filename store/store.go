@@ -9,9 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"io/fs"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,52 +151,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) { return db.migrate(ctx)
 func (db *DB) migrate(ctx context.Context) (int, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		return 0, fmt.Errorf("store: create schema_migrations: %w", err)
-	}
-	names, err := fs.Glob(db.eng.Migrations(), "migrations/*.sql")
-	if err != nil {
-		return 0, err
-	}
-	sort.Strings(names)
-	applied := 0
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return applied, fmt.Errorf("store: migration %s has no numeric prefix", base)
-		}
-		var n int
-		if err := db.w.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", version).Scan(&n); err != nil {
-			return applied, err
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := fs.ReadFile(db.eng.Migrations(), name)
-		if err != nil {
-			return applied, err
-		}
-		tx, err := db.w.BeginTx(ctx, nil)
-		if err != nil {
-			return applied, err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return applied, fmt.Errorf("store: migration %s: %w", base, err)
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			version, base, db.now().Unix()); err != nil {
-			tx.Rollback()
-			return applied, err
-		}
-		if err := tx.Commit(); err != nil {
-			return applied, err
-		}
-		applied++
-	}
-	return applied, nil
+	return db.eng.Migrate(ctx, db.w, db.now())
 }
 
 // LatestSchemaVersion is the highest migration this build knows (the

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"keyd/store/sqlite"
+	"keyd/store/storetest"
 )
 
 func TestMigrationsAppliedOnceAndRecorded(t *testing.T) {
@@ -19,7 +19,7 @@ func TestMigrationsAppliedOnceAndRecorded(t *testing.T) {
 		t.Fatalf("no embedded migrations: %v", err)
 	}
 	clock := newFakeClock(t0)
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	db := mustOpenDBAt(t, path, WithClock(clock.Now))
 
 	if n := queryInt(t, db, `SELECT count(*) FROM schema_migrations`); n != int64(len(names)) {

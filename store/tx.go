@@ -130,7 +130,7 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 	)
 	err = t.tx.QueryRowContext(ctx, `INSERT INTO events
 		(account_id, account_seq, type, actor_type, actor_id, actor_ip, target_id, data, created_at_ms, channel)
-		VALUES (?1, CASE WHEN ?1 IS NULL THEN NULL ELSE
+		VALUES (?1, CASE WHEN CAST(?1 AS TEXT) IS NULL THEN NULL ELSE
 				(SELECT coalesce(max(account_seq), 0) + 1 FROM events WHERE account_id = ?1) END,
 			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 		RETURNING seq, account_seq`,

@@ -709,7 +709,7 @@ func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
 			status, next = MessagePending, rec.NextAttemptAt.Unix()
 		}
 		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET status = ?, tries = tries + 1, next_attempt_at = ?,
-			last_attempt_at = ?, delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END, updated_at = ? WHERE id = ?`,
+			last_attempt_at = ?, delivered_at = CASE WHEN ? <> 0 THEN ? ELSE delivered_at END, updated_at = ? WHERE id = ?`,
 			status, next, at, rec.Delivered, at, t.now.Unix(), rec.MessageID); err != nil {
 			return fmt.Errorf("store: update message: %w", err)
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"keyd/store/storetest"
 )
 
 func testSecret() string {
@@ -52,7 +54,8 @@ func messageTypes(msgs []WebhookMessage) []string {
 
 func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 	ctx := context.Background()
-	db, clock, path := openStoreAt(t)
+	// SQLite, whose files are read below, whichever engine the tests run on.
+	db, clock, path := openStoreAtPath(t, filepath.Join(t.TempDir(), "keyd.db"))
 	acc := createTestAccount(t, db, "pro")
 	w, first := createTestWebhook(t, db, acc.Account.ID, "*")
 	second := testSecret()
@@ -128,7 +131,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 
 func TestWrongSecretKeyIsRefused(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyd.db")
+	path := storetest.DSN(t)
 	key := make([]byte, SecretKeySize)
 	rand.Read(key)
 	db, err := Open(ctx, path, WithSecretKey(key))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -115,6 +116,20 @@ func (c rebindingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // is pgx's own, promoted.
 type rebindingConn struct{ *stdlib.Conn }
 
+// CheckNamedValue sends a Go bool as the integer 1 or 0: the schema keeps
+// flags in integer columns, as SQLite does, and the store's SQL tests them
+// with <> 0.
+func (c *rebindingConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if b, ok := nv.Value.(bool); ok {
+		nv.Value = int64(0)
+		if b {
+			nv.Value = int64(1)
+		}
+		return nil
+	}
+	return c.Conn.CheckNamedValue(nv)
+}
+
 func (c *rebindingConn) Prepare(query string) (driver.Stmt, error) {
 	return c.Conn.Prepare(rebind(query))
 }
@@ -186,3 +201,22 @@ func rebind(query string) string {
 	}
 	return b.String()
 }
+
+// Migrate applies the migrations (see the package's Migrate) on one of
+// writer's connections.
+func (Engine) Migrate(ctx context.Context, writer *sql.DB, now time.Time) (applied int, err error) {
+	conn, err := writer.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	err = conn.Raw(func(c any) error {
+		applied, err = Migrate(ctx, c.(*rebindingConn).Conn.Conn(), now)
+		return err
+	})
+	return applied, err
+}
+
+// BeginBulkLoad has nothing to set on PostgreSQL: the seed's batches of
+// many rows per transaction are what make it fast there.
+func (Engine) BeginBulkLoad(context.Context, *sql.DB) (func(), error) { return func() {}, nil }

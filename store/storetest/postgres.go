@@ -1,0 +1,19 @@
+//go:build postgres
+
+package storetest
+
+import (
+	"testing"
+
+	"keyd/store/postgres/pgtest"
+)
+
+// Engine names the engine the tests run on.
+const Engine = "postgres"
+
+// DSN is a new, empty database for t on the test binary's PostgreSQL server,
+// dropped when t ends.
+func DSN(t testing.TB) string { return pgtest.Database(t) }
+
+// Main starts the PostgreSQL server, runs the package's tests and stops it.
+func Main(m *testing.M) { pgtest.Main(m) }
