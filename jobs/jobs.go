@@ -18,7 +18,16 @@ type Job struct {
 	Name     string
 	Schedule string // a cron spec ("*/5 * * * *") or a descriptor ("@every 10s")
 	Run      func(ctx context.Context) error
+	// PerReplica runs the job on every replica sharing a database (each
+	// flushes its own counters); other jobs run on one replica per schedule
+	// (see Claim).
+	PerReplica bool
 }
+
+// Claim reports whether this process should run the job name now, which
+// is scheduled every interval: false when another replica of a shared
+// database has run it for this schedule already (store.DB.ClaimJobRun).
+type Claim func(ctx context.Context, name string, interval time.Duration) (bool, error)
 
 // Status is what the operator sees of a job.
 type Status struct {
@@ -29,7 +38,9 @@ type Status struct {
 	LastError    string     `json:"last_error"`
 	NextRun      *time.Time `json:"next_run"`
 	Runs         int64      `json:"runs"`
-	Failures     int64      `json:"failures"`
+	// Skipped counts the runs left to another replica that had claimed them.
+	Skipped  int64 `json:"skipped"`
+	Failures int64 `json:"failures"`
 }
 
 // Scheduler runs jobs on their schedules, never two runs of one job at once,
@@ -41,15 +52,22 @@ type Scheduler struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	claim Claim // nil: every run is this process's
+
 	mu   sync.Mutex
 	jobs []*entry
 }
 
 type entry struct {
-	job    Job
-	id     cron.EntryID
-	status Status
+	job      Job
+	id       cron.EntryID
+	interval time.Duration // between two runs, for Claim
+	status   Status
 }
+
+// WithClaim makes each run of a job that is not PerReplica ask claim first.
+// Call it before Start.
+func (s *Scheduler) WithClaim(claim Claim) { s.claim = claim }
 
 // New parses every job's schedule; nothing runs until Start.
 func New(log *slog.Logger, jobs ...Job) (*Scheduler, error) {
@@ -67,11 +85,13 @@ func New(log *slog.Logger, jobs ...Job) (*Scheduler, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, j := range jobs {
-		e := &entry{job: j, status: Status{Name: j.Name, Schedule: j.Schedule}}
-		id, err := s.cron.AddFunc(j.Schedule, func() { s.runEntry(e) })
+		sched, err := cron.ParseStandard(j.Schedule)
 		if err != nil {
 			return nil, fmt.Errorf("jobs: schedule %q of %s: %w", j.Schedule, j.Name, err)
 		}
+		next := sched.Next(time.Now())
+		e := &entry{job: j, interval: sched.Next(next).Sub(next), status: Status{Name: j.Name, Schedule: j.Schedule}}
+		id := s.cron.Schedule(sched, cron.FuncJob(func() { s.runEntry(e) }))
 		e.id = id
 		s.jobs = append(s.jobs, e)
 	}
@@ -79,6 +99,20 @@ func New(log *slog.Logger, jobs ...Job) (*Scheduler, error) {
 }
 
 func (s *Scheduler) runEntry(e *entry) {
+	if s.claim != nil && !e.job.PerReplica {
+		mine, err := s.claim(s.ctx, e.job.Name, e.interval)
+		if err != nil {
+			s.log.Error("job not run: claiming it failed", "job", e.job.Name, "error", err)
+			return
+		}
+		if !mine {
+			s.mu.Lock()
+			e.status.Skipped++
+			s.mu.Unlock()
+			s.log.Debug("job run by another replica", "job", e.job.Name)
+			return
+		}
+	}
 	start := time.Now()
 	err := runRecovering(s.ctx, e.job.Run)
 	took := time.Since(start)

@@ -12,7 +12,12 @@ import (
 
 // rateLimiter is a token bucket per account, shared by all the account's
 // keys: a plan's rate_limit_per_minute fills it at limit/60 tokens a second
-// up to limit. It lives in memory, which is right for one keyd node. Buckets
+// up to limit. It lives in memory. With several replicas sharing a database
+// each enforces its share, limit/n for n live replicas (take), so that
+// across them an account is allowed no more than on one machine: limit at
+// once, then limit a minute. A load balancer that spreads an account's
+// requests unevenly makes the account meet its limit sooner, never later.
+// Buckets
 // are plain values keyed by the account's number (KeyView.AccountNum): with
 // hundreds of thousands of busy accounts there is nothing for the garbage
 // collector to scan and no string to hash.
@@ -50,13 +55,16 @@ type verdict struct {
 }
 
 // take spends one token of the account's bucket (limit per minute; 0 means
-// unlimited, which always allows).
-func (l *rateLimiter) take(account uint64, limit int) verdict {
+// unlimited, which always allows) on this replica, one of replicas
+// enforcing the limit together. The headers speak of the whole limit:
+// remaining is this replica's share left, scaled up.
+func (l *rateLimiter) take(account uint64, limit, replicas int) verdict {
 	if limit <= 0 {
 		return verdict{allowed: true}
 	}
 	now := l.now().UnixNano()
-	rate := float64(limit) / 60 // tokens per second
+	share := float64(limit) / float64(max(replicas, 1))
+	rate := share / 60 // tokens per second
 	// Account numbers are random, so their low bits spread the shards.
 	sh := &l.shards[account%uint64(len(l.shards))]
 	sh.mu.Lock()
@@ -67,13 +75,13 @@ func (l *rateLimiter) take(account uint64, limit int) verdict {
 	}
 	b, ok := sh.buckets[account]
 	if !ok {
-		b = bucket{tokens: float64(limit), last: now}
+		b = bucket{tokens: share, last: now}
 	}
 	if elapsed := float64(now-b.last) / 1e9; elapsed > 0 {
-		b.tokens = math.Min(float64(limit), b.tokens+elapsed*rate)
+		b.tokens = math.Min(share, b.tokens+elapsed*rate)
 		b.last = now
 	}
-	b.tokens = math.Min(b.tokens, float64(limit)) // the plan may have shrunk
+	b.tokens = math.Min(b.tokens, share) // the plan may have shrunk, or replicas joined
 	v := verdict{limit: limit}
 	if b.tokens >= 1 {
 		b.tokens--
@@ -82,8 +90,8 @@ func (l *rateLimiter) take(account uint64, limit int) verdict {
 		v.retryAfter = seconds((1 - b.tokens) / rate)
 	}
 	sh.buckets[account] = b
-	v.remaining = int(b.tokens)
-	v.reset = seconds((float64(limit) - b.tokens) / rate)
+	v.remaining = int(b.tokens * float64(limit) / share)
+	v.reset = seconds((share - b.tokens) / rate)
 	return v
 }
 

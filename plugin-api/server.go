@@ -23,6 +23,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	LookupKey(hash [32]byte) (store.KeyView, bool)
+	RefuseValidations() bool
+	LiveReplicas() int
 	RecordValidation(v store.KeyView, ok bool, report store.SiteReport, t time.Time)
 
 	CreateAccount(ctx context.Context, actor store.Actor, in store.NewAccount) (store.Created, error)

@@ -74,7 +74,7 @@ func (s *server) postUsage(c *gin.Context) {
 		writeError(c, keyCheckError(err, &v))
 		return
 	}
-	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute)
+	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute, s.store.LiveReplicas())
 	verdict.setHeaders(c)
 	if !verdict.allowed {
 		writeError(c, rateLimited(verdict))

@@ -252,6 +252,9 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	if tk, ok := s.testKey(req.Key); ok {
 		return tk.judge(c, s.now())
 	}
+	if s.store.RefuseValidations() {
+		return store.KeyView{}, errCutOff, nil
+	}
 	v, found := s.store.LookupKey(store.HashKey(req.Key))
 	if !found {
 		return v, errNoSuchKey, nil
@@ -269,7 +272,7 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 	}
 	// Only usable keys spend the account's shared limit, so a leaked key that
 	// was reset or deleted cannot exhaust it for the account's good keys.
-	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute)
+	verdict := s.limiter.take(v.AccountNum, v.RateLimitPerMinute, s.store.LiveReplicas())
 	verdict.setHeaders(c)
 	if !verdict.allowed {
 		return v, rateLimited(verdict), nil
@@ -297,6 +300,11 @@ func (s *server) judgeKey(c *gin.Context, req *validateRequest) (store.KeyView, 
 // errNoSuchKey is the answer for a key that is not stored: made once, as
 // it may be half of all answers when a site is misconfigured.
 var errNoSuchKey = newError(http.StatusUnauthorized, codeNoKey, "no key like this exists; check that it was copied whole")
+
+// errCutOff answers validations on a replica set to refuse them while it
+// cannot reach the database (--when-cut-off=refuse): a key revoked meanwhile
+// on another replica must not be accepted here.
+var errCutOff = newError(http.StatusServiceUnavailable, codeStorage, "this server cannot reach its database to confirm keys; try again shortly")
 
 // jsonContentType is the Content-Type of validate's answers, shared by all
 // of them (net/http copies header values before writing; nothing changes it).

@@ -27,6 +27,19 @@ type engine interface {
 	// transaction and once even when several processes start together,
 	// and reports how many it applied; now is recorded as when.
 	Migrate(ctx context.Context, writer *sql.DB, now time.Time) (int, error)
+	// BeginWrite starts a write transaction's work: it returns once no
+	// other write transaction on the database, from any process, runs.
+	BeginWrite(ctx context.Context, tx *sql.Tx) error
+	// AnnounceChanges tells the other processes on the database, when tx
+	// commits, that it wrote events (see ListenChanges).
+	AnnounceChanges(ctx context.Context, tx *sql.Tx) error
+	// ListenChanges calls wake when another process has announced changes,
+	// and after each (re)connection, until ctx ends; an engine without
+	// notifications returns at once.
+	ListenChanges(ctx context.Context, dsn string, wake func())
+	// Shared reports whether several keyd processes serve the database at
+	// once, as replicas (see replicas.go).
+	Shared() bool
 	// StorageFailure reports whether err is the database failing because
 	// of where it lives (a full disk, a read-only file, an I/O error), not
 	// because of what was asked.

@@ -158,7 +158,10 @@ func (db *DB) stopSpender() {
 // commitSpends runs one batch in one transaction and answers each request.
 func (db *DB) commitSpends(batch []*spendRequest) {
 	results := make([]spendResult, len(batch))
-	err := db.write(context.Background(), func(t *Tx) error {
+	// Without waiting for replicas: a charge's only event (a spend limit
+	// reached) takes no access away that the database does not enforce, and
+	// the spender must not stall behind a replica that went away.
+	_, err := db.writeTx(context.Background(), func(t *Tx) error {
 		clear(results) // a retried transaction starts from nothing
 		// The index holds the committed limits: no write can change
 		// them before this transaction ends.
@@ -168,6 +171,7 @@ func (db *DB) commitSpends(batch []*spendRequest) {
 		}
 		return t.spendBatch(context.Background(), batch, results)
 	})
+	err = db.storageError(err)
 	for i, r := range batch {
 		if err != nil {
 			r.done <- spendResult{err: err}

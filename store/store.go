@@ -50,6 +50,8 @@ type DB struct {
 	// some it does not; guarded by writeMu.
 	unloggedSeen int64
 
+	replica replicaState // this process among the replicas, see replicas.go
+
 	webhookState // secrets and change notifications, see webhooks.go
 }
 
@@ -117,6 +119,7 @@ func openFile(path string, opts ...Option) (*DB, error) {
 	}
 	db := &DB{path: path, eng: eng, w: w, r: r, now: time.Now, index: keyindex.New(), activity: newActivity(), spender: newSpender(),
 		sites: newActiveSites(), unloggedSeen: -1}
+	db.replica.settings = DefaultReplicaSettings
 	for _, o := range opts {
 		o(db)
 	}

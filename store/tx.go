@@ -24,6 +24,7 @@ type Tx struct {
 	touched      map[string]bool // account ids to refresh in the index
 	plansChanged bool
 	notify       bool                  // tell Changes() listeners after commit
+	lastSeq      int64                 // the sequence of the last event written
 	credits      map[string]int64      // new pool sizes, for accounts not refreshed whole
 	keySpent     map[uint32]spendState // what limited keys spent, by index position
 	stmts        map[string]*sql.Stmt
@@ -56,39 +57,60 @@ func (t *Tx) setCredits(accountID string, credits int64) { t.credits[accountID] 
 //
 // A write that fails because of the disk or the file (full, read-only, I/O)
 // returns an error matching ErrStorageUnavailable.
+//
+// With replicas (see replicas.go), a write that changed anything returns
+// once every live replica has applied it too, or after the wait they are
+// given.
 func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
-	return db.storageError(db.writeTx(ctx, fn))
+	lastSeq, err := db.writeTx(ctx, fn)
+	if err != nil {
+		return db.storageError(err)
+	}
+	db.awaitReplicas(ctx, lastSeq)
+	return nil
 }
 
-func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
+// writeTx is write without waiting for replicas; it returns the sequence
+// of the last event written, 0 for none.
+func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) (int64, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	sqlTx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+		return 0, fmt.Errorf("store: begin: %w", err)
+	}
+	if err := db.eng.BeginWrite(ctx, sqlTx); err != nil {
+		sqlTx.Rollback()
+		return 0, fmt.Errorf("store: begin: %w", err)
 	}
 	exact := db.now().UTC()
 	t := &Tx{tx: sqlTx, eng: db.eng, now: exact.Truncate(time.Second), exact: exact, touched: map[string]bool{}, credits: map[string]int64{},
 		keySpent: map[uint32]spendState{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
-		return err
+		return 0, err
 	}
 	unlogged := int64(-1)
 	if len(t.credits) > 0 || len(t.keySpent) > 0 {
 		// Credits or spending changed without an event: see unloggedWrites.
 		if err := sqlTx.QueryRowContext(ctx, `UPDATE unlogged_writes SET count = count + 1 RETURNING count`).Scan(&unlogged); err != nil {
 			sqlTx.Rollback()
-			return fmt.Errorf("store: count unlogged writes: %w", err)
+			return 0, fmt.Errorf("store: count unlogged writes: %w", err)
 		}
 	}
 	plans, snaps, err := readChanged(ctx, sqlTx, t.plansChanged, t.touched)
 	if err != nil {
 		sqlTx.Rollback()
-		return err
+		return 0, err
+	}
+	if t.lastSeq > 0 {
+		if err := db.eng.AnnounceChanges(ctx, sqlTx); err != nil {
+			sqlTx.Rollback()
+			return 0, fmt.Errorf("store: announce changes: %w", err)
+		}
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		return 0, fmt.Errorf("store: commit: %w", err)
 	}
 	db.applyIndex(plans, snaps)
 	db.applySites(snaps)
@@ -106,7 +128,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
 	if t.notify {
 		db.notifyChanged()
 	}
-	return nil
+	return t.lastSeq, nil
 }
 
 // touch marks an account for an index refresh after commit.
@@ -140,6 +162,7 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 		return Event{}, fmt.Errorf("store: append event: %w", err)
 	}
 	t.notify = true
+	t.lastSeq = seq
 	if accountID != "" {
 		t.touch(accountID)
 	}
@@ -542,10 +565,20 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyindex.KeyRow, 
 }
 
 // FollowChanges keeps the index in step with changes committed by other
-// processes on the same database file (operator CLI commands run while keyd
-// serves). It polls the event log every interval until ctx ends. Changes made
-// through this DB are already in the index; re-reading them is harmless.
+// processes on the same database: operator commands run while keyd serves,
+// and other replicas on a shared database (see replicas.go). It reads the
+// event log when the engine announces changes and every interval besides,
+// until ctx ends, and then records how far it got (the replica's
+// heartbeat). Changes made through this DB are already in the index;
+// re-reading them is harmless.
 func (db *DB) FollowChanges(ctx context.Context, interval time.Duration) {
+	wake := make(chan struct{}, 1)
+	go db.eng.ListenChanges(ctx, db.path, func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -553,16 +586,19 @@ func (db *DB) FollowChanges(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			db.followOnce(ctx) // errors are retried on the next tick
+		case <-wake:
 		}
+		db.followOnce(ctx) // errors are retried on the next pass
 	}
 }
 
 func (db *DB) followOnce(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	_, err := db.followLocked(ctx)
-	return err
+	if _, err := db.catchUp(ctx); err != nil {
+		return err
+	}
+	return db.heartbeatLocked(ctx)
 }
 
 // catchUp applies every event after followedSeq, as many batches as it
@@ -621,5 +657,6 @@ func (db *DB) followLocked(ctx context.Context) (int, error) {
 	db.applyIndex(plans, snaps)
 	db.applySites(snaps)
 	db.followedSeq = last
+	db.notifyChanged() // webhook messages to fan out, made elsewhere
 	return n, nil
 }

@@ -9,11 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"keyd/store"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -134,9 +138,36 @@ func envOr(e env, name, def string) string {
 	return def
 }
 
+// envDuration reads a duration from the environment variable name, or def
+// when it is unset.
+func envDuration(e env, name string, def time.Duration) (time.Duration, error) {
+	v := e.getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, usagef("%s must be a duration such as 3s, not %q", name, v)
+	}
+	return d, nil
+}
+
 // dbFlag adds the --db flag every command shares.
 func dbFlag(e env, fs *flag.FlagSet) *string {
-	return fs.String("db", envOr(e, "KEYD_DB", "./keyd.db"), "SQLite database file (env KEYD_DB)")
+	return fs.String("db", envOr(e, "KEYD_DB", "./keyd.db"), "SQLite database file, or a postgres:// URL for PostgreSQL (env KEYD_DB)")
+}
+
+// displayDB is the database as logs and messages show it: a PostgreSQL
+// URL without its password.
+func displayDB(dsn string) string {
+	if !store.IsPostgresURL(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://(unreadable URL)"
+	}
+	return u.Redacted()
 }
 
 // subcommand splits "accounts create ..." into its verb and the rest.

@@ -42,6 +42,8 @@ type serveConfig struct {
 	slowRequest                time.Duration
 	limits                     serverLimits
 	webhooks                   webhookConfig
+	replicas                   store.ReplicaSettings
+	whenCutOff                 string // serve or refuse, read into replicas
 }
 
 // serverLimits bound what one client connection may hold of the server.
@@ -87,11 +89,21 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&cfg.limits.idleTimeout, "idle-timeout", def.idleTimeout, "how long an idle keep-alive connection is kept open")
 	fs.IntVar(&cfg.limits.maxHeaderBytes, "max-header-bytes", def.maxHeaderBytes, "largest request header accepted in bytes (larger ones are answered 431)")
 	addWebhookFlags(e, fs, &cfg.webhooks)
+	replicaTimeout, err := envDuration(e, "KEYD_REPLICA_TIMEOUT", store.DefaultReplicaSettings.Timeout)
+	if err != nil {
+		return err
+	}
+	replicaWait, err := envDuration(e, "KEYD_REPLICA_WAIT", store.DefaultReplicaSettings.Wait)
+	if err != nil {
+		return err
+	}
+	fs.DurationVar(&cfg.replicas.Timeout, "replica-timeout", replicaTimeout, "PostgreSQL: how long a replica not heard from is still waited for by changes, and how long a replica cut off from the database is counted live (README, Running several replicas) (env KEYD_REPLICA_TIMEOUT)")
+	fs.DurationVar(&cfg.replicas.Wait, "replica-wait", replicaWait, "PostgreSQL: how long a change waits for every live replica to apply it before it is answered (env KEYD_REPLICA_WAIT)")
+	fs.StringVar(&cfg.whenCutOff, "when-cut-off", envOr(e, "KEYD_WHEN_CUT_OFF", "serve"), "PostgreSQL: what a replica that has not reached the database for --replica-timeout does with validations: serve (from what it knows) or refuse (503) (env KEYD_WHEN_CUT_OFF)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.db = *dbPath
-	var err error
 	if cfg.receiptLifetime, err = parseReceiptTTL(cfg.receiptTTL); err != nil {
 		return err
 	}
@@ -115,6 +127,23 @@ func runServe(ctx context.Context, e env, args []string) error {
 
 	if cfg.slowRequest <= 0 {
 		return usagef("--slow-request must be positive")
+	}
+	switch cfg.whenCutOff {
+	case "serve", "refuse":
+		cfg.replicas.RefuseWhenCutOff = cfg.whenCutOff == "refuse"
+	default:
+		return usagef("--when-cut-off must be serve or refuse, not %q", cfg.whenCutOff)
+	}
+	if cfg.replicas.Timeout <= 0 || cfg.replicas.Wait <= 0 {
+		return usagef("--replica-timeout and --replica-wait must be positive")
+	}
+	if store.IsPostgresURL(cfg.db) {
+		if cfg.webhooks.secretKey == "" {
+			return usagef("on PostgreSQL give the secret key with --secret-key or KEYD_SECRET_KEY, the same on every replica (README, Running several replicas)")
+		}
+		if cfg.indexSnapshot != "" && cfg.indexSnapshot != "off" {
+			return usagef("--index-snapshot is for SQLite: on PostgreSQL each replica loads the index from the database")
+		}
 	}
 	out := newLogWriter(e.stderr, logBufferBytes)
 	defer out.Close()
@@ -176,8 +205,13 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	if snapshot := cfg.indexSnapshotPath(); snapshot != "" {
 		hookOpts = append(hookOpts, store.WithIndexSnapshot(snapshot))
 	}
-	db, err := store.Open(ctx, cfg.db, append(hookOpts, store.WithScopes(catalogue))...)
+	db, err := store.Open(ctx, cfg.db, append(hookOpts, store.WithScopes(catalogue), store.WithReplicaSettings(cfg.replicas))...)
 	if err != nil {
+		return err
+	}
+	// From here on no change is answered before this replica has it.
+	if err := db.JoinReplicas(ctx); err != nil {
+		db.Close()
 		return err
 	}
 	if err := db.PrepareSecrets(ctx); err != nil {
@@ -204,7 +238,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	// memory until the heap happens to shrink.
 	debug.FreeOSMemory()
 	loaded := db.LoadStats()
-	log.Info("database open", "path", cfg.db, "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
+	log.Info("database open", "path", displayDB(cfg.db), "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
 		"accounts", loaded.Accounts, "index_from", indexSource(loaded), "index_load", loaded.Took.Round(time.Millisecond),
 		"took", time.Since(started).Round(time.Millisecond))
 	if loaded.SnapshotRejected != "" {
@@ -215,7 +249,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	}
 
 	sched, err := jobs.New(log, append(hooks.jobs,
-		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db)},
+		jobs.Job{Name: "flush-activity", Schedule: cfg.flushEvery, Run: jobs.FlushActivity(db), PerReplica: true},
 		jobs.Job{Name: "expire-aliases", Schedule: cfg.expireEvery, Run: jobs.ExpireAliases(db, cfg.expiringLead, log)},
 		jobs.Job{Name: "revoke-ended-grace", Schedule: cfg.expireEvery, Run: jobs.RevokeEndedGrace(db, log)},
 		jobs.Job{Name: "release-idle-sites", Schedule: "@hourly", Run: jobs.ReleaseIdleSites(db, log)},
@@ -225,6 +259,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return usageError{err.Error()}
 	}
+	sched.WithClaim(db.ClaimJobRun)
 	if metrics != nil {
 		metrics.WatchJobs(sched.Statuses)
 		metrics.WatchOutbox(db.PendingMessages)
@@ -268,7 +303,13 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	defer stopFollowing()
-	go db.FollowChanges(followCtx, time.Second)
+	followEvery := time.Second
+	if store.IsPostgresURL(cfg.db) {
+		// The poll is only a fallback to announcements there, and each pass
+		// is also the replica's heartbeat.
+		followEvery = cfg.replicas.Timeout / 12
+	}
+	go db.FollowChanges(followCtx, followEvery)
 	summaryCtx, stopSummaries := context.WithCancel(context.Background())
 	summariesDone := make(chan struct{})
 	go func() { requestLog.Run(summaryCtx, time.Minute); close(summariesDone) }()
@@ -301,6 +342,9 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	sched.Stop(10 * time.Second)
 	hooks.shutdown()
 	stopFollowing()
+	if err := db.LeaveReplicas(context.Background()); err != nil {
+		log.Warn("replica not removed from the replicas table; changes wait for it until --replica-timeout", "error", err)
+	}
 	flushErr := db.FlushActivity(context.Background())
 	if flushErr != nil {
 		log.Error("final flush failed", "error", flushErr)
@@ -318,6 +362,9 @@ func (cfg serveConfig) indexSnapshotPath() string {
 	case "off":
 		return ""
 	case "":
+		if store.IsPostgresURL(cfg.db) {
+			return ""
+		}
 		return cfg.db + ".index"
 	}
 	return cfg.indexSnapshot
@@ -388,7 +435,7 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", *path, v)
+	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", displayDB(*path), v)
 	return nil
 }
 

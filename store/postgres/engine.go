@@ -220,3 +220,67 @@ func (Engine) Migrate(ctx context.Context, writer *sql.DB, now time.Time) (appli
 // BeginBulkLoad has nothing to set on PostgreSQL: the seed's batches of
 // many rows per transaction are what make it fast there.
 func (Engine) BeginBulkLoad(context.Context, *sql.DB) (func(), error) { return func() {}, nil }
+
+// writeLock is the advisory lock every write transaction takes first (the
+// migration lock's number plus one).
+const writeLock = migrationLock + 1
+
+// BeginWrite makes tx wait for every other write transaction on the
+// database, from any replica, to end: writes are serialised across the
+// cluster as SQLite serialises them on one machine. The rules that count
+// before they insert (alias and subaccount limits, site slots, idempotency
+// keys) hold as they do there, and events.seq, handed out under the lock,
+// commits in order, so that following the event log by sequence never
+// skips an event that commits late.
+func (Engine) BeginWrite(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", writeLock)
+	return err
+}
+
+// changesChannel is the channel of the notifications ListenChanges waits
+// for.
+const changesChannel = "keyd_changes"
+
+// AnnounceChanges notifies every listening replica, when tx commits, that
+// it wrote events.
+func (Engine) AnnounceChanges(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_notify('"+changesChannel+"', '')")
+	return err
+}
+
+// Shared reports that several keyd processes may serve one PostgreSQL
+// database at once.
+func (Engine) Shared() bool { return true }
+
+// ListenChanges calls wake whenever another transaction announces changes,
+// on a connection of its own, until ctx ends. A lost connection is opened
+// again after retryAfter; wake is called after each (re)connection too, as
+// notifications sent meanwhile are lost.
+func (Engine) ListenChanges(ctx context.Context, dsn string, wake func()) {
+	const retryAfter = time.Second
+	for ctx.Err() == nil {
+		listenChanges(ctx, dsn, wake)
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryAfter):
+		}
+	}
+}
+
+func listenChanges(ctx context.Context, dsn string, wake func()) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+changesChannel); err != nil {
+		return err
+	}
+	wake()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		wake()
+	}
+}

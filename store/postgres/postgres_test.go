@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"keyd/store"
 	"keyd/store/postgres/pgtest"
+	"keyd/store/sqlite"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -54,8 +54,8 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v != store.LatestSchemaVersion() || v != LatestSchemaVersion() {
-		t.Fatalf("schema version %d; SQLite's latest %d, PostgreSQL's latest %d", v, store.LatestSchemaVersion(), LatestSchemaVersion())
+	if v != sqliteLatest(t) || v != LatestSchemaVersion() {
+		t.Fatalf("schema version %d; SQLite's latest %d, PostgreSQL's latest %d", v, sqliteLatest(t), LatestSchemaVersion())
 	}
 	var at int64
 	if err := conn.QueryRow(ctx, `SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&at); err != nil || at != 1700000000 {
@@ -194,16 +194,41 @@ func TestSchemaMatchesSQLite(t *testing.T) {
 	}
 }
 
-// sqliteSchema migrates a new SQLite file as keyd does and reads its schema.
-func sqliteSchema(t *testing.T) schema {
+// migratedSQLite is a new SQLite file migrated by its engine, as keyd does.
+func migratedSQLite(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keyd.db")
-	db, err := store.Open(ctx, path, store.WithoutIndex())
+	w, r, err := sqlite.Engine{}.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	defer r.Close()
+	defer w.Close()
+	if _, err := (sqlite.Engine{}).Migrate(context.Background(), w, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// sqliteLatest is SQLite's latest schema version.
+func sqliteLatest(t *testing.T) int {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+migratedSQLite(t)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var v int
+	if err := raw.QueryRow(`SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// sqliteSchema migrates a new SQLite file as keyd does and reads its schema.
+func sqliteSchema(t *testing.T) schema {
+	t.Helper()
+	path := migratedSQLite(t)
 	raw, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
@@ -402,12 +427,7 @@ func TestConstraintsMatchSQLite(t *testing.T) {
 // foreign keys keyd turns on.
 func sqliteDB(t *testing.T) *sql.DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "keyd.db")
-	db, err := store.Open(context.Background(), path, store.WithoutIndex())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	path := migratedSQLite(t)
 	raw, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)

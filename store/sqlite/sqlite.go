@@ -128,3 +128,18 @@ func (Engine) UniqueViolation(err error, column string) bool {
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
 		strings.Contains(se.Error(), column)
 }
+
+// BeginWrite has nothing to do: the one writer connection's transactions
+// take SQLite's write lock when they begin.
+func (Engine) BeginWrite(context.Context, *sql.Tx) error { return nil }
+
+// AnnounceChanges has no one to tell: other processes on the file poll.
+func (Engine) AnnounceChanges(context.Context, *sql.Tx) error { return nil }
+
+// Shared reports that a SQLite file is served by one keyd (operator
+// commands beside it only poll for changes).
+func (Engine) Shared() bool { return false }
+
+// ListenChanges returns at once: SQLite has no notifications, and the
+// follower's poll is all there is.
+func (Engine) ListenChanges(context.Context, string, func()) {}
