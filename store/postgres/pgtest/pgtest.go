@@ -95,7 +95,7 @@ func Start() (*Server, error) {
 	// A free port can be taken by another process between the probe and
 	// the server's bind: try again on another.
 	for attempt := 1; ; attempt++ {
-		err = s.start(bin, cred)
+		err = s.start(bin, cred, 0)
 		if err == nil || attempt == 3 {
 			break
 		}
@@ -214,16 +214,18 @@ func (s *Server) initdb(bin string, cred *syscall.Credential) error {
 	return nil
 }
 
-// start runs the postmaster on a free port and waits until it accepts
-// connections.
-func (s *Server) start(bin string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+// start runs the postmaster on port, a free one when 0, and waits until it
+// accepts connections.
+func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	s.port = port
 	logPath := filepath.Join(s.dir, "server.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -307,12 +309,42 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Pause shuts the server down as an outage would, keeping its data: open
+// sessions are ended and new connections refused until Resume.
+func (s *Server) Pause() error {
+	if s.cmd == nil {
+		return errors.New("pgtest: the server is not running")
+	}
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+		close(s.release)
+	case <-time.After(30 * time.Second):
+		s.kill()
+	}
+	s.cmd = nil
+	return nil
+}
+
+// Resume starts the server Pause stopped again, on the same port and data.
+func (s *Server) Resume() error {
+	bin, err := findBin()
+	if err != nil {
+		return err
+	}
+	cred, err := s.credential()
+	if err != nil {
+		return err
+	}
+	return s.start(bin, cred, s.port)
+}
+
 // Stop shuts the server down (a fast shutdown: open sessions are ended),
 // kills its process group if it has not gone within a while, and removes
 // its folder. It may be called more than once.
 func (s *Server) Stop() error {
-	if s.cmd == nil {
-		return nil
+	if s.cmd == nil { // stopped already, or paused
+		return os.RemoveAll(s.dir)
 	}
 	s.cmd.Process.Signal(syscall.SIGINT)
 	var err error

@@ -135,3 +135,41 @@ func TestStaleFoldersRemoved(t *testing.T) {
 		t.Fatalf("the running server's folder removed: %v", err)
 	}
 }
+
+// A paused server refuses connections and keeps its data; resumed, it
+// serves them again at the same URL; stopped while paused, its folder goes.
+func TestPauseAndResume(t *testing.T) {
+	ctx := context.Background()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	conn := Connect(t, s.URL)
+	if _, err := conn.Exec(ctx, `CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.Connect(ctx, s.URL); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected to a paused server")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := Connect(t, s.URL).QueryRow(ctx, `SELECT n FROM kept`).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("after resuming: %d, %v; want the row kept", n, err)
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("folder %s still there after Stop: %v", s.dir, err)
+	}
+}
