@@ -38,10 +38,11 @@ test: lint
 	@echo "testing with the race detector; the first run compiles everything (SQLite too) once more for it: several minutes on 2 cores"
 	$(GO) test -race -count=1 ./...
 
-## test-postgres: the tests behind the build tag postgres, each test binary
-## against a private PostgreSQL server of its own (store/postgres/pgtest);
-## installs Debian's postgresql package when no initdb is found. Add a
-## package with PostgreSQL tests to POSTGRES_PKGS.
+## test-postgres: the tests again on PostgreSQL (build tag postgres), each
+## test binary against a private PostgreSQL server of its own
+## (store/postgres/pgtest), then the cluster tests (three keyd processes on
+## one PostgreSQL); installs Debian's postgresql package when no initdb is
+## found. Add a package whose tests run on both engines to POSTGRES_PKGS.
 POSTGRES_PKGS := \
 	./store \
 	./store/postgres \
@@ -53,8 +54,9 @@ test-postgres:
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq postgresql && \
 		{ service postgresql stop >/dev/null 2>&1 || true; }; \
 	fi
-	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS)
+	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS) ./cmd/keyd
 	$(GO) test -race -count=1 -tags postgres $(POSTGRES_PKGS)
+	$(GO) test -race -count=1 -tags postgres -run '^TestCluster' ./cmd/keyd
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seeds also run in make test)
 FUZZTIME ?= 30s

@@ -13,9 +13,8 @@ import (
 
 // engine is what the store needs of one database technology, and all it
 // knows of it: every operation of the store runs its SQL on the
-// database/sql connections the engine opens. store/sqlite is the engine
-// keyd runs on; a second one (PostgreSQL) goes beside it and implements
-// this, nothing else.
+// database/sql connections the engine opens. store/sqlite and
+// store/postgres implement it, nothing else.
 type engine interface {
 	// Open connects to the database at dsn, creating it if needed: the
 	// connections writes go through, and the pool reads use.

@@ -1,8 +1,9 @@
 // Package store holds keyd's domain types, the rules that must hold inside one
-// transaction, and the SQL of its operations. It runs on SQLite, whose
-// connections, migrations, errors and backup are in store/sqlite, and keeps
-// an in-memory index of every key (store/keyindex) so that validation never
-// reads the database.
+// transaction, and the SQL of its operations, written for both of its
+// engines: SQLite (store/sqlite), the default, and PostgreSQL
+// (store/postgres), on which several keyd processes may serve one database
+// as replicas (replicas.go). It keeps an in-memory index of every key
+// (store/keyindex) so that validation never reads the database.
 package store
 
 import (

@@ -12,25 +12,35 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Engine is PostgreSQL as the store uses it (see the store's engine
 // interface): database/sql connections through pgx, which take the store's
 // SQL with its ? placeholders (rewritten to $n on the way, see rebind), the
-// migrations of this package, and what PostgreSQL's errors mean. keyd does
-// not select it yet.
+// migrations of this package, what PostgreSQL's errors mean, and how
+// replicas on one database take turns to write and hear of each other's
+// changes.
 type Engine struct{}
 
 // Open connects to the database at dsn, a postgres:// URL or key=value
-// string as pgx reads it (sslmode, pool size and the rest as pgx users
-// expect): a pool for writes and one for reads, on the same server.
+// string as pgx's pool reads it: sslmode and the other connection settings,
+// and pool_max_conns, pool_max_conn_lifetime and pool_max_conn_idle_time
+// for each of the two pools it opens, one for writes and one for reads.
 func (Engine) Open(dsn string) (writer, readers *sql.DB, err error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
-	open := func() *sql.DB { return sql.OpenDB(rebindingConnector{stdlib.GetConnector(*cfg)}) }
+	open := func() *sql.DB {
+		db := sql.OpenDB(rebindingConnector{stdlib.GetConnector(*cfg.ConnConfig)})
+		db.SetMaxOpenConns(int(cfg.MaxConns))
+		db.SetMaxIdleConns(int(cfg.MaxConns))
+		db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+		db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
+		return db
+	}
 	return open(), open(), nil
 }
 

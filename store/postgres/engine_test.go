@@ -137,3 +137,25 @@ func TestEngineStorageFailure(t *testing.T) {
 		t.Error("any error reads as a storage failure")
 	}
 }
+
+// The pool settings of pgx's URL size both pools; a bad one is refused.
+func TestEnginePoolSettings(t *testing.T) {
+	url := pgtest.Database(t)
+	writer, readers, err := Engine{}.Open(url + "&pool_max_conns=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	defer readers.Close()
+	for name, db := range map[string]*sql.DB{"writer": writer, "readers": readers} {
+		if n := db.Stats().MaxOpenConnections; n != 3 {
+			t.Errorf("%s pool: at most %d connections, want 3", name, n)
+		}
+		if err := db.Ping(); err != nil {
+			t.Errorf("%s pool: %v", name, err)
+		}
+	}
+	if _, _, err := (Engine{}).Open(url + "&pool_max_conns=none"); err == nil {
+		t.Fatal("pool_max_conns=none was accepted")
+	}
+}

@@ -3,8 +3,7 @@
 // store/sqlite/migrations so that a schema version means the same on both
 // engines, the function that applies them, and Engine (engine.go), which
 // gives the store database/sql connections through pgx that take its SQL.
-// keyd does not select it yet: the store's SQLite dialect beyond its
-// placeholders (INSERT OR IGNORE, the seed's pragmas) comes first.
+// keyd uses it for a postgres:// or postgresql:// database URL.
 package postgres
 
 import (
