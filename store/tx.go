@@ -588,7 +588,12 @@ func (db *DB) FollowChanges(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		case <-wake:
 		}
-		db.followOnce(ctx) // errors are retried on the next pass
+		// A database that stops answering (a partition drops packets
+		// rather than refusing them) must not hold the writers up for
+		// longer than it takes the others to stop waiting for this one.
+		passCtx, cancel := context.WithTimeout(ctx, db.replica.settings.Timeout)
+		db.followOnce(passCtx) // errors are retried on the next pass
+		cancel()
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"keyd/store"
 	"keyd/store/postgres/pgtest"
 )
 
@@ -118,6 +121,12 @@ func TestCluster(t *testing.T) {
 	c := startCluster(t, 3)
 	r := c.replicas
 	accountID, primary := newClusterAccount(t, r[0], "cluster", 1000)
+
+	// keyd migrate on the replicas' database: nothing left to apply.
+	out, err := exec.Command(c.bin, "migrate", "--db", c.dsn).CombinedOutput()
+	if want := fmt.Sprintf("is at schema version %d\n", store.LatestSchemaVersion()); err != nil || !strings.HasSuffix(string(out), want) {
+		t.Fatalf("keyd migrate: %v, %s; want it to end with %q", err, out, want)
+	}
 
 	// Created on replica 1, valid on 2 and 3 at once; deactivated on 2,
 	// refused on 1 and 3 by the time 2 answers.

@@ -24,6 +24,10 @@ import (
 // changes.
 type Engine struct{}
 
+// defaultConnectTimeout bounds a connection attempt when the URL sets no
+// connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
+
 // Open connects to the database at dsn, a postgres:// URL or key=value
 // string as pgx's pool reads it: sslmode and the other connection settings,
 // and pool_max_conns, pool_max_conn_lifetime and pool_max_conn_idle_time
@@ -32,6 +36,11 @@ func (Engine) Open(dsn string) (writer, readers *sql.DB, err error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without connect_timeout a server that drops packets holds each
+		// request for the system's TCP timeout, minutes.
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	open := func() *sql.DB {
 		db := sql.OpenDB(rebindingConnector{stdlib.GetConnector(*cfg.ConnConfig)})
