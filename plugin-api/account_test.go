@@ -15,8 +15,8 @@ func TestGetAccount(t *testing.T) {
 	id, key := e.createAccount("Acme", "pro", 1200)
 	alias := store.NewKey()
 	aliasExp := t0.Add(time.Hour)
-	insertKeyRow(t, e.path, id, "alias", "Client", "active", alias, &aliasExp, `["*"]`)
-	insertKeyRow(t, e.path, id, "alias", "Paused", "inactive", store.NewKey(), nil, `["*"]`)
+	insertKeyRow(t, e.dsn, id, "alias", "Client", "active", alias, &aliasExp, `["*"]`)
+	insertKeyRow(t, e.dsn, id, "alias", "Paused", "inactive", store.NewKey(), nil, `["*"]`)
 	e.reopen()
 
 	for _, auth := range [][]string{{"X-API-Key", key}, {"Authorization", "Bearer " + key}, {"Authorization", "bearer " + key}} {
@@ -191,7 +191,7 @@ func countEvents(t *testing.T, e *testEnv, typ string) int {
 	t.Helper()
 	n := 0
 	// The store has no event API yet: read the table through a second connection.
-	conn := openSQL(t, e.path)
+	conn := openSQL(t, e.dsn)
 	if err := conn.QueryRowContext(context.Background(), `SELECT count(*) FROM events WHERE type = ?`, typ).Scan(&n); err != nil {
 		t.Fatal(err)
 	}

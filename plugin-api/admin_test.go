@@ -379,7 +379,7 @@ func TestAdminResetKey(t *testing.T) {
 
 	// key.reset twice, written as the operator's; key.revoked for the key
 	// whose grace the second reset ended.
-	conn := openSQL(t, e.path)
+	conn := openSQL(t, e.dsn)
 	rows, err := conn.Query(`SELECT type, actor_type, coalesce(actor_id, '') FROM events WHERE account_id = ? AND type IN ('key.reset', 'key.revoked') ORDER BY seq`, id)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,15 +14,16 @@ import (
 	"time"
 
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
-// ownerAPI is the real router over a real SQLite store, driven as an account
-// owner would.
+// ownerAPI is the real router over a real store (a new database of the
+// engine the tests run on), driven as an account owner would.
 type ownerAPI struct {
 	t       *testing.T
 	handler http.Handler
 	db      *store.DB
-	path    string
+	dsn     string
 	now     time.Time
 	scopes  store.Catalogue
 }
@@ -34,7 +34,7 @@ func newOwnerAPI(t *testing.T, scopes ...string) *ownerAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &ownerAPI{t: t, path: filepath.Join(t.TempDir(), "keyd.db"), scopes: cat,
+	a := &ownerAPI{t: t, dsn: storetest.DSN(t), scopes: cat,
 		now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
 	a.open()
 	return a
@@ -43,7 +43,7 @@ func newOwnerAPI(t *testing.T, scopes ...string) *ownerAPI {
 func (a *ownerAPI) clock() time.Time { return a.now }
 
 func (a *ownerAPI) open() {
-	db, err := store.Open(context.Background(), a.path, store.WithClock(a.clock), store.WithScopes(a.scopes))
+	db, err := store.Open(context.Background(), a.dsn, StoreOptions(a.dsn, store.WithClock(a.clock), store.WithScopes(a.scopes))...)
 	if err != nil {
 		a.t.Fatal(err)
 	}

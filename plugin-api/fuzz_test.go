@@ -31,9 +31,9 @@ func FuzzValidateRequest(f *testing.F) {
 	e := newEnv(f, "")
 	c := e.createStoreAccount("Fuzz", "pro", 10)
 	expired := t0.Add(-time.Hour)
-	insertKeyRow(f, e.path, c.Account.ID, "alias", "Valid", "active", fuzzValidKey, nil, `["*"]`)
-	insertKeyRow(f, e.path, c.Account.ID, "alias", "Inactive", "inactive", fuzzInactiveKey, nil, `["*"]`)
-	insertKeyRow(f, e.path, c.Account.ID, "alias", "Expired", "active", fuzzExpiredKey, &expired, `["*"]`)
+	insertKeyRow(f, e.dsn, c.Account.ID, "alias", "Valid", "active", fuzzValidKey, nil, `["*"]`)
+	insertKeyRow(f, e.dsn, c.Account.ID, "alias", "Inactive", "inactive", fuzzInactiveKey, nil, `["*"]`)
+	insertKeyRow(f, e.dsn, c.Account.ID, "alias", "Expired", "active", fuzzExpiredKey, &expired, `["*"]`)
 	e.reopen()
 
 	for _, s := range []struct {

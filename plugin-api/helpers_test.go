@@ -11,17 +11,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	pluginapi "keyd/plugin-api"
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
 // testToken is the admin token the tests configure.
@@ -66,10 +64,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// testEnv is the real router over a real store in a temporary directory.
+// testEnv is the real router over a real store: a new database of the
+// engine the tests run on (storetest).
 type testEnv struct {
 	tb    testing.TB
-	path  string
+	dsn   string
 	db    *store.DB
 	h     http.Handler
 	clock *fakeClock
@@ -81,7 +80,14 @@ type testEnv struct {
 // API off.
 func newEnv(tb testing.TB, token string) *testEnv {
 	tb.Helper()
-	e := &testEnv{tb: tb, path: filepath.Join(tb.TempDir(), "keyd.db"), clock: &fakeClock{t: t0}, token: token, log: &syncBuffer{}}
+	return newEnvAt(tb, token, storetest.DSN(tb))
+}
+
+// newEnvAt is newEnv on the database at dsn, for the tests that need a
+// SQLite file of their own to look into.
+func newEnvAt(tb testing.TB, token, dsn string) *testEnv {
+	tb.Helper()
+	e := &testEnv{tb: tb, dsn: dsn, clock: &fakeClock{t: t0}, token: token, log: &syncBuffer{}}
 	e.open()
 	return e
 }
@@ -89,7 +95,7 @@ func newEnv(tb testing.TB, token string) *testEnv {
 // open (re)opens the store and rebuilds the router on it.
 func (e *testEnv) open() {
 	e.tb.Helper()
-	db, err := store.Open(context.Background(), e.path, store.WithClock(e.clock.Now))
+	db, err := store.Open(context.Background(), e.dsn, pluginapi.StoreOptions(e.dsn, store.WithClock(e.clock.Now))...)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -210,9 +216,9 @@ func (e *testEnv) validateHeader(key string) response {
 // insertKeyRow writes a key row with SQL through a second connection, as a
 // later alias API would. It returns the key id. The store must be reopened
 // for its index to see the row.
-func insertKeyRow(tb testing.TB, path, accountID, typ, name, status, secret string, expiresAt *time.Time, scopes string) string {
+func insertKeyRow(tb testing.TB, dsn, accountID, typ, name, status, secret string, expiresAt *time.Time, scopes string) string {
 	tb.Helper()
-	conn, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_foreign_keys=on")
+	conn, err := store.OpenSQL(dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -314,10 +320,11 @@ func checkFailure(tb testing.TB, res response, status int, code string) {
 	}
 }
 
-// openSQL opens a second, independent connection to the database file.
-func openSQL(tb testing.TB, path string) *sql.DB {
+// openSQL opens a second, independent connection to the database at dsn,
+// closed when tb ends; it takes the store's SQL on either engine.
+func openSQL(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()
-	conn, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_foreign_keys=on")
+	conn, err := store.OpenSQL(dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
 // openapiOperation is one operation of openapi.yaml: a path and a method.
@@ -119,7 +119,8 @@ func openapiPathFromGin(p string) string {
 // openapiRouter builds the real router over a real store.
 func openapiRouter(t *testing.T) http.Handler {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "keyd.db"))
+	dsn := storetest.DSN(t)
+	db, err := store.Open(context.Background(), dsn, StoreOptions(dsn)...)
 	if err != nil {
 		t.Fatal(err)
 	}

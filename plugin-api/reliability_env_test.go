@@ -4,13 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -20,20 +17,22 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"keyd/store"
+	"keyd/store/storetest"
 	"keyd/webhooks"
 )
 
 // relToken is the admin token of the reliability tests' router.
 const relToken = "rel-admin-token-0123456789abcdef0123456789"
 
-// relEnv is the real router over a real SQLite store for the bad-input and
-// authorisation tests, with a clock they move by hand.
+// relEnv is the real router over a real store (a new database of the engine
+// the tests run on) for the bad-input and authorisation tests, with a clock
+// they move by hand.
 type relEnv struct {
-	tb   testing.TB
-	path string
-	db   *store.DB
-	eng  *gin.Engine
-	raw  *sql.DB // a second connection, for snapshots
+	tb  testing.TB
+	dsn string
+	db  *store.DB
+	eng *gin.Engine
+	raw *sql.DB // a second connection, for snapshots
 
 	closeOnce sync.Once
 
@@ -41,18 +40,18 @@ type relEnv struct {
 	now time.Time
 }
 
-// newRelEnv opens a store in a temporary directory and builds the router;
-// token "" turns the admin API off.
+// newRelEnv opens a store on a new database and builds the router; token ""
+// turns the admin API off.
 func newRelEnv(tb testing.TB, token string) *relEnv {
 	tb.Helper()
-	return openRelEnv(tb, token, filepath.Join(tb.TempDir(), "keyd.db"), time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	return openRelEnv(tb, token, storetest.DSN(tb), time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
 }
 
-// openRelEnv opens the store at path (created if need be) with the clock at now.
-func openRelEnv(tb testing.TB, token, path string, now time.Time) *relEnv {
+// openRelEnv opens the store at dsn (created if need be) with the clock at now.
+func openRelEnv(tb testing.TB, token, dsn string, now time.Time) *relEnv {
 	tb.Helper()
-	e := &relEnv{tb: tb, path: path, now: now}
-	db, err := store.Open(context.Background(), e.path, store.WithClock(e.clock))
+	e := &relEnv{tb: tb, dsn: dsn, now: now}
+	db, err := store.Open(context.Background(), e.dsn, StoreOptions(e.dsn, store.WithClock(e.clock))...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func openRelEnv(tb testing.TB, token, path string, now time.Time) *relEnv {
 		tb.Fatal(err)
 	}
 	e.db, e.eng = db, h.(*gin.Engine)
-	e.raw, err = sql.Open("sqlite3", "file:"+e.path+"?mode=ro&_busy_timeout=5000")
+	e.raw, err = store.OpenSQL(e.dsn)
 	if err != nil {
 		db.Close()
 		tb.Fatal(err)
@@ -85,7 +84,7 @@ func (e *relEnv) close() {
 // caller of copy gets its own copy of that database, which is much quicker
 // than building the fixture again.
 type relTemplate struct {
-	path string
+	dsn  string
 	now  time.Time
 	a, b *relAccount
 }
@@ -96,26 +95,13 @@ func newRelTemplate(tb testing.TB) *relTemplate {
 	a := e.relAccountFixture("Acme")
 	b := e.relAccountFixture("Other")
 	e.close()
-	return &relTemplate{path: e.path, now: e.clock(), a: a, b: b}
+	return &relTemplate{dsn: e.dsn, now: e.clock(), a: a, b: b}
 }
 
 // copy opens a copy of the template's database.
 func (tpl *relTemplate) copy(tb testing.TB, token string) *relEnv {
 	tb.Helper()
-	dst := filepath.Join(tb.TempDir(), "keyd.db")
-	for _, suffix := range []string{"", "-wal", ".key"} { // .key seals webhook secrets
-		b, err := os.ReadFile(tpl.path + suffix)
-		if errors.Is(err, os.ErrNotExist) && suffix != "" {
-			continue
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(dst+suffix, b, 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return openRelEnv(tb, token, dst, tpl.now)
+	return openRelEnv(tb, token, storetest.Copy(tb, tpl.dsn), tpl.now)
 }
 
 func (e *relEnv) clock() time.Time {
@@ -215,7 +201,7 @@ func (e *relEnv) snapshot() map[string][]string {
 	if err := e.db.FlushActivity(context.Background()); err != nil {
 		e.tb.Fatal(err)
 	}
-	rows, err := e.raw.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	rows, err := e.raw.Query(relTablesSQL(e.dsn))
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -259,6 +245,15 @@ func (e *relEnv) snapshot() map[string][]string {
 		out[table] = list
 	}
 	return out
+}
+
+// relTablesSQL lists the names of the database's tables.
+func relTablesSQL(dsn string) string {
+	if store.IsPostgresURL(dsn) {
+		return `SELECT table_name FROM information_schema.tables
+			WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`
+	}
+	return `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
 }
 
 // relDiff describes how two snapshots differ; "" when they do not. Only rows

@@ -110,7 +110,7 @@ func TestTestKeys(t *testing.T) {
 	if err := e.db.FlushActivity(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	raw := openSQL(t, e.path)
+	raw := openSQL(t, e.dsn)
 	for _, table := range []string{"key_sites", "key_usage_daily", "key_last_used", "events", "usage_idempotency"} {
 		var n int
 		if err := raw.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {

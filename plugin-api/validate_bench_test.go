@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
 // Micro-benchmarks of the validate hot path's pieces that live here: request
@@ -170,7 +171,8 @@ func BenchmarkRequestID(b *testing.B) {
 // costs over serving HTTP at all (the network part is measured by make bench),
 // and validate with a receipt beside validate without.
 func BenchmarkRouter(b *testing.B) {
-	db, err := store.Open(b.Context(), b.TempDir()+"/bench.db")
+	dsn := storetest.DSN(b)
+	db, err := store.Open(b.Context(), dsn, StoreOptions(dsn)...)
 	if err != nil {
 		b.Fatal(err)
 	}

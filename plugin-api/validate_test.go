@@ -51,13 +51,13 @@ func newValidateFixture(t *testing.T) *validateFixture {
 	f.expiredAt = t0.Add(-time.Hour)
 	f.alias, f.expired, f.expiredMarked, f.inactive, f.deleted, f.aliasOfSuspended =
 		store.NewKey(), store.NewKey(), store.NewKey(), store.NewKey(), store.NewKey(), store.NewKey()
-	f.aliasID = insertKeyRow(t, f.path, acc, "alias", "Client site", "active", f.alias, &f.aliasExpiresAt, `["optimize"]`)
+	f.aliasID = insertKeyRow(t, f.dsn, acc, "alias", "Client site", "active", f.alias, &f.aliasExpiresAt, `["optimize"]`)
 	// Past its expiry but not yet marked by a job: EXPIRED all the same.
-	insertKeyRow(t, f.path, acc, "alias", "Temp", "active", f.expired, &f.expiredAt, `["*"]`)
-	insertKeyRow(t, f.path, acc, "alias", "Marked", "expired", f.expiredMarked, &f.expiredAt, `["*"]`)
-	insertKeyRow(t, f.path, acc, "alias", "Paused", "inactive", f.inactive, nil, `["*"]`)
-	insertKeyRow(t, f.path, acc, "alias", "Gone", "revoked", f.deleted, nil, `["*"]`)
-	insertKeyRow(t, f.path, s.Account.ID, "alias", "Sub", "active", f.aliasOfSuspended, nil, `["*"]`)
+	insertKeyRow(t, f.dsn, acc, "alias", "Temp", "active", f.expired, &f.expiredAt, `["*"]`)
+	insertKeyRow(t, f.dsn, acc, "alias", "Marked", "expired", f.expiredMarked, &f.expiredAt, `["*"]`)
+	insertKeyRow(t, f.dsn, acc, "alias", "Paused", "inactive", f.inactive, nil, `["*"]`)
+	insertKeyRow(t, f.dsn, acc, "alias", "Gone", "revoked", f.deleted, nil, `["*"]`)
+	insertKeyRow(t, f.dsn, s.Account.ID, "alias", "Sub", "active", f.aliasOfSuspended, nil, `["*"]`)
 	f.reopen()
 	return f
 }

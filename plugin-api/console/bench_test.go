@@ -3,15 +3,14 @@ package console_test
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 
 	pluginapi "keyd/plugin-api"
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
 // Sizes of the large account the console must stay fast for.
@@ -26,9 +25,9 @@ const (
 // so that its key index loads them.
 func newLargeEnv(b *testing.B) *env {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "keyd.db")
+	dsn := storetest.DSN(b)
 	e := &env{tb: b, clock: &fakeClock{t: t0}}
-	db, err := store.Open(context.Background(), path, store.WithClock(e.clock.Now))
+	db, err := store.Open(context.Background(), dsn, storeOptions(dsn, store.WithClock(e.clock.Now))...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,7 +40,7 @@ func newLargeEnv(b *testing.B) *env {
 	}
 	db.Close()
 
-	raw, err := sql.Open("sqlite3", path)
+	raw, err := store.OpenSQL(dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func newLargeEnv(b *testing.B) *env {
 		b.Fatal(err)
 	}
 
-	if e.db, err = store.Open(context.Background(), path, store.WithClock(e.clock.Now)); err != nil {
+	if e.db, err = store.Open(context.Background(), dsn, storeOptions(dsn, store.WithClock(e.clock.Now))...); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { e.db.Close() })

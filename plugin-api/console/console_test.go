@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	pluginapi "keyd/plugin-api"
 	"keyd/store"
+	"keyd/store/storetest"
 )
 
 var t0 = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
@@ -40,7 +38,8 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// env is the real router over a real store in a temporary directory, with
+// env is the real router over a real store (a new database of the engine the
+// tests run on), with
 // one account ("Acme") whose owner uses the console.
 type env struct {
 	tb    testing.TB
@@ -53,7 +52,8 @@ type env struct {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	e := &env{tb: tb, clock: &fakeClock{t: t0}}
-	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "keyd.db"), store.WithClock(e.clock.Now))
+	dsn := storetest.DSN(tb)
+	db, err := store.Open(context.Background(), dsn, storeOptions(dsn, store.WithClock(e.clock.Now))...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -137,16 +138,33 @@ type rebindingConn struct{ *stdlib.Conn }
 
 // CheckNamedValue sends a Go bool as the integer 1 or 0: the schema keeps
 // flags in integer columns, as SQLite does, and the store's SQL tests them
-// with <> 0.
+// with <> 0. It sends a string PostgreSQL's text cannot hold (a NUL byte,
+// invalid UTF-8) with those bytes replaced by U+FFFD, see textArg.
 func (c *rebindingConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if b, ok := nv.Value.(bool); ok {
+	switch v := nv.Value.(type) {
+	case bool:
 		nv.Value = int64(0)
-		if b {
+		if v {
 			nv.Value = int64(1)
 		}
 		return nil
+	case string:
+		nv.Value = textArg(v)
 	}
 	return c.Conn.CheckNamedValue(nv)
+}
+
+// textArg is s as PostgreSQL's text can hold it: each NUL byte and each
+// byte of invalid UTF-8 replaced by U+FFFD. SQLite keeps and compares such
+// bytes, so an id or cursor from a request that holds them names no row
+// there; here the query would fail instead. No id keyd makes holds U+FFFD,
+// so the replaced one still names no row, and text the request layer
+// passed on is kept as readably as JSON decoding keeps invalid UTF-8.
+func textArg(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func (c *rebindingConn) Prepare(query string) (driver.Stmt, error) {

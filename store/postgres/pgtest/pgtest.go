@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -30,6 +31,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -373,6 +375,24 @@ func (s *Server) kill() {
 // dropped when t ends.
 func (s *Server) Database(t testing.TB) string {
 	t.Helper()
+	return s.create(t, "")
+}
+
+// Copy creates a new database for t holding what the server's database at
+// url holds, and returns its URL; it is dropped when t ends. No one may be
+// connected to the database at url.
+func (s *Server) Copy(t testing.TB, url string) string {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return s.create(t, strings.TrimPrefix(u.Path, "/"))
+}
+
+// create creates a database for t, a copy of template if it is not "".
+func (s *Server) create(t testing.TB, template string) string {
+	t.Helper()
 	name := fmt.Sprintf("test_%d", s.dbs.Add(1))
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.URL)
@@ -380,7 +400,11 @@ func (s *Server) Database(t testing.TB) string {
 		t.Fatalf("pgtest: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -431,6 +455,17 @@ func Database(t testing.TB) string {
 		t.Fatal("pgtest: no server: call pgtest.Main(m) from the package's TestMain")
 	}
 	return shared.Database(t)
+}
+
+// Copy creates a new database on the server Main started holding what the
+// database at url (on that server, with no one connected) holds, and
+// returns its URL; it is dropped when t ends.
+func Copy(t testing.TB, url string) string {
+	t.Helper()
+	if shared == nil {
+		t.Fatal("pgtest: no server: call pgtest.Main(m) from the package's TestMain")
+	}
+	return shared.Copy(t, url)
 }
 
 // Connect opens a connection to the database at url, closed when t ends.

@@ -53,6 +53,36 @@ func TestDatabasesAreIndependent(t *testing.T) {
 	}
 }
 
+// A copy holds the rows of its template and is a database of its own: what
+// is written to it afterwards is not in the template.
+func TestCopyHoldsTheTemplatesRows(t *testing.T) {
+	ctx := context.Background()
+	src := Database(t)
+	conn, err := pgx.Connect(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('a'), ('b')`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx) // no one may be connected to a template
+	dst := Copy(t, src)
+	if dst == src {
+		t.Fatalf("the copy is the template, %s", dst)
+	}
+	c := Connect(t, dst)
+	var n int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the copy's t has %d rows, %v; want 2", n, err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO t VALUES ('c')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := Connect(t, src).QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the template's t has %d rows after a write to the copy, %v; want 2", n, err)
+	}
+}
+
 // A database is dropped when its test ends.
 func TestDatabaseDroppedAfterTest(t *testing.T) {
 	var name string
