@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -32,8 +33,7 @@ import (
 // random sample of rows are compared with the source, and when the secret
 // key is given (CopyOptions.SecretKey) every sealed value copied is opened
 // with it; any difference rolls the whole copy back.
-func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, error) {
-	var rep CopyReport
+func Copy(ctx context.Context, from, to string, opts CopyOptions) (rep CopyReport, err error) {
 	if from == to {
 		return rep, errors.New("store: copy: the source and the destination are the same database")
 	}
@@ -43,6 +43,8 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, e
 			return rep, fmt.Errorf("store: copy: no database at %s", from)
 		}
 	}
+	// Errors name the databases, without a password.
+	fromName, toName := RedactedDSN(from), RedactedDSN(to)
 	if opts.Sample == 0 {
 		opts.Sample = 100
 	}
@@ -54,11 +56,24 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, e
 	}
 	srcW.Close()
 	defer src.Close()
-	version, err := copySourceVersion(ctx, src, from)
+	version, err := copySourceVersion(ctx, src, fromName)
 	if err != nil {
 		return rep, err
 	}
 	rep.SchemaVersion = version
+
+	// A SQLite file the copy creates is removed again if the copy fails.
+	if !IsPostgresURL(to) {
+		if _, statErr := os.Lstat(to); errors.Is(statErr, fs.ErrNotExist) {
+			defer func() {
+				if err != nil {
+					for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+						os.Remove(to + suffix)
+					}
+				}
+			}()
+		}
+	}
 
 	// The destination's own migrations make its schema, and record it.
 	d, err := Open(ctx, to, WithoutIndex())
@@ -79,12 +94,12 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, e
 	// SQLite read transaction sees one state of the file throughout.
 	stx, err := src.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return rep, fmt.Errorf("store: copy: read %s: %w", from, err)
+		return rep, fmt.Errorf("store: copy: read %s: %w", fromName, err)
 	}
 	defer stx.Rollback()
 	dtx, err := dst.BeginTx(ctx, nil)
 	if err != nil {
-		return rep, fmt.Errorf("store: copy: write %s: %w", to, err)
+		return rep, fmt.Errorf("store: copy: write %s: %w", toName, err)
 	}
 	defer dtx.Rollback()
 
@@ -93,8 +108,8 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, e
 		return rep, fmt.Errorf("store: copy: %w", err)
 	}
 	if accounts > 0 {
-		return rep, fmt.Errorf("%w: %s already holds %d accounts; copy into a new, empty database (create a new one, or drop and re-create this one)",
-			ErrCopyDestinationNotEmpty, to, accounts)
+		return rep, fmt.Errorf("%w: %s already holds accounts (%d); copy into a new, empty database (create a new one, or drop and re-create this one)",
+			ErrCopyDestinationNotEmpty, toName, accounts)
 	}
 	tables, err := copyColumns(ctx, srcEng.(copyEngine), stx, dstEng.(copyEngine), dtx)
 	if err != nil {
@@ -137,9 +152,22 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (CopyReport, e
 		rep.KeyChecked = true
 	}
 	if err := dtx.Commit(); err != nil {
-		return rep, fmt.Errorf("store: copy: commit %s: %w", to, err)
+		return rep, fmt.Errorf("store: copy: commit %s: %w", toName, err)
 	}
 	return rep, nil
+}
+
+// RedactedDSN is how a database is named in messages: a PostgreSQL URL
+// without its password, or the SQLite file's path.
+func RedactedDSN(dsn string) string {
+	if !IsPostgresURL(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the PostgreSQL database"
+	}
+	return u.Redacted()
 }
 
 // CopyOptions tune Copy.
@@ -160,6 +188,16 @@ type CopyReport struct {
 	// value copied (SealedOpened of them).
 	KeyChecked   bool
 	SealedOpened int
+}
+
+// Rows is how many rows of the table named were copied.
+func (r CopyReport) Rows(table string) int64 {
+	for _, t := range r.Tables {
+		if t.Name == table {
+			return t.Rows
+		}
+	}
+	return 0
 }
 
 // CopiedTable is one table Copy copied: its rows, the same number at both

@@ -249,7 +249,7 @@ func TestCopyRefuses(t *testing.T) {
 		full := mustOpenDBAt(t, dst)
 		mustCreate(t, full, "already here", "free", 0)
 		_, err := Copy(ctx, fx.dsn, dst, CopyOptions{})
-		if !errors.Is(err, ErrCopyDestinationNotEmpty) || !strings.Contains(err.Error(), "1 accounts") {
+		if !errors.Is(err, ErrCopyDestinationNotEmpty) || !strings.Contains(err.Error(), "already holds accounts (1)") {
 			t.Fatalf("err = %v, want ErrCopyDestinationNotEmpty", err)
 		}
 		if n := queryInt(t, full, `SELECT count(*) FROM accounts`); n != 1 {
@@ -265,6 +265,15 @@ func TestCopyRefuses(t *testing.T) {
 		// Rolled back: the same copy with the right key goes through.
 		if _, err := Copy(ctx, fx.dsn, dst, CopyOptions{SecretKey: fx.key}); err != nil {
 			t.Fatalf("copy after the refusal: %v", err)
+		}
+	})
+	t.Run("a failed copy removes the file it made", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "copy.db")
+		if _, err := Copy(ctx, fx.dsn, dst, CopyOptions{SecretKey: bytes.Repeat([]byte{1}, SecretKeySize)}); err == nil {
+			t.Fatal("copied with another key")
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 0 {
+			t.Errorf("left %v behind", entries)
 		}
 	})
 	t.Run("no source", func(t *testing.T) {
