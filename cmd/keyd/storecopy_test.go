@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -116,5 +117,30 @@ func TestCLIStoreCopyRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(other); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the refused copy created %s: %v", other, err)
+	}
+}
+
+// TestREADMEStoreCopyExample: the lines of keyd store copy that the README
+// shows are what it prints.
+func TestREADMEStoreCopyExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	c.mustRun("receipts", "rotate")
+	out := c.mustRun("store", "copy", "--to", filepath.Join(t.TempDir(), "copy.db"))
+	numbers := regexp.MustCompile(`\d+ (rows compared|sealed values)`)
+	for _, prefix := range []string{"checked: ", "the secret key ("} {
+		i := strings.Index(out, "\n"+prefix)
+		if i < 0 {
+			t.Fatalf("keyd store copy printed no line starting %q:\n%s", prefix, out)
+		}
+		line, _, _ := strings.Cut(out[i+1:], "\n")
+		line = strings.ReplaceAll(line, store.KeyFilePath(c.path), "/var/lib/keyd/keyd.db.key")
+		line = numbers.ReplaceAllString(line, "... $1")
+		if !strings.Contains(string(readme), "\n# "+line+"\n") {
+			t.Errorf("README.md's keyd store copy example should read:\n# %s", line)
+		}
 	}
 }
