@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,59 @@ func TestCopyRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want one saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestCopyCheckFindsDifferences: the check that runs before the copy commits
+// tells a row whose value differs, and a table whose count differs.
+func TestCopyCheckFindsDifferences(t *testing.T) {
+	ctx := context.Background()
+	fx := newCopyFixture(t, filepath.Join(t.TempDir(), "keyd.db"))
+	dst := filepath.Join(t.TempDir(), "copy.db")
+	if _, err := Copy(ctx, fx.dsn, dst, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changed := rawSQL(t, dst)
+	for _, q := range []struct {
+		query string
+		args  []any
+	}{
+		{`UPDATE accounts SET credits = credits + 1`, nil},
+		{`UPDATE keys SET hash = zeroblob(32) WHERE id = ?`, []any{fx.aliasID}},
+		{`DELETE FROM console_links`, nil},
+	} {
+		if _, err := changed.ExecContext(ctx, q.query, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := rawSQL(t, fx.dsn)
+	stx, err := src.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stx.Rollback()
+	dtx, err := changed.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dtx.Rollback()
+	tables, err := copyColumns(ctx, engineFor(fx.dsn).(copyEngine), stx, engineFor(dst).(copyEngine), dtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ table, want string }{
+		{"accounts", "credits is"},
+		{"keys", "hash is"},
+		{"console_links", "has 1 rows at the source, 1 were copied and the destination has 0"},
+	} {
+		i := slices.IndexFunc(tables, func(ct copyTable) bool { return ct.name == tc.table })
+		var n int64
+		if err := stx.QueryRowContext(ctx, `SELECT count(*) FROM `+tc.table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		_, err := checkCopy(ctx, stx, dtx, tables[i], n, 1000)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.table, err, tc.want)
+		}
 	}
 }
