@@ -594,6 +594,7 @@ func TestCLISubcommandHelp(t *testing.T) {
 		{[]string{"plans", "set", "--help"}, "Usage: keyd plans ", []string{"-alias-limit", "-rate-limit", "-db"}},
 		{[]string{"plans", "set", "-h"}, "Usage: keyd plans ", []string{"-alias-limit", "-rate-limit"}},
 		{[]string{"backup", "--help"}, "Usage: keyd backup ", []string{"-to", "-no-key"}},
+		{[]string{"store", "copy", "--help"}, "Usage: keyd store copy ", []string{"-from", "-to", "-secret-key"}},
 		{[]string{"seed", "--help"}, "Usage: keyd seed ", []string{"-keys", "-sample"}},
 		{[]string{"webhooks", "listen", "--help"}, "Usage: keyd webhooks listen ", []string{"-secret", "-addr"}},
 	} {

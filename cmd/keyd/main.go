@@ -61,6 +61,7 @@ func commands() map[string]command {
 		"serve":       {"run the keyd daemon", runServe},
 		"migrate":     {"apply database migrations and exit", runMigrate},
 		"backup":      {"copy the database while keyd runs, and its secret key (backup --to FILE)", runBackup},
+		"store":       {"copy every row of a database into a new one, SQLite into PostgreSQL (store copy --from FILE --to URL)", runStore},
 		"version":     {"print the version", runVersion},
 		"accounts":    {"manage accounts (accounts create|list|suspend|unsuspend|reset-key|sign-in-link)", runAccounts},
 		"keys":        {"list an account's keys or end a reset key's grace (keys list|revoke)", runKeys},
