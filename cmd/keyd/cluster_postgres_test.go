@@ -127,6 +127,10 @@ func TestCluster(t *testing.T) {
 	if want := fmt.Sprintf("is at schema version %d\n", store.LatestSchemaVersion()); err != nil || !strings.HasSuffix(string(out), want) {
 		t.Fatalf("keyd migrate: %v, %s; want it to end with %q", err, out, want)
 	}
+	// Operator commands take the same URL.
+	if out, err := exec.Command(c.bin, "accounts", "list", "--db", c.dsn).CombinedOutput(); err != nil || !strings.Contains(string(out), accountID) {
+		t.Fatalf("keyd accounts list: %v, %s; want the account %s", err, out, accountID)
+	}
 
 	// Created on replica 1, valid on 2 and 3 at once; deactivated on 2,
 	// refused on 1 and 3 by the time 2 answers.

@@ -31,8 +31,13 @@ func openForCommand(ctx context.Context, e env, path string) (*store.DB, error) 
 
 // mustExist refuses a database path that names no file. Opening would create
 // an empty database there, so a mistyped --db would seem to work and show
-// nothing. Only serve, migrate and seed create a database.
+// nothing. Only serve, migrate and seed create a database. A PostgreSQL
+// database is made by its server's administrator: a wrong URL fails to
+// connect.
 func mustExist(path string) error {
+	if store.IsPostgresURL(path) {
+		return nil
+	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no database at %s: check --db (or KEYD_DB); keyd migrate --db %s creates a new one", path, path)
 	}
