@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -192,10 +191,6 @@ func (db *DB) cutOff() bool {
 	r := &db.replica
 	return r.id != "" && time.Since(r.started)-time.Duration(r.confirmed.Load()) > r.settings.Timeout
 }
-
-// ErrCutOff answers validations on a replica that refuses them while it
-// cannot reach the database (ReplicaSettings.RefuseWhenCutOff).
-var ErrCutOff = errors.New("store: this replica cannot reach the database")
 
 // RefuseValidations reports whether validations must be refused now: this
 // replica is cut off from the database for longer than the others wait for
