@@ -255,8 +255,9 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 	// goroutine uses, which lives until Stop, so that the server dies with
 	// the test binary however that ends, and not before.
 	started := make(chan error)
-	s.exited = make(chan error, 1)
-	s.release = make(chan struct{})
+	// This run's channels: after a Pause, the next run's replace them.
+	exited, release := make(chan error, 1), make(chan struct{})
+	s.exited, s.release = exited, release
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -265,8 +266,8 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 			return
 		}
 		started <- nil
-		s.exited <- cmd.Wait()
-		<-s.release
+		exited <- cmd.Wait()
+		<-release
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
