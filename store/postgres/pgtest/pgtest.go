@@ -56,19 +56,22 @@ type Server struct {
 	// URL reaches the server's postgres database as its superuser.
 	URL string
 
-	dir     string        // temporary folder: data, socket, log
-	user    string        // the database superuser
-	host    string        // 127.0.0.1
-	port    int           // loopback port
-	cmd     *exec.Cmd     // the postmaster
-	exited  chan error    // the postmaster's exit
-	release chan struct{} // lets the goroutine that started the postmaster go
-	dbs     atomic.Int64  // names the databases Database makes
+	dir      string        // temporary folder: data, socket, log
+	user     string        // the database superuser
+	host     string        // 127.0.0.1
+	port     int           // loopback port
+	cmd      *exec.Cmd     // the postmaster
+	exited   chan error    // the postmaster's exit
+	release  chan struct{} // lets the goroutine that started the postmaster go
+	dbs      atomic.Int64  // names the databases Database makes
+	settings []string      // given to Start, after the defaults
 }
 
 // Start initialises a cluster in a new temporary folder and starts a server
-// on a free loopback port; Stop stops it and removes the folder.
-func Start() (*Server, error) {
+// on a free loopback port; Stop stops it and removes the folder. Settings
+// ("name=value") are given to the server after its own and override them:
+// a benchmark turns durability back on with "fsync=on" and the like.
+func Start(settings ...string) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -82,7 +85,7 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{dir: dir, host: "127.0.0.1"}
+	s := &Server{dir: dir, host: "127.0.0.1", settings: settings}
 	cred, err := s.credential()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -245,6 +248,9 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
 	)
+	for _, setting := range s.settings {
+		cmd.Args = append(cmd.Args, "-c", setting)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = procAttr(cred)
 
@@ -253,8 +259,9 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 	// goroutine uses, which lives until Stop, so that the server dies with
 	// the test binary however that ends, and not before.
 	started := make(chan error)
-	s.exited = make(chan error, 1)
-	s.release = make(chan struct{})
+	// The goroutine keeps its own channels: Resume replaces the fields.
+	exited, release := make(chan error, 1), make(chan struct{})
+	s.exited, s.release = exited, release
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -263,8 +270,8 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 			return
 		}
 		started <- nil
-		s.exited <- cmd.Wait()
-		<-s.release
+		exited <- cmd.Wait()
+		<-release
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
@@ -374,15 +381,11 @@ func (s *Server) kill() {
 func (s *Server) Database(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("test_%d", s.dbs.Add(1))
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.URL)
+	url, err := s.CreateDatabase(name)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
-	}
+	ctx := context.Background()
 	t.Cleanup(func() {
 		conn, err := pgx.Connect(ctx, s.URL)
 		if err != nil {
@@ -395,7 +398,23 @@ func (s *Server) Database(t testing.TB) string {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
-	return s.url(name)
+	return url
+}
+
+// CreateDatabase creates a new, empty database called name and returns its
+// URL, for programs other than tests (the cluster benchmark); it lives
+// until the server stops.
+func (s *Server) CreateDatabase(name string) (string, error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.URL)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return s.url(name), nil
 }
 
 // shared is the server Main starts for the package's tests.
