@@ -13,7 +13,9 @@ package main
 //  2. Validate load over loopback on all replicas at once (-c connections in
 //     all, spread over them) for -d: requests/s per replica and in total.
 //  3. Revocation trials under a background validate load (--trial-c
-//     connections in all): each trial creates an alias on a replica A
+//     connections in all, paced at --trial-rate validations a second in
+//     all: a load the replicas carry with CPU to spare, as a cluster sized
+//     for its traffic does; 0 saturates the CPUs): each trial creates an alias on a replica A
 //     picked at random, checks that the other replicas accept it, then
 //     deactivates it on A, timing that request (the owner's), and as soon
 //     as A answers validates it on the others: a trial in which any of them
