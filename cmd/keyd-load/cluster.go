@@ -94,8 +94,8 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&cfg.singleTrials, "single-trials", 1000, "revocation trials on one keyd on SQLite, for comparison")
 	fs.IntVar(&cfg.aliases, "aliases", 50, "aliases whose keys the validate load sends")
 	fs.BoolVar(&cfg.durable, "durable", true, "run PostgreSQL with fsync, synchronous_commit and full_page_writes on, as in production; false runs it as the tests do, without waiting for the disk")
-	fs.DurationVar(&cfg.replicaTimeout, "replica-timeout", 3*time.Second, "keyd serve --replica-timeout")
-	fs.DurationVar(&cfg.replicaWait, "replica-wait", 2*time.Second, "keyd serve --replica-wait")
+	fs.DurationVar(&cfg.replicaTimeout, "replica-timeout", 0, "keyd serve --replica-timeout (default: keyd's)")
+	fs.DurationVar(&cfg.replicaWait, "replica-wait", 0, "keyd serve --replica-wait (default: keyd's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -274,8 +274,14 @@ type clusterBench struct {
 }
 
 func (c *clusterBench) keydFlags() []string {
-	return []string{"--admin-token", c.admin, "--secret-key", c.secret, "--log-level", "warn",
-		"--replica-timeout", c.cfg.replicaTimeout.String(), "--replica-wait", c.cfg.replicaWait.String()}
+	flags := []string{"--admin-token", c.admin, "--secret-key", c.secret, "--log-level", "warn"}
+	if c.cfg.replicaTimeout > 0 {
+		flags = append(flags, "--replica-timeout", c.cfg.replicaTimeout.String())
+	}
+	if c.cfg.replicaWait > 0 {
+		flags = append(flags, "--replica-wait", c.cfg.replicaWait.String())
+	}
+	return flags
 }
 
 func (c *clusterBench) run(ctx context.Context) (*ClusterReport, error) {
