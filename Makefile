@@ -22,7 +22,7 @@ export CGO_ENABLED := 1
 # Debian 12).
 BUILDFLAGS := -trimpath
 
-.PHONY: build run test test-postgres lint vet fmt-check fmt clean e2e bench bench-large soak fuzz
+.PHONY: build run test test-postgres postgresql lint vet fmt-check fmt clean e2e bench bench-large bench-cluster soak fuzz
 
 ## build: compile keyd into build/keyd, version stamped
 build:
@@ -49,16 +49,21 @@ POSTGRES_PKGS := \
 	./store/postgres/pgtest \
 	./plugin-api \
 	./plugin-api/console
-test-postgres:
+test-postgres: postgresql
+	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS) ./cmd/keyd
+	$(GO) test -race -count=1 -tags postgres $(POSTGRES_PKGS)
+	$(GO) test -race -count=1 -tags postgres -run '^TestCluster' ./cmd/keyd
+
+# postgresql: the PostgreSQL server binaries that test-postgres and
+# bench-cluster start a private server from; Debian's postgresql package
+# is installed when no initdb is found (its own server is left stopped).
+postgresql:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
-		echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
+		echo "installing PostgreSQL (Debian's postgresql package)"; \
 		apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq postgresql && \
 		{ service postgresql stop >/dev/null 2>&1 || true; }; \
 	fi
-	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS) ./cmd/keyd
-	$(GO) test -race -count=1 -tags postgres $(POSTGRES_PKGS)
-	$(GO) test -race -count=1 -tags postgres -run '^TestCluster' ./cmd/keyd
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seeds also run in make test)
 FUZZTIME ?= 30s
@@ -114,3 +119,8 @@ bench: build
 bench-large: build
 	$(GO) build $(BUILDFLAGS) -o $(BUILD)/keyd-load ./cmd/keyd-load
 	./$(BUILD)/keyd-load bench --keyd $(BUILD)/keyd --out $(BUILD)/bench --keys 10000000 --name bench-large $(BENCH_FLAGS)
+
+## bench-cluster: a private PostgreSQL and three keyd replicas on it: validate and usage load on all of them, revocation trials under validate load against one keyd on SQLite; table and build/bench/bench-cluster.json (installs PostgreSQL like test-postgres)
+bench-cluster: build postgresql
+	$(GO) build $(BUILDFLAGS) -o $(BUILD)/keyd-load ./cmd/keyd-load
+	./$(BUILD)/keyd-load cluster --keyd $(BUILD)/keyd --out $(BUILD)/bench $(BENCH_FLAGS)

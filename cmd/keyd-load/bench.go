@@ -614,7 +614,8 @@ func freeAddr() (string, error) {
 }
 
 // startKeyd starts keyd on db with its default settings and extra, and
-// waits until it answers VALID for probeKey.
+// waits until it answers VALID for probeKey, or with no probeKey (a database
+// without keys yet) until it answers /healthz.
 func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, name string, withPprof bool, extra ...string) (*keydProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
@@ -653,7 +654,12 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 			return nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
-		resp, err := client.Post(p.url+"/v1/validate", "application/x-www-form-urlencoded", strings.NewReader(body))
+		var resp *http.Response
+		if probeKey == "" {
+			resp, err = client.Get(p.url + "/healthz")
+		} else {
+			resp, err = client.Post(p.url+"/v1/validate", "application/x-www-form-urlencoded", strings.NewReader(body))
+		}
 		if err != nil {
 			if time.Since(start) > 10*time.Minute {
 				p.stop()
@@ -665,7 +671,7 @@ func (b *bench) startKeyd(ctx context.Context, db, probeKey string, pin bool, na
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			p.stop()
-			return nil, fmt.Errorf("keyd answered %d for a seeded key", resp.StatusCode)
+			return nil, fmt.Errorf("keyd answered %d for a seeded key, or to /healthz", resp.StatusCode)
 		}
 		p.answerBytes = len(answer)
 		p.startup = time.Since(start)
@@ -821,11 +827,24 @@ func (p *keydProc) captureProfile(path string, delay, d time.Duration) func() er
 // load runs one load case in a separate keyd-load process (pinned to CPU 0
 // when pinning) and returns what it measured.
 func (b *bench) load(ctx context.Context, p *keydProc, name, path, body, sample string, unknown float64, conns int, d, warmup time.Duration) (Result, error) {
+	args := b.loadArgs(p, name, path, body, sample, unknown, conns, d, warmup)
+	args = append(args, "--pid", strconv.Itoa(p.cmd.Process.Pid))
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stderr = b.log
+	out, err := cmd.Output()
+	if err != nil {
+		return Result{}, fmt.Errorf("load run %q: %w", name, err)
+	}
+	return parseResult(name, out)
+}
+
+// loadArgs is the command line of a keyd-load run process for one case.
+func (b *bench) loadArgs(p *keydProc, name, path, body, sample string, unknown float64, conns int, d, warmup time.Duration) []string {
 	if conns == 0 {
 		conns = b.cfg.conns
 	}
 	args := []string{b.cfg.self, "run", "--json", "--name", name, "--target", p.url, "--path", path, "--body", body,
-		"-c", strconv.Itoa(conns), "-d", d.String(), "--warmup", warmup.String(), "--pid", strconv.Itoa(p.cmd.Process.Pid),
+		"-c", strconv.Itoa(conns), "-d", d.String(), "--warmup", warmup.String(),
 		"--unknown", strconv.FormatFloat(unknown, 'f', -1, 64)}
 	if sample != "" {
 		args = append(args, "--keys", sample)
@@ -833,12 +852,10 @@ func (b *bench) load(ctx context.Context, p *keydProc, name, path, body, sample 
 	if b.cfg.pin {
 		args = append([]string{"taskset", "-c", "0"}, args...)
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Stderr = b.log
-	out, err := cmd.Output()
-	if err != nil {
-		return Result{}, fmt.Errorf("load run %q: %w", name, err)
-	}
+	return args
+}
+
+func parseResult(name string, out []byte) (Result, error) {
 	var res Result
 	if err := json.Unmarshal(out, &res); err != nil {
 		return Result{}, fmt.Errorf("load run %q: %w", name, err)

@@ -30,6 +30,7 @@ type loadConfig struct {
 	Unknown     float64       // share of requests with a random unknown key
 	Connections int           // concurrency
 	Duration    time.Duration // measured time
+	Rate        float64       // requests a second in all, paced; 0: each connection as fast as it is answered
 	Warmup      time.Duration // load before measuring, not counted
 	ServerPID   int           // when set, the server's CPU time is measured too
 }
@@ -209,7 +210,26 @@ func (w *worker) run(ctx context.Context, measureFrom, stopAt time.Time) {
 			w.conn.Close()
 		}
 	}()
+	// With a rate, each connection sends its share at even intervals and
+	// does not catch up on intervals its answers took longer than.
+	var interval time.Duration
+	if w.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(w.cfg.Connections) / w.cfg.Rate)
+	}
+	next := time.Now().Add(time.Duration(w.rng.Int64N(int64(interval) + 1))) // spread the connections' starts
 	for ctx.Err() == nil {
+		if interval > 0 {
+			if wait := time.Until(next); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return
+				}
+			}
+			if next = next.Add(interval); next.Before(time.Now()) {
+				next = time.Now()
+			}
+		}
 		if w.conn == nil {
 			c, err := net.DialTimeout("tcp", w.host, 2*time.Second)
 			if err != nil {

@@ -11,6 +11,12 @@
 // cases interleaved, measures start-up and memory, and prints the results
 // against the performance targets (see bench.go).
 //
+//	keyd-load cluster --keyd build/keyd [--trials 1000] ...
+//
+// is what `make bench-cluster` runs: PostgreSQL and three keyd replicas,
+// validate and usage load on all of them, and revocation trials against
+// one keyd on SQLite (see cluster.go).
+//
 //	keyd-load floor --addr 127.0.0.1:0 --answer-bytes N
 //
 // is the bare gin server bench measures keyd against (see floor.go).
@@ -42,7 +48,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: keyd-load run|bench|floor [flags]  (keyd-load run --help, keyd-load bench --help)")
+		fmt.Fprintln(stderr, "Usage: keyd-load run|bench|cluster|floor [flags]  (keyd-load run --help, keyd-load bench --help, keyd-load cluster --help)")
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -50,10 +56,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCmd(ctx, args[1:], stdout, stderr)
 	case "floor":
 		return floorCmd(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run, bench or floor)", args[0])
+	return fmt.Errorf("unknown command %q (want run, bench, cluster or floor)", args[0])
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,6 +76,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.Connections, "c", 32, "keep-alive connections (fixed concurrency)")
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "measured duration")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "load before measuring, not counted")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "requests a second in all, each connection sending its share at even intervals; 0: each connection sends as soon as it is answered")
 	fs.IntVar(&cfg.ServerPID, "pid", 0, "the server's process id: report its CPU time per request over the measured time (from /proc)")
 	name := fs.String("name", "", "name of this run in the output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -82,8 +91,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return fmt.Errorf("--body must be form, json, usage, spio, receipt or none")
 	}
-	if cfg.Connections < 1 || cfg.Duration <= 0 || cfg.Unknown < 0 || cfg.Unknown > 1 {
-		return fmt.Errorf("need -c >= 1, -d > 0 and 0 <= --unknown <= 1")
+	if cfg.Connections < 1 || cfg.Duration <= 0 || cfg.Unknown < 0 || cfg.Unknown > 1 || cfg.Rate < 0 {
+		return fmt.Errorf("need -c >= 1, -d > 0, --rate >= 0 and 0 <= --unknown <= 1")
 	}
 	if *keysFile != "" {
 		var err error

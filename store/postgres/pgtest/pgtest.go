@@ -58,19 +58,22 @@ type Server struct {
 	// URL reaches the server's postgres database as its superuser.
 	URL string
 
-	dir     string        // temporary folder: data, socket, log
-	user    string        // the database superuser
-	host    string        // 127.0.0.1
-	port    int           // loopback port
-	cmd     *exec.Cmd     // the postmaster
-	exited  chan error    // the postmaster's exit
-	release chan struct{} // lets the goroutine that started the postmaster go
-	dbs     atomic.Int64  // names the databases Database makes
+	dir      string        // temporary folder: data, socket, log
+	user     string        // the database superuser
+	host     string        // 127.0.0.1
+	port     int           // loopback port
+	cmd      *exec.Cmd     // the postmaster
+	exited   chan error    // the postmaster's exit
+	release  chan struct{} // lets the goroutine that started the postmaster go
+	dbs      atomic.Int64  // names the databases Database makes
+	settings []string      // given to Start, after the defaults
 }
 
 // Start initialises a cluster in a new temporary folder and starts a server
-// on a free loopback port; Stop stops it and removes the folder.
-func Start() (*Server, error) {
+// on a free loopback port; Stop stops it and removes the folder. Settings
+// ("name=value") are given to the server after its own and override them:
+// a benchmark turns durability back on with "fsync=on" and the like.
+func Start(settings ...string) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -84,7 +87,7 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{dir: dir, host: "127.0.0.1"}
+	s := &Server{dir: dir, host: "127.0.0.1", settings: settings}
 	cred, err := s.credential()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -247,6 +250,9 @@ func (s *Server) start(bin string, cred *syscall.Credential, port int) error {
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
 	)
+	for _, setting := range s.settings {
+		cmd.Args = append(cmd.Args, "-c", setting)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = procAttr(cred)
 
@@ -395,19 +401,11 @@ func (s *Server) Copy(t testing.TB, url string) string {
 func (s *Server) create(t testing.TB, template string) string {
 	t.Helper()
 	name := fmt.Sprintf("test_%d", s.dbs.Add(1))
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.URL)
+	url, err := s.createDatabase(name, template)
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	create := "CREATE DATABASE " + name
-	if template != "" {
-		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
-	}
-	if _, err := conn.Exec(ctx, create); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
-	}
+	ctx := context.Background()
 	t.Cleanup(func() {
 		conn, err := pgx.Connect(ctx, s.URL)
 		if err != nil {
@@ -420,7 +418,31 @@ func (s *Server) create(t testing.TB, template string) string {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
-	return s.url(name)
+	return url
+}
+
+// CreateDatabase creates a new, empty database called name and returns its
+// URL, for programs other than tests (the cluster benchmark); it lives
+// until the server stops.
+func (s *Server) CreateDatabase(name string) (string, error) { return s.createDatabase(name, "") }
+
+// createDatabase creates the database name, a copy of template if it is
+// not "", and returns its URL.
+func (s *Server) createDatabase(name, template string) (string, error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.URL)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return s.url(name), nil
 }
 
 // shared is the server Main starts for the package's tests.

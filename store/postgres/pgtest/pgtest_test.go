@@ -203,3 +203,31 @@ func TestPauseAndResume(t *testing.T) {
 		t.Fatalf("folder %s still there after Stop: %v", s.dir, err)
 	}
 }
+
+// Settings given to Start override the server's own (durability back on,
+// for a benchmark), and CreateDatabase makes a database that outlives any
+// test, under the name asked for.
+func TestStartSettingsAndCreateDatabase(t *testing.T) {
+	s, err := Start("fsync=on", "synchronous_commit=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	url, err := s.CreateDatabase("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := Connect(t, url)
+	ctx := context.Background()
+	var name, fsync, syncCommit string
+	if err := conn.QueryRow(ctx, `SELECT current_database(), current_setting('fsync'), current_setting('synchronous_commit')`).
+		Scan(&name, &fsync, &syncCommit); err != nil {
+		t.Fatal(err)
+	}
+	if name != "bench" || fsync != "on" || syncCommit != "on" {
+		t.Fatalf("database %q, fsync %q, synchronous_commit %q; want bench, on, on", name, fsync, syncCommit)
+	}
+	if _, err := s.CreateDatabase("bench"); err == nil {
+		t.Fatal("a second database of the same name was created")
+	}
+}
