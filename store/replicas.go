@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -115,28 +117,52 @@ func (db *DB) heartbeatLocked(ctx context.Context) error {
 	}
 	sent := time.Since(r.started)
 	now := time.Now()
-	res, err := db.w.ExecContext(ctx, `UPDATE replicas SET applied_seq = ?, seen_at_ms = ? WHERE id = ?`,
-		db.followedSeq, now.UnixMilli(), r.id)
-	if err != nil {
-		return fmt.Errorf("store: replica heartbeat: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	// The live are counted in the same round trip (the subquery sees the
+	// table as it was before the update, this replica in it).
+	var live int32
+	err := db.relaxed(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `UPDATE replicas SET applied_seq = ?, seen_at_ms = ? WHERE id = ?
+			RETURNING (SELECT count(*) FROM replicas WHERE seen_at_ms > ?)`,
+			db.followedSeq, now.UnixMilli(), r.id, now.Add(-r.settings.Timeout).UnixMilli()).Scan(&live)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
 		// Pruned as gone by another replica after a long cut-off.
 		host, _ := os.Hostname()
 		if _, err := db.w.ExecContext(ctx, `INSERT INTO replicas (id, host, applied_seq, seen_at_ms, started_at) VALUES (?, ?, ?, ?, ?)`,
 			r.id, host, db.followedSeq, now.UnixMilli(), r.started.Unix()); err != nil {
 			return fmt.Errorf("store: register replica: %w", err)
 		}
+	} else if err != nil {
+		return fmt.Errorf("store: replica heartbeat: %w", err)
 	}
 	r.confirmed.Store(int64(sent))
-	var live int32
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM replicas WHERE seen_at_ms > ?`,
-		now.Add(-r.settings.Timeout).UnixMilli()).Scan(&live); err != nil {
-		return err
-	}
 	r.live.Store(max(live, 1))
 	return nil
 }
+
+// relaxed runs fn in a transaction that commits without waiting for the
+// disk: a heartbeat lost to a crash of the database server is simply sent
+// again, and waiting for its sync would add a disk write to every change's
+// round trip through the replicas. Only shared engines have replicas; the
+// setting is PostgreSQL's.
+func (db *DB) relaxed(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// awaitPoll is how often a change waiting for the replicas looks again:
+// each look is one read of a table of a few rows.
+const awaitPoll = time.Millisecond
 
 // awaitReplicas returns once every other live replica has applied the
 // changes up to event seq, or after ReplicaSettings.Wait.
@@ -146,7 +172,6 @@ func (db *DB) awaitReplicas(ctx context.Context, seq int64) {
 		return
 	}
 	deadline := time.Now().Add(r.settings.Wait)
-	pause := 500 * time.Microsecond
 	for {
 		var behind int
 		err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM replicas WHERE id <> ? AND applied_seq < ? AND seen_at_ms > ?`,
@@ -159,8 +184,7 @@ func (db *DB) awaitReplicas(ctx context.Context, seq int64) {
 			r.waitTimeouts.Add(1)
 			return
 		}
-		time.Sleep(min(pause, left))
-		pause = min(2*pause, 8*time.Millisecond)
+		time.Sleep(min(awaitPoll, left))
 	}
 }
 

@@ -28,6 +28,9 @@ type Tx struct {
 	credits      map[string]int64      // new pool sizes, for accounts not refreshed whole
 	keySpent     map[uint32]spendState // what limited keys spent, by index position
 	stmts        map[string]*sql.Stmt
+	// priorSeq is, on a shared engine, the last event in the log before
+	// this transaction's first (see followOwn).
+	priorSeq int64
 }
 
 // prepared returns query prepared once for this transaction: statements
@@ -114,6 +117,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) (int64, error) {
 	}
 	db.applyIndex(plans, snaps)
 	db.applySites(snaps)
+	db.followOwn(t)
 	for id, credits := range t.credits {
 		if n, err := parseID(prefixAccount, id); err == nil && !t.touched[id] {
 			db.index.SetCredits(n, credits)
@@ -131,6 +135,16 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) (int64, error) {
 	return t.lastSeq, nil
 }
 
+// followOwn moves the follower past the events t wrote, which the index
+// has just applied, when no other event came before them that it has not
+// applied yet: so that a replica does not read its own changes back when
+// the database announces them. writeMu must be held.
+func (db *DB) followOwn(t *Tx) {
+	if t.lastSeq > 0 && t.eng.Shared() && t.priorSeq == db.followedSeq {
+		db.followedSeq = t.lastSeq
+	}
+}
+
 // touch marks an account for an index refresh after commit.
 func (t *Tx) touch(accountID string) { t.touched[accountID] = true }
 
@@ -146,6 +160,13 @@ func (t *Tx) event(ctx context.Context, accountID, typ string, actor Actor, targ
 		return Event{}, err
 	}
 	at := t.exact.Truncate(time.Millisecond)
+	if t.lastSeq == 0 && t.eng.Shared() {
+		// Writes take turns (engine.BeginWrite): no other event can come
+		// between this one and the last in the log now.
+		if err := t.tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&t.priorSeq); err != nil {
+			return Event{}, fmt.Errorf("store: last event: %w", err)
+		}
+	}
 	var (
 		seq      int64
 		sequence sql.NullInt64
