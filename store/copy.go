@@ -208,10 +208,6 @@ type CopiedTable struct {
 	Sampled int
 }
 
-// ErrCopyDestinationNotEmpty is a copy refused because the destination
-// already holds accounts.
-var ErrCopyDestinationNotEmpty = errors.New("store: copy: the destination is not empty")
-
 // copyEngine is what Copy needs of the engines at both ends, beyond engine.
 type copyEngine interface {
 	// Columns lists the database's tables (but schema_migrations) and

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"keyd/store/keyindex"
@@ -29,41 +28,6 @@ const (
 	ActorOperator = "operator"
 	ActorSystem   = "system"
 )
-
-// Errors returned by the store. The HTTP layer maps each to the contract's
-// status and code in one place.
-var (
-	ErrNotFound            = errors.New("not found")
-	ErrNameTaken           = errors.New("name already taken")
-	ErrAliasLimit          = errors.New("alias limit reached")
-	ErrSubaccountLimit     = errors.New("subaccount limit reached")
-	ErrInsufficientCredits = errors.New("insufficient credits")
-	ErrSubaccountNesting   = errors.New("subaccounts cannot have subaccounts")
-	ErrScopeExceeds        = errors.New("scopes exceed the primary key's")
-	ErrAliasGone           = errors.New("alias deleted")
-	// ErrSuspendedByOperator refuses a parent lifting a suspension the
-	// operator made.
-	ErrSuspendedByOperator = errors.New("suspended by the operator")
-
-	// Outcomes of KeyView.Check.
-	ErrKeyRevoked       = errors.New("key revoked")
-	ErrKeyExpired       = errors.New("key expired")
-	ErrKeyInactive      = errors.New("key inactive")
-	ErrAccountSuspended = errors.New("account suspended")
-)
-
-// InvalidError reports input that breaks a domain rule. Fields maps a request
-// field name to what is wrong with it.
-type InvalidError struct {
-	Message string
-	Fields  map[string]string
-}
-
-func (e *InvalidError) Error() string { return e.Message }
-
-func invalidField(field, msg string) error {
-	return &InvalidError{Message: field + ": " + msg, Fields: map[string]string{field: msg}}
-}
 
 // Plan is a set of limits an account is on.
 type Plan struct {

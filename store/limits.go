@@ -105,19 +105,6 @@ func allowanceAt(l SpendLimit, s spendState, now time.Time) Allowance {
 	return makeAllowance(l, s.spentAt(l.Period, now), periodStart(l.Period, now))
 }
 
-// ErrKeySpendLimit is a charge over the key's own spend limit; the error
-// returned is a *KeySpendLimitError.
-var ErrKeySpendLimit = errors.New("key spend limit reached")
-
-// KeySpendLimitError refuses a charge the key's limit cannot cover: nothing
-// was charged.
-type KeySpendLimitError struct{ Allowance Allowance }
-
-func (e *KeySpendLimitError) Error() string { return ErrKeySpendLimit.Error() }
-func (e *KeySpendLimitError) Is(target error) bool {
-	return target == ErrKeySpendLimit
-}
-
 // LimitsPatch changes a key's limits; a field not Set stays as it is, a Set
 // one with nil removes the limit.
 type LimitsPatch struct {

@@ -26,15 +26,6 @@ const SecretKeySize = 32
 // sealVersion prefixes every sealed value, so the format can change later.
 const sealVersion = 1
 
-// ErrSecretKeyRequired is a PostgreSQL database opened without a secret
-// key: there is no file beside it to keep one in, and every replica must
-// seal with the same key.
-var ErrSecretKeyRequired = errors.New("store: on PostgreSQL the secret key must be given (--secret-key or KEYD_SECRET_KEY), the same on every replica")
-
-// ErrSecretKeyMismatch means the master key is not the one the database's
-// secrets were sealed with.
-var ErrSecretKeyMismatch = errors.New("store: the secret key does not match the one this database's webhook secrets were sealed with")
-
 // sealer seals and opens values with the master key. Each value gets its own
 // random nonce, and is bound to where it is stored (the additional data), so
 // a sealed value copied into another row or column does not open.

@@ -11,10 +11,6 @@ import (
 	"strconv"
 )
 
-// ErrRealAccounts is returned by Seed when the database holds accounts that
-// were not made by Seed and the caller did not force it.
-var ErrRealAccounts = errors.New("the database holds real (non-synthetic) accounts")
-
 // Synthetic data layout: every synthetic account gets a primary key and up
 // to seedAliasesPerAccount aliases, on a plan that allows that many.
 const (

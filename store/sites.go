@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -34,20 +33,6 @@ const MaxSitesLimit = 100_000
 
 // ReleaseAfter bounds a key's release_after.
 var ReleaseAfter = DurationBounds{Min: time.Hour, Max: 3650 * 24 * time.Hour, Range: "between 1h and 3650d"}
-
-// ErrSiteRequired is a validation without a site of a key that counts its
-// sites.
-var ErrSiteRequired = errors.New("site required")
-
-// ErrSiteLimit is a new site for a key whose slots are all taken; the error
-// returned is a *SiteLimitError.
-var ErrSiteLimit = errors.New("site limit reached")
-
-// SiteLimitError refuses a new site: Used of Limit slots are taken.
-type SiteLimitError struct{ Used, Limit int }
-
-func (e *SiteLimitError) Error() string        { return ErrSiteLimit.Error() }
-func (e *SiteLimitError) Is(target error) bool { return target == ErrSiteLimit }
 
 // SiteSlots is how many of a key's site slots are taken.
 type SiteSlots struct {

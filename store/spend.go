@@ -30,12 +30,6 @@ const IdempotencyWindow = 24 * time.Hour
 // maxSpendBatch bounds one group commit.
 const maxSpendBatch = 512
 
-// ErrIdempotencyMismatch is a replayed idempotency key with other units.
-var ErrIdempotencyMismatch = errors.New("idempotency key reused with different units")
-
-// ErrClosed answers charges made while the store closes.
-var ErrClosed = errors.New("store: closed")
-
 // Charge is the answer to a spend.
 type Charge struct {
 	Credits  int64 // the pool after the charge

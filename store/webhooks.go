@@ -41,9 +41,6 @@ const (
 // MaxWebhooksPerAccount bounds how many endpoints one account may register.
 const MaxWebhooksPerAccount = 20
 
-// ErrWebhookLimit means the account already has MaxWebhooksPerAccount endpoints.
-var ErrWebhookLimit = errors.New("webhook limit reached")
-
 const (
 	prefixWebhook = "wh_"
 	prefixMessage = "msg_"
