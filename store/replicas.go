@@ -39,7 +39,11 @@ type ReplicaSettings struct {
 	// Timeout is how long a replica not heard from is still waited for;
 	// a replica cut off from the database for as long knows it.
 	Timeout time.Duration
-	// Wait bounds how long a change waits for the live replicas to apply it.
+	// Wait bounds how long a change waits for the live replicas to apply
+	// it; 0 waits as long as Timeout. Then a change is answered only once
+	// every replica has applied it or has not been heard from for Timeout
+	// (and, set to refuse when cut off, refuses validations); a shorter
+	// Wait trades that for a shorter worst case.
 	Wait time.Duration
 	// RefuseWhenCutOff makes a replica cut off for longer than Timeout
 	// refuse validations (RefuseValidations) instead of answering from what
@@ -48,7 +52,7 @@ type ReplicaSettings struct {
 }
 
 // DefaultReplicaSettings are keyd's defaults.
-var DefaultReplicaSettings = ReplicaSettings{Timeout: 3 * time.Second, Wait: 2 * time.Second}
+var DefaultReplicaSettings = ReplicaSettings{Timeout: 3 * time.Second}
 
 // WithReplicaSettings sets how replicas wait for each other.
 func WithReplicaSettings(s ReplicaSettings) Option {
@@ -171,7 +175,11 @@ func (db *DB) awaitReplicas(ctx context.Context, seq int64) {
 	if seq == 0 || !db.eng.Shared() {
 		return
 	}
-	deadline := time.Now().Add(r.settings.Wait)
+	wait := r.settings.Wait
+	if wait == 0 {
+		wait = r.settings.Timeout
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		var behind int
 		err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM replicas WHERE id <> ? AND applied_seq < ? AND seen_at_ms > ?`,

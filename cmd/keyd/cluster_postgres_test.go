@@ -46,7 +46,7 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	c := &cluster{t: t, bin: bin, pg: pg, dsn: pg.Database(t),
-		flags: append([]string{"--secret-key", base64.StdEncoding.EncodeToString(secret), "--replica-timeout", "3s", "--replica-wait", "2s"}, extra...)}
+		flags: append([]string{"--secret-key", base64.StdEncoding.EncodeToString(secret), "--replica-timeout", "3s"}, extra...)}
 	for range n {
 		c.replicas = append(c.replicas, c.start())
 	}

@@ -98,7 +98,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fs.DurationVar(&cfg.replicas.Timeout, "replica-timeout", replicaTimeout, "PostgreSQL: how long a replica not heard from is still waited for by changes, and how long a replica cut off from the database is counted live (README, Running several replicas) (env KEYD_REPLICA_TIMEOUT)")
-	fs.DurationVar(&cfg.replicas.Wait, "replica-wait", replicaWait, "PostgreSQL: how long a change waits for every live replica to apply it before it is answered (env KEYD_REPLICA_WAIT)")
+	fs.DurationVar(&cfg.replicas.Wait, "replica-wait", replicaWait, "PostgreSQL: how long a change waits for every live replica to apply it before it is answered; 0 (default) as long as --replica-timeout (env KEYD_REPLICA_WAIT)")
 	fs.StringVar(&cfg.whenCutOff, "when-cut-off", envOr(e, "KEYD_WHEN_CUT_OFF", "serve"), "PostgreSQL: what a replica that has not reached the database for --replica-timeout does with validations: serve (from what it knows) or refuse (503) (env KEYD_WHEN_CUT_OFF)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -134,8 +134,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 	default:
 		return usagef("--when-cut-off must be serve or refuse, not %q", cfg.whenCutOff)
 	}
-	if cfg.replicas.Timeout <= 0 || cfg.replicas.Wait <= 0 {
-		return usagef("--replica-timeout and --replica-wait must be positive")
+	if cfg.replicas.Timeout <= 0 || cfg.replicas.Wait < 0 {
+		return usagef("--replica-timeout must be positive, and --replica-wait positive or 0")
 	}
 	if store.IsPostgresURL(cfg.db) {
 		if cfg.webhooks.secretKey == "" {
