@@ -163,3 +163,23 @@ func TestJobRunsOncePerScheduleAcrossReplicas(t *testing.T) {
 		t.Fatalf("another job's first run: %v, %v; want it claimed", mine, err)
 	}
 }
+
+// By default (Wait 0) a change waits for a silent replica only until it
+// has not been heard from for Timeout: it ends because the replica is gone,
+// never because the wait ran out first.
+func TestChangeWaitsForASilentReplicaUntilItsTimeout(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	settings := ReplicaSettings{Timeout: time.Second}
+	a, _ := replica(t, dsn, settings, settings.Timeout/12)
+	_, stopB := replica(t, dsn, settings, settings.Timeout/12)
+	acc := mustCreate(t, a, "acme", "pro", 100)
+	stopB()
+	time.Sleep(50 * time.Millisecond) // b's last heartbeat is now well before the change
+	if _, err := a.CreateAlias(ctx, SystemActor, acc.Account.ID, NewAlias{Name: "while b is silent"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Replicas(); st.WaitTimeouts != 0 {
+		t.Fatalf("%d waits ran out; want the wait to end with b's timeout", st.WaitTimeouts)
+	}
+}
