@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -476,6 +477,12 @@ func TestCLIBadInvocations(t *testing.T) {
 		{[]string{"serve", "--webhook-workers", "0"}, "--webhook-workers"},
 		{[]string{"serve", "--secret-key", "short"}, "--secret-key"},
 		{[]string{"serve", "--scopes", "bad scope!"}, "--scopes"},
+		{[]string{"serve", "--when-cut-off", "maybe"}, "--when-cut-off"},
+		{[]string{"serve", "--replica-timeout", "0s"}, "--replica-timeout"},
+		{[]string{"serve", "--replica-wait", "-1s"}, "--replica-wait"},
+		{[]string{"serve", "--db", "postgres://keyd@127.0.0.1:1/keyd"}, "--secret-key"},
+		{[]string{"serve", "--db", "postgres://keyd@127.0.0.1:1/keyd", "--secret-key", base64.StdEncoding.EncodeToString(make([]byte, 32)),
+			"--index-snapshot", "/tmp/keyd.index"}, "--index-snapshot"},
 	} {
 		ctx := context.Background()
 		if tt.args[0] == "serve" || tt.args[0] == "webhooks" {
@@ -628,5 +635,18 @@ func TestREADMEBackupExample(t *testing.T) {
 	}
 	if !strings.Contains(string(readme), "\n# "+example+"\n") {
 		t.Errorf("README.md's keyd backup example should read:\n# %s", example)
+	}
+}
+
+// A PostgreSQL URL is shown without its password.
+func TestDisplayDBHidesThePassword(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"./keyd.db": "./keyd.db",
+		"postgres://keyd:s3cret@db.internal:5432/keyd?sslmode=verify-full": "postgres://keyd:xxxxx@db.internal:5432/keyd?sslmode=verify-full",
+		"postgresql://keyd@db/keyd":                                        "postgresql://keyd@db/keyd",
+	} {
+		if got := displayDB(dsn); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("displayDB(%q) = %q, want %q", dsn, got, want)
+		}
 	}
 }
