@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -155,19 +154,6 @@ func Copy(ctx context.Context, from, to string, opts CopyOptions) (rep CopyRepor
 		return rep, fmt.Errorf("store: copy: commit %s: %w", toName, err)
 	}
 	return rep, nil
-}
-
-// RedactedDSN is how a database is named in messages: a PostgreSQL URL
-// without its password, or the SQLite file's path.
-func RedactedDSN(dsn string) string {
-	if !IsPostgresURL(dsn) {
-		return dsn
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "the PostgreSQL database"
-	}
-	return u.Redacted()
 }
 
 // CopyOptions tune Copy.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"net/url"
 	"strings"
 	"time"
 
@@ -73,6 +74,19 @@ func engineFor(dsn string) engine {
 // a SQLite file: a postgres:// or postgresql:// URL.
 func IsPostgresURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// RedactedDSN is how a database is named in messages: a PostgreSQL URL
+// without its password, or the SQLite file's path.
+func RedactedDSN(dsn string) string {
+	if !IsPostgresURL(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the PostgreSQL database"
+	}
+	return u.Redacted()
 }
 
 // OpenSQL opens the database at dsn as plain database/sql connections of

@@ -9,15 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
-
-	"keyd/store"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -156,19 +153,6 @@ func envDuration(e env, name string, def time.Duration) (time.Duration, error) {
 // dbFlag adds the --db flag every command shares.
 func dbFlag(e env, fs *flag.FlagSet) *string {
 	return fs.String("db", envOr(e, "KEYD_DB", "./keyd.db"), "SQLite database file, or a postgres:// URL for PostgreSQL (env KEYD_DB)")
-}
-
-// displayDB is the database as logs and messages show it: a PostgreSQL
-// URL without its password.
-func displayDB(dsn string) string {
-	if !store.IsPostgresURL(dsn) {
-		return dsn
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "postgres://(unreadable URL)"
-	}
-	return u.Redacted()
 }
 
 // subcommand splits "accounts create ..." into its verb and the rest.

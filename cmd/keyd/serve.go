@@ -238,7 +238,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 	// memory until the heap happens to shrink.
 	debug.FreeOSMemory()
 	loaded := db.LoadStats()
-	log.Info("database open", "path", displayDB(cfg.db), "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
+	log.Info("database open", "path", store.RedactedDSN(cfg.db), "keys_in_database", loaded.DatabaseKeys, "keys_in_memory", loaded.IndexKeys,
 		"accounts", loaded.Accounts, "index_from", indexSource(loaded), "index_load", loaded.Took.Round(time.Millisecond),
 		"took", time.Since(started).Round(time.Millisecond))
 	if loaded.SnapshotRejected != "" {
@@ -435,7 +435,7 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", displayDB(*path), v)
+	fmt.Fprintf(e.stdout, "database %s is at schema version %d\n", store.RedactedDSN(*path), v)
 	return nil
 }
 
