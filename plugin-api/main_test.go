@@ -1,7 +1,6 @@
 package pluginapi
 
 import (
-	"bytes"
 	"testing"
 
 	"keyd/store"
@@ -16,8 +15,8 @@ func TestMain(m *testing.M) { storetest.Main(m) }
 // no key file beside the database, a fixed secret key first (opts may give
 // another). Exported for the package's external tests.
 func StoreOptions(dsn string, opts ...store.Option) []store.Option {
-	if store.IsPostgresURL(dsn) {
-		return append([]store.Option{store.WithSecretKey(bytes.Repeat([]byte{0x6b}, store.SecretKeySize))}, opts...)
+	if key := storetest.SecretKey(dsn); key != nil {
+		return append([]store.Option{store.WithSecretKey(key)}, opts...)
 	}
 	return opts
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -51,8 +50,8 @@ func mustOpenDB(tb testing.TB, opts ...Option) *DB {
 // has no key file beside the database, a secret key first (opts may give
 // another).
 func testOptions(dsn string, opts []Option) []Option {
-	if IsPostgresURL(dsn) {
-		return append([]Option{WithSecretKey(bytes.Repeat([]byte{0x6b}, SecretKeySize))}, opts...)
+	if key := storetest.SecretKey(dsn); key != nil {
+		return append([]Option{WithSecretKey(key)}, opts...)
 	}
 	return opts
 }

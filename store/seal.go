@@ -99,29 +99,39 @@ func loadOrCreateKeyFile(path string) ([]byte, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("store: read secret key file: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		key := make([]byte, SecretKeySize)
+		rand.Read(key)
+		err = WriteKeyFile(path, key)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("store: create secret key file: %w", err)
-		}
-		key := make([]byte, SecretKeySize)
-		rand.Read(key)
-		_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
 			return nil, fmt.Errorf("store: write secret key file: %w", err)
 		}
 		return key, nil
 	}
 	return nil, fmt.Errorf("store: secret key file %s is empty", path)
+}
+
+// WriteKeyFile writes key into a new file at path, mode 0600, synced; an
+// error matching fs.ErrExist when there is one already. A file it could not
+// write whole is removed.
+func WriteKeyFile(path string, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // WithSecretKey sets the master key that seals webhook signing secrets.

@@ -110,9 +110,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	report.print(stdout)
-	body, _ := json.MarshalIndent(report, "", "  ")
-	path := filepath.Join(cfg.out, cfg.name+".json")
+	return writeReport(stdout, report, filepath.Join(cfg.out, cfg.name+".json"))
+}
+
+// writeReport prints a report's table and writes it as JSON to path.
+func writeReport(stdout io.Writer, rep interface{ print(io.Writer) }, path string) error {
+	rep.print(stdout)
+	body, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(path, append(body, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -115,13 +115,9 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	rep.print(stdout)
-	body, _ := json.MarshalIndent(rep, "", "  ")
-	path := filepath.Join(cfg.out, cfg.name+".json")
-	if err := os.WriteFile(path, append(body, '\n'), 0o644); err != nil {
+	if err := writeReport(stdout, rep, filepath.Join(cfg.out, cfg.name+".json")); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nresults written to %s\n", path)
 	return rep.verdict()
 }
 

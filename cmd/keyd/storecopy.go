@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,7 +111,7 @@ func runStoreCopy(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "the secret key (%s) opens the %d sealed values copied\n", keyFrom, rep.SealedOpened)
 	if destKeyFile != "" {
-		if err := writeKeyFile(destKeyFile, key); err != nil {
+		if err := store.WriteKeyFile(destKeyFile, key); err != nil {
 			return fmt.Errorf("store copy: the copy is done, but writing its secret key failed: %w", err)
 		}
 		fmt.Fprintf(e.stdout, "wrote the secret key to %s, where keyd reads it for %s\n", destKeyFile, *to)
@@ -141,23 +140,4 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
-}
-
-// writeKeyFile writes key into a new file at path, mode 0600, as keyd does.
-func writeKeyFile(path string, key []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }
