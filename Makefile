@@ -45,7 +45,8 @@ test: lint
 POSTGRES_PKGS := \
 	./store \
 	./store/postgres \
-	./store/postgres/pgtest
+	./store/postgres/pgtest \
+	./webhooks
 test-postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
 		echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
