@@ -788,6 +788,41 @@ func (db *DB) ReleaseMessages(ctx context.Context, owner string, ids ...string) 
 	})
 }
 
+// LeaseOwners returns who holds leases of pending messages, live or run out.
+func (db *DB) LeaseOwners(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT lease_owner FROM webhook_messages
+		WHERE lease_until IS NOT NULL AND status = 'pending' ORDER BY lease_owner`)
+	if err != nil {
+		return nil, fmt.Errorf("store: lease owners: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var owner string
+		if err := rows.Scan(&owner); err != nil {
+			return nil, err
+		}
+		out = append(out, owner)
+	}
+	return out, rows.Err()
+}
+
+// ReleaseOwner gives up every lease owner holds, for a worker that knows
+// the owner is gone (a process that died), and reports how many.
+func (db *DB) ReleaseOwner(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := db.write(ctx, func(t *Tx) error {
+		res, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET lease_owner = NULL, lease_until = NULL
+			WHERE lease_owner = ?`, owner)
+		if err != nil {
+			return fmt.Errorf("store: release leases: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
 // RecordAttempt logs an attempt and moves its message on: delivered,
 // pending until rec.NextAttemptAt, or failed. It keeps the endpoint's
 // failure record and disables the endpoint when the receiver answered 410

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -225,5 +227,56 @@ func TestLateAttemptOfALostLeaseDoesNotUndoTheDelivery(t *testing.T) {
 	sweepAll(t, w2)
 	if n.Load() != 2 {
 		t.Fatalf("%d requests: the delivered message went out again", n.Load())
+	}
+}
+
+// A process restarted after it was killed mid-delivery sends at once what
+// its predecessor had claimed on this host, not when the leases run out; a
+// lease of a process still running stays.
+func TestRestartReleasesTheLeasesOfAProcessThatIsGone(t *testing.T) {
+	e := newWorkerEnv(t, false, WorkerConfig{})
+	rc := newReceiver(t, answer(200, nil, ""))
+	e.endpoint(rc.URL, "alias.*")
+	e.endpoint(rc.URL, "alias.*")
+	e.alias("client")
+	if _, err := e.db.FanOut(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command("sleep", "60")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { running.Process.Kill(); running.Wait() })
+	host, _ := os.Hostname()
+	gone := ownerID(host, pidNamespace(), exited.ProcessState.Pid(), "01")
+	live := ownerID(host, pidNamespace(), running.Process.Pid, "02")
+	endpointOf := map[string]string{} // owner -> the endpoint of the message it claimed
+	for _, owner := range []string{gone, live} {
+		claimed, err := e.db.ClaimDueMessages(e.ctx(), owner, e.clock.Now(), e.w.leaseFor, 1)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("%s claimed %d messages, %v", owner, len(claimed), err)
+		}
+		endpointOf[owner] = claimed[0].EndpointID
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.w.Run(ctx); close(done) }()
+	waitFor(t, "the gone process's message to be delivered", func() bool {
+		return e.oneMessage(endpointOf[gone]).Status == store.MessageDelivered
+	})
+	cancel()
+	<-done
+	owners, err := e.db.LeaseOwners(e.ctx())
+	if err != nil || len(owners) != 1 || owners[0] != live {
+		t.Fatalf("leases held by %v, %v; want the running process's alone", owners, err)
+	}
+	if n := len(rc.requests()); n != 1 {
+		t.Fatalf("%d requests, want the gone process's message alone", n)
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"keyd/store"
@@ -23,6 +27,8 @@ type Store interface {
 	ClaimDueMessages(ctx context.Context, owner string, now time.Time, leaseFor time.Duration, limit int) ([]store.OutboxMessage, error)
 	RecordAttempt(ctx context.Context, rec store.AttemptRecord) error
 	ReleaseMessages(ctx context.Context, owner string, ids ...string) error
+	LeaseOwners(ctx context.Context) ([]string, error)
+	ReleaseOwner(ctx context.Context, owner string) (int, error)
 }
 
 // WorkerConfig tunes a Worker. Zero values mean the defaults.
@@ -78,9 +84,10 @@ const leaseMargin = 30 * time.Second
 // than an attempt and its recording take, under an owner id of its own,
 // and recording the attempt ends the lease; so a message is in flight in
 // one process at a time. A worker that dies mid-delivery leaves the
-// message leased until the lease runs out; then any worker sends it again,
-// with the same message id and its tries and schedule as recorded:
-// delivery is at least once.
+// message leased until the lease runs out, or until a worker started on its
+// host finds its process gone; then any worker sends it again, with the
+// same message id and its tries and schedule as recorded: delivery is at
+// least once.
 //
 // Messages to one endpoint start in the order of their events: one at a
 // time, and a message starts only once every earlier one has been
@@ -151,15 +158,78 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 	return w
 }
 
-// newOwnerID names a worker in its leases: the host and process, for an
-// operator reading the outbox, and random bytes, so that a worker never
-// takes another's lease (or a restarted process its predecessor's) for its
-// own.
+// newOwnerID names a worker in its leases: its host, process id namespace
+// and process, for an operator reading the outbox and for a restarted
+// process to tell that its predecessor is gone (see releaseDeadOwners), and
+// random bytes, so that a worker never takes another's lease (or a
+// restarted process its predecessor's) for its own.
 func newOwnerID() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 8)
 	rand.Read(b)
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+	return ownerID(host, pidNamespace(), os.Getpid(), hex.EncodeToString(b))
+}
+
+func ownerID(host, pidNS string, pid int, random string) string {
+	return fmt.Sprintf("%s/%s/%d/%s", host, pidNS, pid, random)
+}
+
+// pidNamespace names the namespace in which process ids are this process's
+// (Linux; empty elsewhere): processes of one host in different containers
+// may have the same id.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || strings.Contains(ns, "/") {
+		return ""
+	}
+	return ns
+}
+
+// ownerGone reports whether owner names a worker of a process that is gone:
+// one of this host and process id namespace whose process is no longer
+// running, or that had this process's id before it.
+func (w *Worker) ownerGone(owner string) bool {
+	o, me := strings.Split(owner, "/"), strings.Split(w.owner, "/")
+	if len(o) != 4 || owner == w.owner || o[0] != me[0] || o[1] == "" || o[1] != me[1] {
+		return false
+	}
+	pid, err := strconv.Atoi(o[2])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err != nil && !errors.Is(err, syscall.EPERM)
+}
+
+// releaseDeadOwners gives up the leases held by workers of processes of
+// this host that are gone, such as this process's predecessor killed
+// mid-delivery, so that their messages go out now rather than when the
+// leases run out. Those of other hosts run out.
+func (w *Worker) releaseDeadOwners(ctx context.Context) {
+	owners, err := w.st.LeaseOwners(ctx)
+	if err != nil {
+		w.log.Warn("webhook leases of gone processes not checked; their messages go out once the leases run out", "error", err)
+		return
+	}
+	for _, owner := range owners {
+		if !w.ownerGone(owner) {
+			continue
+		}
+		n, err := w.st.ReleaseOwner(ctx, owner)
+		if err != nil {
+			w.log.Warn("webhook leases of a gone process not released; its messages go out once the leases run out",
+				"owner", owner, "error", err)
+			continue
+		}
+		w.log.Info("released the webhook leases of a process that is gone", "owner", owner, "messages", n)
+	}
 }
 
 // Wake makes Run sweep soon. It never blocks.
@@ -170,11 +240,16 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run sweeps at once (messages left pending by an earlier run go out), then
-// whenever woken, until ctx ends; then it lets deliveries in flight finish
-// for StopGrace, cancels the rest and returns once all have returned.
+// Run sweeps at once (messages left pending by an earlier run go out, also
+// those it had claimed when it died: see releaseDeadOwners), then whenever
+// woken, until ctx ends; then it lets deliveries in flight finish for
+// StopGrace, cancels the rest and returns once all have returned, giving up
+// the leases of the messages it did not attempt (and of those whose
+// attempts it could not record), so that other processes send them at
+// once.
 func (w *Worker) Run(ctx context.Context) {
 	defer w.stop()
+	w.releaseDeadOwners(ctx)
 	w.Wake()
 	for {
 		select {
@@ -207,8 +282,8 @@ func (w *Worker) stop() {
 	w.releaseHeld(ctx, true)
 }
 
-// Sweep fans new events out into messages and starts delivering the due
-// ones that free slots allow. It does not wait for the deliveries.
+// Sweep fans new events out into messages, and claims and starts delivering
+// the due ones that free slots allow. It does not wait for the deliveries.
 func (w *Worker) Sweep(ctx context.Context) error {
 	_, err := w.sweep(ctx)
 	return err
