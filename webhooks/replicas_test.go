@@ -253,8 +253,8 @@ func TestRestartReleasesTheLeasesOfAProcessThatIsGone(t *testing.T) {
 	}
 	t.Cleanup(func() { running.Process.Kill(); running.Wait() })
 	host, _ := os.Hostname()
-	gone := ownerID(host, pidNamespace(), exited.ProcessState.Pid(), "01")
-	live := ownerID(host, pidNamespace(), running.Process.Pid, "02")
+	gone := ownerID(host, pidNamespace(), exited.ProcessState.Pid(), "01", "01")
+	live := ownerID(host, pidNamespace(), running.Process.Pid, "02", "01")
 	endpointOf := map[string]string{} // owner -> the endpoint of the message it claimed
 	for _, owner := range []string{gone, live} {
 		claimed, err := e.db.ClaimDueMessages(e.ctx(), owner, e.clock.Now(), e.w.leaseFor, 1)
@@ -278,5 +278,36 @@ func TestRestartReleasesTheLeasesOfAProcessThatIsGone(t *testing.T) {
 	}
 	if n := len(rc.requests()); n != 1 {
 		t.Fatalf("%d requests, want the gone process's message alone", n)
+	}
+}
+
+// Which lease owners a worker takes for gone: only processes of its host
+// and process id namespace that no longer run, or that ran before it with
+// its process id.
+func TestOwnerGone(t *testing.T) {
+	e := newWorkerEnv(t, false, WorkerConfig{})
+	_, sibling := e.replica(WorkerConfig{})
+	host, _ := os.Hostname()
+	ns, pid := pidNamespace(), os.Getpid()
+	if ns == "" {
+		t.Fatal("no process id namespace on this host")
+	}
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for owner, want := range map[string]bool{
+		e.w.owner:                              false, // itself
+		sibling.owner:                          false, // another worker of this process
+		ownerID(host, ns, pid, "before", "01"): true,  // this process id, before this process
+		ownerID(host, ns, exited.ProcessState.Pid(), "01", "01"):          true,  // exited
+		ownerID(host+".other", ns, exited.ProcessState.Pid(), "01", "01"): false, // another host's
+		ownerID(host, ns+"x", exited.ProcessState.Pid(), "01", "01"):      false, // another container's
+		ownerID(host, "", exited.ProcessState.Pid(), "01", "01"):          false, // no namespace known
+		"dead": false,
+	} {
+		if got := e.w.ownerGone(owner); got != want {
+			t.Errorf("ownerGone(%q) = %v, want %v", owner, got, want)
+		}
 	}
 }

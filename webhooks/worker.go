@@ -160,18 +160,26 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 
 // newOwnerID names a worker in its leases: its host, process id namespace
 // and process, for an operator reading the outbox and for a restarted
-// process to tell that its predecessor is gone (see releaseDeadOwners), and
-// random bytes, so that a worker never takes another's lease (or a
-// restarted process its predecessor's) for its own.
+// process to tell that its predecessor is gone (see releaseDeadOwners), then
+// random tokens of the process and of the worker, so that a worker never
+// takes another's lease (or a restarted process with the same process id
+// its predecessor's) for its own.
 func newOwnerID() string {
 	host, _ := os.Hostname()
-	b := make([]byte, 8)
-	rand.Read(b)
-	return ownerID(host, pidNamespace(), os.Getpid(), hex.EncodeToString(b))
+	return ownerID(host, pidNamespace(), os.Getpid(), processToken, randomToken())
 }
 
-func ownerID(host, pidNS string, pid int, random string) string {
-	return fmt.Sprintf("%s/%s/%d/%s", host, pidNS, pid, random)
+func ownerID(host, pidNS string, pid int, process, worker string) string {
+	return fmt.Sprintf("%s/%s/%d/%s/%s", host, pidNS, pid, process, worker)
+}
+
+// processToken tells this process from another that had its process id.
+var processToken = randomToken()
+
+func randomToken() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // pidNamespace names the namespace in which process ids are this process's
@@ -190,7 +198,7 @@ func pidNamespace() string {
 // running, or that had this process's id before it.
 func (w *Worker) ownerGone(owner string) bool {
 	o, me := strings.Split(owner, "/"), strings.Split(w.owner, "/")
-	if len(o) != 4 || owner == w.owner || o[0] != me[0] || o[1] == "" || o[1] != me[1] {
+	if len(o) != 5 || o[0] != me[0] || o[1] == "" || o[1] != me[1] {
 		return false
 	}
 	pid, err := strconv.Atoi(o[2])
@@ -198,7 +206,7 @@ func (w *Worker) ownerGone(owner string) bool {
 		return false
 	}
 	if pid == os.Getpid() {
-		return true
+		return o[3] != processToken // a worker of this process is not gone
 	}
 	p, err := os.FindProcess(pid)
 	if err != nil {
