@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -674,28 +673,16 @@ func (db *DB) ClaimDueMessages(ctx context.Context, owner string, now time.Time,
 		if err != nil {
 			return err
 		}
-		// Leased one at a time, each only if still pending, due and free
-		// (never two owners, whatever the query saw), in the order of
-		// their ids so that row locks are always taken in one order.
-		ids := make([]string, len(due))
-		for i, m := range due {
-			ids[i] = m.ID
-		}
-		slices.Sort(ids)
-		leased := make(map[string]bool, len(ids))
-		for _, id := range ids {
+		// Each leased only if still pending, due and free: never to two
+		// owners, whatever the query saw.
+		for _, m := range due {
 			res, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET lease_owner = ?, lease_until = ?
 				WHERE id = ? AND status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)`,
-				owner, until.Unix(), id, now.Unix(), now.Unix())
+				owner, until.Unix(), m.ID, now.Unix(), now.Unix())
 			if err != nil {
 				return fmt.Errorf("store: lease message: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				leased[id] = true
-			}
-		}
-		for _, m := range due {
-			if leased[m.ID] {
 				claimed = append(claimed, m)
 			}
 		}
@@ -732,7 +719,6 @@ func (db *DB) ClaimDueMessages(ctx context.Context, owner string, now time.Time,
 type dueMessage struct {
 	OutboxMessage
 	secret, oldSecret []byte
-	oldUntil          int64
 }
 
 // dueMessages reads what ClaimDueMessages leases: the earliest due message
@@ -756,12 +742,15 @@ func dueMessages(ctx context.Context, q queryer, now time.Time, limit int) ([]du
 	defer rows.Close()
 	var out []dueMessage
 	for rows.Next() {
-		var m dueMessage
+		var (
+			m        dueMessage
+			oldUntil int64
+		)
 		if err := rows.Scan(&m.ID, &m.EndpointID, &m.URL, &m.EventType, &m.Body, &m.Tries,
-			&m.secret, &m.oldSecret, &m.oldUntil); err != nil {
+			&m.secret, &m.oldSecret, &oldUntil); err != nil {
 			return nil, err
 		}
-		if m.oldUntil <= now.Unix() {
+		if oldUntil <= now.Unix() {
 			m.oldSecret = nil // the rotation's overlap has ended
 		}
 		out = append(out, m)
@@ -769,8 +758,9 @@ func dueMessages(ctx context.Context, q queryer, now time.Time, limit int) ([]du
 	return out, rows.Err()
 }
 
-// ReleaseMessages gives up owner's leases of the messages ids, unattempted,
-// so that they are due again at once to whoever claims next.
+// ReleaseMessages gives up owner's leases of the messages named by ids,
+// which were not attempted, so that they are due again at once to whoever
+// claims next.
 func (db *DB) ReleaseMessages(ctx context.Context, owner string, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
