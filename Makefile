@@ -48,7 +48,8 @@ POSTGRES_PKGS := \
 	./store/postgres \
 	./store/postgres/pgtest \
 	./plugin-api \
-	./plugin-api/console
+	./plugin-api/console \
+	./webhooks
 test-postgres: postgresql
 	$(GO) vet $(BUILDFLAGS) -tags postgres $(POSTGRES_PKGS) ./cmd/keyd
 	$(GO) test -race -count=1 -tags postgres $(POSTGRES_PKGS)

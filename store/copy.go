@@ -253,9 +253,10 @@ var copyTables = []copyTable{
 
 // notCopied are the tables of the schema that describe the processes
 // serving a database rather than its data: the replicas serving it, which
-// register themselves when they start, and which replica last ran each
-// scheduled job.
-var notCopied = map[string]bool{"replicas": true, "job_runs": true}
+// register themselves when they start, which replica last ran each
+// scheduled job, and the row webhook claims lock (the destination's
+// migrations made its own).
+var notCopied = map[string]bool{"replicas": true, "job_runs": true, "webhook_claim_lock": true}
 
 // copySourceVersion is the source's schema version, which must be this
 // build's.

@@ -181,11 +181,12 @@ func TestEventPayloadsGolden(t *testing.T) {
 	step()
 	_, err = db.FanOut(ctx)
 	must(err)
-	due, err := db.DueMessages(ctx, clock.Now(), 100)
+	due, err := db.ClaimDueMessages(ctx, "worker", clock.Now(), time.Minute, 100)
 	must(err)
 	for _, m := range due {
 		if m.EndpointID == gone.ID {
-			must(db.RecordAttempt(ctx, AttemptRecord{MessageID: m.ID, At: clock.Now(), StatusCode: 410, Outcome: "gone", Gone: true}))
+			must(db.RecordAttempt(ctx, AttemptRecord{MessageID: m.ID, Owner: "worker", At: clock.Now(), StatusCode: 410,
+				Outcome: "gone", Gone: true}))
 			break
 		}
 	}

@@ -18,8 +18,9 @@ import (
 // transaction, writes one message per matching endpoint and moves the
 // cursor, so an event is never lost between a change and its messages, and a
 // fan-out cut short by a crash is simply done again (a message is unique per
-// event and endpoint). The worker in package webhooks delivers the messages
-// and records each attempt here.
+// event and endpoint). The worker in package webhooks claims the messages
+// due (ClaimDueMessages: a lease, so that several processes share the
+// outbox), delivers them and records each attempt here.
 //
 // Which events go to which endpoint, and the body of each message, are the
 // rules of events.go.
@@ -161,7 +162,10 @@ type OutboxMessage struct {
 
 // AttemptRecord is the outcome of one attempt, as the worker records it.
 type AttemptRecord struct {
-	MessageID  string
+	MessageID string
+	// Owner is who claimed the message (ClaimDueMessages) to make the
+	// attempt.
+	Owner      string
 	At         time.Time
 	StatusCode int
 	Duration   time.Duration
@@ -513,6 +517,14 @@ type fanEndpoint struct {
 }
 
 func (t *Tx) fanOutBatch(ctx context.Context) (int, error) {
+	// The cursor row's lock first: with several processes on PostgreSQL,
+	// a fan-out waits here for another under way and then reads where that
+	// one left the cursor (a statement after the lock sees it), so an event
+	// is fanned out once and the cursor never moves back. (SQLite has no
+	// FOR UPDATE, and there a write transaction holds the database anyway.)
+	if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_cursor SET last_seq = last_seq WHERE id = 1`); err != nil {
+		return 0, fmt.Errorf("store: fan-out cursor lock: %w", err)
+	}
 	var cursor int64
 	if err := t.tx.QueryRowContext(ctx, `SELECT last_seq FROM webhook_cursor WHERE id = 1`).Scan(&cursor); err != nil {
 		return 0, fmt.Errorf("store: fan-out cursor: %w", err)
@@ -611,52 +623,82 @@ func (t *Tx) fanEndpoints(ctx context.Context, accountID string) ([]fanEndpoint,
 	return out, rows.Err()
 }
 
-// DueMessages returns the message to send next to each endpoint that has
-// one due at now: of its pending messages due by now, the one of the
-// earliest event, so that messages to an endpoint start in the order of
+// ClaimDueMessages leases to owner, until now+leaseFor, the message to send
+// next to each endpoint that has one due at now and none leased, and
+// returns them: of an endpoint's pending messages due by now, the one of
+// the earliest event, so that messages to an endpoint start in the order of
 // their events. A message waiting for a retry is not due and holds back
-// none behind it. At most limit messages, earliest due first. Messages of
-// a disabled endpoint are not due, except test messages. It claims nothing:
-// the one worker keeps track of what it is sending, and sends nothing to an
-// endpoint while a message to it is in flight.
-func (db *DB) DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
+// none behind it. At most limit messages, earliest due first. Messages of a
+// disabled endpoint are not due, except test messages.
+//
+// Several keyd processes on one database each claim what they send, so a
+// message is in flight in one of them at a time, and an endpoint has at
+// most one message in flight. The lease is given up by the owner's
+// RecordAttempt or ReleaseMessages; a worker that dies holding it leaves
+// the message to whoever claims after lease_until, with its tries and
+// schedule as recorded: delivery is at least once, with the same message
+// id. leaseFor must outlast an attempt and its recording.
+func (db *DB) ClaimDueMessages(ctx context.Context, owner string, now time.Time, leaseFor time.Duration, limit int) ([]OutboxMessage, error) {
+	if owner == "" {
+		return nil, errors.New("store: claim without an owner")
+	}
 	s, err := db.secrets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT m.id, m.endpoint_id, e.url, m.event_type, m.body, m.tries,
-			e.secret, e.old_secret, coalesce(e.old_secret_until, 0)
-		FROM (SELECT m.rowid AS r, m.endpoint_id, m.next_attempt_at, m.event_seq,
-				row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.event_seq) AS rn
-			FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
-			WHERE m.status = 'pending' AND m.next_attempt_at <= ? AND (e.enabled = 1 OR m.event_type = ?)) d
-		JOIN webhook_messages m ON m.rowid = d.r
-		JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.rn = 1 ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
-		now.Unix(), EventWebhookTest, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: due messages: %w", err)
+	until := now.Add(leaseFor)
+	if until.Unix() <= now.Unix() {
+		return nil, fmt.Errorf("store: lease of %v is shorter than a second", leaseFor)
 	}
-	defer rows.Close()
-	secrets := map[string][]string{}
-	var out []OutboxMessage
-	for rows.Next() {
-		var (
-			m        OutboxMessage
-			cur, old []byte
-			oldUntil int64
-		)
-		if err := rows.Scan(&m.ID, &m.EndpointID, &m.URL, &m.EventType, &m.Body, &m.Tries, &cur, &old, &oldUntil); err != nil {
-			return nil, err
+	var claimed []dueMessage
+	err = db.write(ctx, func(t *Tx) error {
+		claimed = nil
+		// Claims are serialised by this row's lock. On SQLite a write
+		// transaction holds the database anyway; on PostgreSQL (read
+		// committed) the lock makes the query below, a statement after
+		// it, see every lease committed before: the conditional update
+		// alone keeps a message from two owners, but two claims running
+		// side by side with clocks a second apart could each lease a
+		// different message of one endpoint (one due for one of them
+		// only), two in flight where one is the rule. Claims are short,
+		// so one at a time costs nothing that matters; FOR UPDATE SKIP
+		// LOCKED would avoid that wait but not the per-endpoint race.
+		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_claim_lock SET id = id WHERE id = 1`); err != nil {
+			return fmt.Errorf("store: claim lock: %w", err)
 		}
+		due, err := dueMessages(ctx, t.tx, now, limit)
+		if err != nil {
+			return err
+		}
+		// Each leased only if still pending, due and free: never to two
+		// owners, whatever the query saw.
+		for _, m := range due {
+			res, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET lease_owner = ?, lease_until = ?
+				WHERE id = ? AND status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)`,
+				owner, until.Unix(), m.ID, now.Unix(), now.Unix())
+			if err != nil {
+				return fmt.Errorf("store: lease message: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				claimed = append(claimed, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutboxMessage, len(claimed))
+	secrets := map[string][]string{}
+	for i, m := range claimed {
 		if m.Secrets = secrets[m.EndpointID]; m.Secrets == nil {
-			plain, err := s.open(cur, secretWhere(m.EndpointID))
+			plain, err := s.open(m.secret, secretWhere(m.EndpointID))
 			if err != nil {
 				return nil, fmt.Errorf("store: secret of webhook %s: %w", m.EndpointID, err)
 			}
 			m.Secrets = []string{string(plain)}
-			if old != nil && oldUntil > now.Unix() {
-				plain, err := s.open(old, secretWhere(m.EndpointID))
+			if m.oldSecret != nil {
+				plain, err := s.open(m.oldSecret, secretWhere(m.EndpointID))
 				if err != nil {
 					return nil, fmt.Errorf("store: previous secret of webhook %s: %w", m.EndpointID, err)
 				}
@@ -664,9 +706,108 @@ func (db *DB) DueMessages(ctx context.Context, now time.Time, limit int) ([]Outb
 			}
 			secrets[m.EndpointID] = m.Secrets
 		}
+		out[i] = m.OutboxMessage
+	}
+	return out, nil
+}
+
+// dueMessage is a message ClaimDueMessages found due, its secrets still
+// sealed.
+type dueMessage struct {
+	OutboxMessage
+	secret, oldSecret []byte
+}
+
+// dueMessages reads what ClaimDueMessages leases: the earliest due message
+// of each endpoint with no message leased at now.
+func dueMessages(ctx context.Context, q queryer, now time.Time, limit int) ([]dueMessage, error) {
+	rows, err := q.QueryContext(ctx, `SELECT m.id, m.endpoint_id, e.url, m.event_type, m.body, m.tries,
+			e.secret, e.old_secret, coalesce(e.old_secret_until, 0)
+		FROM (SELECT m.rowid AS r, m.endpoint_id, m.next_attempt_at, m.event_seq,
+				row_number() OVER (PARTITION BY m.endpoint_id ORDER BY m.event_seq) AS rn
+			FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id
+			WHERE m.status = 'pending' AND m.next_attempt_at <= ? AND (e.enabled = 1 OR m.event_type = ?)
+				AND NOT EXISTS (SELECT 1 FROM webhook_messages l WHERE l.endpoint_id = m.endpoint_id
+					AND l.lease_until > ? AND l.status = 'pending')) d
+		JOIN webhook_messages m ON m.rowid = d.r
+		JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.rn = 1 ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`,
+		now.Unix(), EventWebhookTest, now.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: due messages: %w", err)
+	}
+	defer rows.Close()
+	var out []dueMessage
+	for rows.Next() {
+		var (
+			m        dueMessage
+			oldUntil int64
+		)
+		if err := rows.Scan(&m.ID, &m.EndpointID, &m.URL, &m.EventType, &m.Body, &m.Tries,
+			&m.secret, &m.oldSecret, &oldUntil); err != nil {
+			return nil, err
+		}
+		if oldUntil <= now.Unix() {
+			m.oldSecret = nil // the rotation's overlap has ended
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// ReleaseMessages gives up owner's leases of the messages named by ids,
+// which were not attempted, so that they are due again at once to whoever
+// claims next.
+func (db *DB) ReleaseMessages(ctx context.Context, owner string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return db.write(ctx, func(t *Tx) error {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET lease_owner = NULL, lease_until = NULL
+			WHERE lease_owner = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...); err != nil {
+			return fmt.Errorf("store: release messages: %w", err)
+		}
+		return nil
+	})
+}
+
+// LeaseOwners returns who holds leases of pending messages, live or run out.
+func (db *DB) LeaseOwners(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT lease_owner FROM webhook_messages
+		WHERE lease_until IS NOT NULL AND status = 'pending' ORDER BY lease_owner`)
+	if err != nil {
+		return nil, fmt.Errorf("store: lease owners: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var owner string
+		if err := rows.Scan(&owner); err != nil {
+			return nil, err
+		}
+		out = append(out, owner)
+	}
+	return out, rows.Err()
+}
+
+// ReleaseOwner gives up every lease owner holds, for a worker that knows
+// the owner is gone (a process that died), and reports how many.
+func (db *DB) ReleaseOwner(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := db.write(ctx, func(t *Tx) error {
+		res, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET lease_owner = NULL, lease_until = NULL
+			WHERE lease_owner = ?`, owner)
+		if err != nil {
+			return fmt.Errorf("store: release leases: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
 }
 
 // RecordAttempt logs an attempt and moves its message on: delivered,
@@ -675,6 +816,12 @@ func (db *DB) DueMessages(ctx context.Context, now time.Time, limit int) ([]Outb
 // or it has failed for WebhookDisableAfter; disabling appends a
 // webhook.disabled event, which goes to the account's other endpoints. A
 // message deleted meanwhile (with its endpoint) is ignored.
+//
+// The attempt ends rec.Owner's lease of the message. An attempt whose
+// owner lost the lease (it ran past lease_until and another claimed the
+// message, which may since have been delivered) is logged, since the
+// receiver may have seen it, but changes nothing else: the message and its
+// endpoint are the new owner's to move on.
 func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
 	return db.write(ctx, func(t *Tx) error {
 		var (
@@ -705,10 +852,18 @@ func (db *DB) RecordAttempt(ctx context.Context, rec AttemptRecord) error {
 		case rec.NextAttemptAt != nil && !rec.Gone && (enabled || eventType == EventWebhookTest):
 			status, next = MessagePending, rec.NextAttemptAt.Unix()
 		}
-		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET status = ?, tries = tries + 1, next_attempt_at = ?,
-			last_attempt_at = ?, delivered_at = CASE WHEN ? <> 0 THEN ? ELSE delivered_at END, updated_at = ? WHERE id = ?`,
-			status, next, at, rec.Delivered, at, t.now.Unix(), rec.MessageID); err != nil {
+		// Conditional, so that it waits for a claim of the message under
+		// way elsewhere and then finds the lease gone.
+		res, err := t.tx.ExecContext(ctx, `UPDATE webhook_messages SET status = ?, tries = tries + 1, next_attempt_at = ?,
+			last_attempt_at = ?, delivered_at = CASE WHEN ? <> 0 THEN ? ELSE delivered_at END, updated_at = ?,
+			lease_owner = NULL, lease_until = NULL
+			WHERE id = ? AND lease_owner = ?`,
+			status, next, at, rec.Delivered, at, t.now.Unix(), rec.MessageID, rec.Owner)
+		if err != nil {
 			return fmt.Errorf("store: update message: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // the lease was lost: logged only
 		}
 
 		if rec.Delivered {

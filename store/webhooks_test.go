@@ -70,7 +70,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 	}
 
 	// The worker gets both secrets during the overlap, the new one first.
-	due, err := db.DueMessages(ctx, clock.Now(), 10)
+	due, err := db.ClaimDueMessages(ctx, "worker", clock.Now(), time.Minute, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestWebhookSecretsAreSealedAtRest(t *testing.T) {
 
 	// After the overlap only the new secret signs, and pruning drops the old.
 	clock.Advance(24*time.Hour + time.Second)
-	due, err = db.DueMessages(ctx, clock.Now(), 10)
+	due, err = db.ClaimDueMessages(ctx, "worker", clock.Now(), time.Minute, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,11 +344,15 @@ func TestPruneWebhooksKeepsPendingAndRecent(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages", len(msgs))
 	}
-	if err := db.RecordAttempt(ctx, AttemptRecord{MessageID: msgs[0].ID, At: clock.Now(), StatusCode: 200, Outcome: "success", Delivered: true}); err != nil {
+	claimNext(t, db, "worker", clock.Now(), msgs[0].ID)
+	if err := db.RecordAttempt(ctx, AttemptRecord{MessageID: msgs[0].ID, Owner: "worker", At: clock.Now(), StatusCode: 200,
+		Outcome: "success", Delivered: true}); err != nil {
 		t.Fatal(err)
 	}
+	claimNext(t, db, "worker", clock.Now(), msgs[1].ID)
 	next := clock.Now().Add(time.Hour)
-	if err := db.RecordAttempt(ctx, AttemptRecord{MessageID: msgs[1].ID, At: clock.Now(), StatusCode: 500, Outcome: "retry", NextAttemptAt: &next}); err != nil {
+	if err := db.RecordAttempt(ctx, AttemptRecord{MessageID: msgs[1].ID, Owner: "worker", At: clock.Now(), StatusCode: 500,
+		Outcome: "retry", NextAttemptAt: &next}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(31 * 24 * time.Hour)

@@ -10,8 +10,8 @@ import (
 	"keyd/store"
 )
 
-// unwritableStore fails to record attempts while full is set, as the store
-// does when the disk is full.
+// unwritableStore fails to record attempts and to give leases up while full
+// is set, as the store does when the disk is full.
 type unwritableStore struct {
 	*store.DB
 	full atomic.Bool
@@ -22,6 +22,13 @@ func (s *unwritableStore) RecordAttempt(ctx context.Context, rec store.AttemptRe
 		return fmt.Errorf("%w: database or disk is full", store.ErrStorageUnavailable)
 	}
 	return s.DB.RecordAttempt(ctx, rec)
+}
+
+func (s *unwritableStore) ReleaseMessages(ctx context.Context, owner string, ids ...string) error {
+	if s.full.Load() {
+		return fmt.Errorf("%w: database or disk is full", store.ErrStorageUnavailable)
+	}
+	return s.DB.ReleaseMessages(ctx, owner, ids...)
 }
 
 // TestUnrecordedAttemptIsNotResentAtOnce: a delivery whose attempt cannot be

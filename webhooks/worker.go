@@ -2,10 +2,17 @@ package webhooks
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"keyd/store"
@@ -17,13 +24,18 @@ type Store interface {
 	// messages to send.
 	Changes() <-chan struct{}
 	FanOut(ctx context.Context) (int, error)
-	DueMessages(ctx context.Context, now time.Time, limit int) ([]store.OutboxMessage, error)
+	ClaimDueMessages(ctx context.Context, owner string, now time.Time, leaseFor time.Duration, limit int) ([]store.OutboxMessage, error)
 	RecordAttempt(ctx context.Context, rec store.AttemptRecord) error
+	ReleaseMessages(ctx context.Context, owner string, ids ...string) error
+	LeaseOwners(ctx context.Context) ([]string, error)
+	ReleaseOwner(ctx context.Context, owner string) (int, error)
 }
 
 // WorkerConfig tunes a Worker. Zero values mean the defaults.
 type WorkerConfig struct {
-	// Client makes the requests; nil means NewClient(AllowPrivate).
+	// Client makes the requests; nil means NewClient(AllowPrivate). Its
+	// Timeout bounds an attempt (ClientTimeout when it has none), and so
+	// how long a claimed message is leased.
 	Client       *http.Client
 	AllowPrivate bool
 	// Workers bounds deliveries in flight overall (default 8). One
@@ -50,24 +62,48 @@ type WorkerConfig struct {
 // waits before it is sent again.
 const unrecordedRetry = 5 * time.Second
 
+// recordTimeout bounds recording an attempt.
+const recordTimeout = 30 * time.Second
+
+// releaseTimeout bounds giving leases up, which a stopping worker does.
+const releaseTimeout = 5 * time.Second
+
+// leaseMargin is how much longer than an attempt and its recording a
+// claimed message is leased: room for a slow start and for clocks of
+// several keyd processes that differ a little.
+const leaseMargin = 30 * time.Second
+
 // Worker delivers the outbox. Each sweep fans new events out into messages
-// and starts every due message that a free slot allows; Run sweeps whenever
-// the store reports a commit, a delivery ends, or Wake is called (the
-// scheduler calls Sweep every second, which picks up retries that became
-// due and changes made by other processes). The worker keeps track of the
-// messages it is sending in memory: after a crash nothing is in flight and
-// every pending message is due again, so delivery is at least once.
+// and claims and starts as many due messages as free slots allow; Run
+// sweeps whenever the store reports a commit, a delivery ends, or Wake is
+// called (the scheduler calls Sweep every second, which picks up retries
+// that became due and changes made by other processes).
+//
+// Several keyd processes on one database each run a worker. A worker
+// leases each message it claims (store.DB.ClaimDueMessages) for longer
+// than an attempt and its recording take, under an owner id of its own,
+// and recording the attempt ends the lease; so a message is in flight in
+// one process at a time. A worker that dies mid-delivery leaves the
+// message leased until the lease runs out, or until a worker started on its
+// host finds its process gone; then any worker sends it again, with the
+// same message id and its tries and schedule as recorded: delivery is at
+// least once.
 //
 // Messages to one endpoint start in the order of their events: one at a
 // time, and a message starts only once every earlier one has been
-// attempted (see store.DB.DueMessages). A message that failed goes to its
-// retry schedule and does not hold back the ones behind it, so a retry can
-// arrive after later events; receivers order by the payload's sequence.
+// attempted (see store.DB.ClaimDueMessages). A message that failed goes to
+// its retry schedule and does not hold back the ones behind it, so a retry
+// can arrive after later events; receivers order by the payload's sequence.
 type Worker struct {
 	st     Store
 	cfg    WorkerConfig
 	client *http.Client
 	log    *slog.Logger
+	// owner names this worker in the leases it holds.
+	owner string
+	// leaseFor is how long a claimed message is leased: longer than an
+	// attempt (the client's timeout) and its recording, with a margin.
+	leaseFor time.Duration
 
 	sweepMu sync.Mutex // one sweep at a time
 	wake    chan struct{}
@@ -78,10 +114,11 @@ type Worker struct {
 
 	mu       sync.Mutex
 	closed   bool
-	inFlight map[string]bool      // message ids
-	held     map[string]time.Time // message id -> not before: attempts that could not be recorded
-	busy     map[string]bool      // endpoint ids with a message in flight
-	wg       sync.WaitGroup
+	inFlight map[string]bool // message ids
+	// held are messages whose attempt could not be recorded, still leased,
+	// by id: when to give the lease up so that they are sent again.
+	held map[string]time.Time
+	wg   sync.WaitGroup
 }
 
 // NewWorker makes a worker over st; nothing runs until Run or Sweep.
@@ -100,19 +137,107 @@ func NewWorker(st Store, cfg WorkerConfig) *Worker {
 		cfg:      cfg,
 		client:   cfg.Client,
 		log:      cfg.Logger,
+		owner:    newOwnerID(),
 		wake:     make(chan struct{}, 1),
 		inFlight: map[string]bool{},
 		held:     map[string]time.Time{},
-		busy:     map[string]bool{},
 	}
 	if w.client == nil {
 		w.client = NewClient(cfg.AllowPrivate)
 	}
+	if w.client.Timeout <= 0 {
+		c := *w.client // an attempt must end for its lease to mean anything
+		c.Timeout = ClientTimeout
+		w.client = &c
+	}
+	w.leaseFor = w.client.Timeout + recordTimeout + leaseMargin
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w
+}
+
+// newOwnerID names a worker in its leases: its host, process id namespace
+// and process, for an operator reading the outbox and for a restarted
+// process to tell that its predecessor is gone (see releaseDeadOwners), then
+// random tokens of the process and of the worker, so that a worker never
+// takes another's lease (or a restarted process with the same process id
+// its predecessor's) for its own.
+func newOwnerID() string {
+	host, _ := os.Hostname()
+	return ownerID(host, pidNamespace(), os.Getpid(), processToken, randomToken())
+}
+
+func ownerID(host, pidNS string, pid int, process, worker string) string {
+	return fmt.Sprintf("%s/%s/%d/%s/%s", host, pidNS, pid, process, worker)
+}
+
+// processToken tells this process from another that had its process id.
+var processToken = randomToken()
+
+func randomToken() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// pidNamespace names the namespace in which process ids are this process's
+// (Linux; empty elsewhere): processes of one host in different containers
+// may have the same id.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || strings.Contains(ns, "/") {
+		return ""
+	}
+	return ns
+}
+
+// ownerGone reports whether owner names a worker of a process that is gone:
+// one of this host and process id namespace whose process is no longer
+// running, or that had this process's id before it.
+func (w *Worker) ownerGone(owner string) bool {
+	o, me := strings.Split(owner, "/"), strings.Split(w.owner, "/")
+	if len(o) != 5 || o[0] != me[0] || o[1] == "" || o[1] != me[1] {
+		return false
+	}
+	pid, err := strconv.Atoi(o[2])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return o[3] != processToken // a worker of this process is not gone
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err != nil && !errors.Is(err, syscall.EPERM)
+}
+
+// releaseDeadOwners gives up the leases held by workers of processes of
+// this host that are gone, such as this process's predecessor killed
+// mid-delivery, so that their messages go out now rather than when the
+// leases run out. Those of other hosts run out.
+func (w *Worker) releaseDeadOwners(ctx context.Context) {
+	owners, err := w.st.LeaseOwners(ctx)
+	if err != nil {
+		w.log.Warn("webhook leases of gone processes not checked; their messages go out once the leases run out", "error", err)
+		return
+	}
+	for _, owner := range owners {
+		if !w.ownerGone(owner) {
+			continue
+		}
+		n, err := w.st.ReleaseOwner(ctx, owner)
+		if err != nil {
+			w.log.Warn("webhook leases of a gone process not released; its messages go out once the leases run out",
+				"owner", owner, "error", err)
+			continue
+		}
+		w.log.Info("released the webhook leases of a process that is gone", "owner", owner, "messages", n)
+	}
 }
 
 // Wake makes Run sweep soon. It never blocks.
@@ -123,11 +248,16 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run sweeps at once (messages left pending by an earlier run go out), then
-// whenever woken, until ctx ends; then it lets deliveries in flight finish
-// for StopGrace, cancels the rest and returns once all have returned.
+// Run sweeps at once (messages left pending by an earlier run go out, also
+// those it had claimed when it died: see releaseDeadOwners), then whenever
+// woken, until ctx ends; then it lets deliveries in flight finish for
+// StopGrace, cancels the rest and returns once all have returned, giving up
+// the leases of the messages it did not attempt (and of those whose
+// attempts it could not record), so that other processes send them at
+// once.
 func (w *Worker) Run(ctx context.Context) {
 	defer w.stop()
+	w.releaseDeadOwners(ctx)
 	w.Wake()
 	for {
 		select {
@@ -155,52 +285,103 @@ func (w *Worker) stop() {
 		<-done
 	}
 	w.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	w.releaseHeld(ctx, true)
 }
 
-// Sweep fans new events out into messages and starts delivering the due
-// ones that free slots allow. It does not wait for the deliveries.
+// Sweep fans new events out into messages, and claims and starts delivering
+// the due ones that free slots allow. It does not wait for the deliveries.
 func (w *Worker) Sweep(ctx context.Context) error {
+	_, err := w.sweep(ctx)
+	return err
+}
+
+// sweep is Sweep, reporting how many deliveries it started.
+func (w *Worker) sweep(ctx context.Context) (int, error) {
 	w.sweepMu.Lock()
 	defer w.sweepMu.Unlock()
 	if _, err := w.st.FanOut(ctx); err != nil {
-		return fmt.Errorf("webhooks: fan-out: %w", err)
+		return 0, fmt.Errorf("webhooks: fan-out: %w", err)
 	}
+	w.releaseHeld(ctx, false)
 	w.mu.Lock()
-	busy, closed := len(w.inFlight), w.closed
+	free, closed := w.cfg.Workers-len(w.inFlight), w.closed
 	w.mu.Unlock()
-	if closed || busy >= w.cfg.Workers {
-		return nil
+	if closed || free <= 0 {
+		return 0, nil
 	}
-	// An endpoint's message in flight is still pending and is what the
-	// store names as its next, so ask for enough to find free slots' worth
-	// of others.
-	due, err := w.st.DueMessages(ctx, w.cfg.Now(), w.cfg.Workers+busy)
+	// Only sweeps add to inFlight, so free slots stay free meanwhile.
+	claimed, err := w.st.ClaimDueMessages(ctx, w.owner, w.cfg.Now(), w.leaseFor, free)
 	if err != nil {
-		return fmt.Errorf("webhooks: due messages: %w", err)
+		return 0, fmt.Errorf("webhooks: claim due messages: %w", err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := w.cfg.Now()
-	for id, until := range w.held {
-		if !now.Before(until) {
-			delete(w.held, id)
+	started := 0
+	var unsent []string
+	for _, m := range claimed {
+		delete(w.held, m.ID) // its lease ran out and it is ours again
+		// A message still in flight here comes back only if its lease ran
+		// out mid-attempt (a clock that jumped): the attempt under way
+		// ends the new lease as well.
+		if w.inFlight[m.ID] {
+			continue
 		}
-	}
-	for _, m := range due {
-		if w.closed || len(w.inFlight) >= w.cfg.Workers {
-			break
-		}
-		// m is the endpoint's next message; while an earlier one is in
-		// flight, or held after an unrecorded attempt, m waits for it.
-		if _, held := w.held[m.ID]; held || w.inFlight[m.ID] || w.busy[m.EndpointID] {
+		if w.closed {
+			unsent = append(unsent, m.ID)
 			continue
 		}
 		w.inFlight[m.ID] = true
-		w.busy[m.EndpointID] = true
 		w.wg.Add(1)
 		go w.deliver(m)
+		started++
 	}
-	return nil
+	if len(unsent) > 0 {
+		w.release(unsent...)
+	}
+	return started, nil
+}
+
+// releaseHeld gives up the leases of messages whose attempts could not be
+// recorded, once they have waited unrecordedRetry (all of them if all is
+// set), so that they are sent again. While the database cannot be written
+// it fails, and the next sweep tries again; the leases run out meanwhile
+// anyway.
+func (w *Worker) releaseHeld(ctx context.Context, all bool) {
+	now := w.cfg.Now()
+	var ids []string
+	w.mu.Lock()
+	for id, at := range w.held {
+		if all || !now.Before(at) {
+			ids = append(ids, id)
+		}
+	}
+	w.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := w.st.ReleaseMessages(ctx, w.owner, ids...); err != nil {
+		w.log.Debug("webhook messages with unrecorded attempts not released yet", "message_ids", ids, "error", err)
+		return
+	}
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.held, id)
+	}
+	w.mu.Unlock()
+}
+
+// release gives up the leases of messages claimed but not attempted, so
+// that another worker sends them at once rather than when the leases run
+// out.
+func (w *Worker) release(ids ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := w.st.ReleaseMessages(ctx, w.owner, ids...); err != nil {
+		w.log.Warn("webhook messages not released; sent again once their lease runs out", "message_ids", ids,
+			"lease", w.leaseFor, "error", err)
+	}
 }
 
 // deliver makes one attempt and records it.
@@ -209,10 +390,14 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 	at := w.cfg.Now()
 	a := Deliver(w.ctx, w.client, Delivery{URL: m.URL, MsgID: m.ID, Body: m.Body, Secrets: m.Secrets}, at)
 	if w.ctx.Err() != nil {
-		return // stopped mid-attempt: not the receiver's fault, try again after a restart
+		// Stopped mid-attempt: not the receiver's fault, so no try is
+		// used up, and the message is due again at once to another
+		// worker or after a restart.
+		w.release(m.ID)
+		return
 	}
 	rec := store.AttemptRecord{
-		MessageID: m.ID, At: at, StatusCode: a.StatusCode, Duration: a.Duration,
+		MessageID: m.ID, Owner: w.owner, At: at, StatusCode: a.StatusCode, Duration: a.Duration,
 		Response: a.Response, Error: a.Error, Outcome: string(a.Outcome),
 	}
 	switch a.Outcome {
@@ -227,13 +412,13 @@ func (w *Worker) deliver(m store.OutboxMessage) {
 			rec.NextAttemptAt = &next
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	if err := w.st.RecordAttempt(ctx, rec); err != nil {
-		// The message stays pending as it was and is sent again, but not
-		// before unrecordedRetry: while the database cannot be written (a
-		// full disk) it would otherwise be re-sent as fast as the receiver
-		// answers.
+		// The message stays pending as it was, and leased, and is sent
+		// again, but not before unrecordedRetry: while the database
+		// cannot be written (a full disk) it would otherwise be re-sent as
+		// fast as the receiver answers.
 		w.mu.Lock()
 		w.held[m.ID] = w.cfg.Now().Add(unrecordedRetry)
 		w.mu.Unlock()
@@ -277,13 +462,8 @@ func attemptOutcome(rec store.AttemptRecord) string {
 }
 
 func (w *Worker) finished(m store.OutboxMessage) {
-	// A sweep that read the message as due before its attempt was recorded
-	// must still find it in flight, so it is let go of between sweeps.
-	w.sweepMu.Lock()
-	defer w.sweepMu.Unlock()
 	w.mu.Lock()
 	delete(w.inFlight, m.ID)
-	delete(w.busy, m.EndpointID)
 	w.mu.Unlock()
 	w.wg.Done()
 	w.Wake() // a slot is free

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,7 +20,12 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"keyd/store"
+	"keyd/store/storetest"
 )
+
+// The tests run on SQLite, or with the tag postgres on a private PostgreSQL
+// server (make test-postgres).
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 // fakeClock is shared by the store and the worker, and moved by hand.
 type fakeClock struct {
@@ -59,12 +64,9 @@ func newWorkerEnv(t *testing.T, realClock bool, cfg WorkerConfig) *workerEnv {
 		cfg.Now = e.clock.Now
 		cfg.Rand = func() float64 { return 0.5 } // no jitter
 	}
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "keyd.db"), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openStore(t, storetest.DSN(t), opts...)
 	e.db = db
+	var err error
 	if e.account, err = db.CreateAccount(context.Background(), store.SystemActor,
 		store.NewAccount{Name: "Acme", Email: "o@acme.test", Plan: "mega", Credits: 10}); err != nil {
 		t.Fatal(err)
@@ -72,6 +74,22 @@ func newWorkerEnv(t *testing.T, realClock bool, cfg WorkerConfig) *workerEnv {
 	cfg.AllowPrivate = true // receivers are on loopback
 	e.w = NewWorker(db, cfg)
 	return e
+}
+
+// openStore opens the database at dsn, another time if it is open already
+// (as another keyd process would), and closes it when t ends.
+func openStore(t *testing.T, dsn string, opts ...store.Option) *store.DB {
+	t.Helper()
+	if store.IsPostgresURL(dsn) {
+		// PostgreSQL keeps no key file beside the database.
+		opts = append([]store.Option{store.WithSecretKey(bytes.Repeat([]byte{0x6b}, store.SecretKeySize))}, opts...)
+	}
+	db, err := store.Open(context.Background(), dsn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func (e *workerEnv) ctx() context.Context { return context.Background() }
@@ -103,20 +121,24 @@ func (e *workerEnv) alias(name string) store.Created {
 // worker would.
 func (e *workerEnv) sweep() {
 	e.t.Helper()
+	sweepAll(e.t, e.w)
+}
+
+// sweepAll sweeps with w and waits for the deliveries until a sweep finds
+// nothing due.
+func sweepAll(t *testing.T, w *Worker) {
+	t.Helper()
 	for range 100 {
-		if err := e.w.Sweep(e.ctx()); err != nil {
-			e.t.Fatal(err)
-		}
-		e.w.wg.Wait()
-		due, err := e.db.DueMessages(e.ctx(), e.w.cfg.Now(), 1)
+		started, err := w.sweep(context.Background())
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
-		if len(due) == 0 {
+		w.wg.Wait()
+		if started == 0 {
 			return
 		}
 	}
-	e.t.Fatal("messages stay due sweep after sweep")
+	t.Fatal("messages stay due sweep after sweep")
 }
 
 // messages lists an endpoint's messages, oldest first.
@@ -684,7 +706,8 @@ func TestStoppedAttemptIsNotRecorded(t *testing.T) {
 	if m.Status != store.MessagePending || len(m.Attempts) != 0 {
 		t.Fatalf("after a stop mid-attempt: %+v", m)
 	}
-	due, err := e.db.DueMessages(e.ctx(), e.clock.Now(), 10)
+	// Its lease was given up with the stop: another worker takes it at once.
+	due, err := e.db.ClaimDueMessages(e.ctx(), "another worker", e.clock.Now(), time.Minute, 10)
 	if err != nil || len(due) != 1 || due[0].Tries != 0 {
 		t.Fatalf("due after the stop: %+v, %v", due, err)
 	}
@@ -697,14 +720,10 @@ func TestSweepPicksUpChangesFromAnotherProcess(t *testing.T) {
 	<-e.db.Changes() // drain this process's own signals
 
 	// An operator command opens the database itself, as the CLI does.
-	cli, err := store.Open(e.ctx(), e.db.Path(), store.WithoutIndex(), store.WithClock(e.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := openStore(t, e.db.Path(), store.WithoutIndex(), store.WithClock(e.clock.Now))
 	if _, err := cli.CreateAlias(e.ctx(), store.OperatorActor("cli"), e.account.Account.ID, store.NewAlias{Name: "from cli"}); err != nil {
 		t.Fatal(err)
 	}
-	cli.Close()
 	select {
 	case <-e.db.Changes():
 		t.Fatal("a change by another process was signalled locally")
