@@ -61,7 +61,8 @@ func newWebhookDelivery(db *store.DB, cfg webhookConfig, log *slog.Logger, metri
 	return &webhookDelivery{
 		worker: w,
 		jobs: []jobs.Job{
-			{Name: "webhook-sweep", Schedule: "@every 1s", Run: jobs.SweepWebhooks(w)},
+			// Each replica sweeps for the messages it may claim.
+			{Name: "webhook-sweep", Schedule: "@every 1s", Run: jobs.SweepWebhooks(w), PerReplica: true},
 			{Name: "prune-webhooks", Schedule: "@every 1h", Run: jobs.PruneWebhooks(db, webhookRetention, log)},
 		},
 	}, nil
