@@ -82,7 +82,6 @@ func (db *DB) JoinReplicas(ctx context.Context) error {
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	host, _ := os.Hostname()
 	r := &db.replica
 	r.id = hex.EncodeToString(b[:])
 	r.started = time.Now()
@@ -92,14 +91,25 @@ func (db *DB) JoinReplicas(ctx context.Context) error {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	if _, err := db.w.ExecContext(ctx, `INSERT INTO replicas (id, host, applied_seq, seen_at_ms, started_at) VALUES (?, ?, ?, ?, ?)`,
-		r.id, host, db.followedSeq, time.Now().UnixMilli(), time.Now().Unix()); err != nil {
-		return fmt.Errorf("store: register replica: %w", err)
+	if err := db.registerLocked(ctx, time.Now()); err != nil {
+		return err
 	}
 	if _, err := db.catchUp(ctx); err != nil {
 		return err
 	}
 	return db.heartbeatLocked(ctx)
+}
+
+// registerLocked adds this replica's row, having applied the events up to
+// followedSeq at now. writeMu must be held.
+func (db *DB) registerLocked(ctx context.Context, now time.Time) error {
+	host, _ := os.Hostname()
+	_, err := db.w.ExecContext(ctx, `INSERT INTO replicas (id, host, applied_seq, seen_at_ms, started_at) VALUES (?, ?, ?, ?, ?)`,
+		db.replica.id, host, db.followedSeq, now.UnixMilli(), db.replica.started.Unix())
+	if err != nil {
+		return fmt.Errorf("store: register replica: %w", err)
+	}
+	return nil
 }
 
 // LeaveReplicas removes this replica from the table at shutdown, so that no
@@ -131,12 +141,9 @@ func (db *DB) heartbeatLocked(ctx context.Context) error {
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		// Pruned as gone by another replica after a long cut-off.
-		host, _ := os.Hostname()
-		if _, err := db.w.ExecContext(ctx, `INSERT INTO replicas (id, host, applied_seq, seen_at_ms, started_at) VALUES (?, ?, ?, ?, ?)`,
-			r.id, host, db.followedSeq, now.UnixMilli(), r.started.Unix()); err != nil {
-			return fmt.Errorf("store: register replica: %w", err)
-		}
-	} else if err != nil {
+		err = db.registerLocked(ctx, now)
+	}
+	if err != nil {
 		return fmt.Errorf("store: replica heartbeat: %w", err)
 	}
 	r.confirmed.Store(int64(sent))
