@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"keyd/jobs"
+	"keyd/store"
 )
 
 // Metrics are the Prometheus series keyd exports, all listed here, on a
@@ -141,6 +142,30 @@ func (m *Metrics) WatchLogDrops(dropped func() uint64) {
 		Name: "keyd_log_lines_dropped_total",
 		Help: "Log lines dropped because the log's output (stderr) was slower than lines came; keyd never waits for it.",
 	}, func() float64 { return float64(dropped()) }))
+}
+
+// WatchReplicas exports what this replica knows of the others sharing its
+// PostgreSQL database, asked of replicas when scraped.
+func (m *Metrics) WatchReplicas(replicas func() store.ReplicaStats) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyd_replicas_live",
+			Help: "keyd replicas heard from within --replica-timeout, this one included (1 on SQLite).",
+		}, func() float64 { return float64(replicas().Live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyd_replica_cut_off",
+			Help: "1 while this replica has not reached the database for longer than --replica-timeout.",
+		}, func() float64 {
+			if replicas().CutOff {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyd_replica_wait_timeouts_total",
+			Help: "Changes answered before every live replica had applied them, their --replica-wait having run out.",
+		}, func() float64 { return float64(replicas().WaitTimeouts) }),
+	)
 }
 
 var (

@@ -48,6 +48,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		return []jobs.Status{{Name: "flush-activity", Runs: 3, Failures: 1}}
 	})
 	m.WatchOutbox(e.db.PendingMessages)
+	m.WatchReplicas(func() store.ReplicaStats { return store.ReplicaStats{Live: 3, CutOff: true, WaitTimeouts: 2} })
 	h, err := pluginapi.New(e.db, pluginapi.Config{AdminToken: testToken, Now: e.clock.Now, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +121,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`keyd_job_runs_total{job="flush-activity"}`:                                       3,
 		`keyd_job_failures_total{job="flush-activity"}`:                                   1,
 		`keyd_build_info{version="test"}`:                                                 1,
+		`keyd_replicas_live`:                                                              3,
+		`keyd_replica_cut_off`:                                                            1,
+		`keyd_replica_wait_timeouts_total`:                                                2,
 	}
 	for series, v := range want {
 		if g, ok := got[series]; !ok {

@@ -131,6 +131,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`keyd_validate_duration_seconds_count`:                                            3,
 		`keyd_credits_spent_total`:                                                        7,
 		`keyd_webhook_outbox_pending`:                                                     0,
+		`keyd_replicas_live`:                                                              1,
+		`keyd_replica_cut_off`:                                                            0,
 		`keyd_job_failures_total{job="flush-activity"}`:                                   0,
 	} {
 		if v, ok := got[series]; !ok || v != want {

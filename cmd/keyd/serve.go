@@ -264,6 +264,7 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		metrics.WatchJobs(sched.Statuses)
 		metrics.WatchOutbox(db.PendingMessages)
 		metrics.WatchLogDrops(out.Dropped)
+		metrics.WatchReplicas(db.Replicas)
 	}
 	requestLog := pluginapi.NewRequestLog(log, pluginapi.RequestLogConfig{Slow: cfg.slowRequest, Dropped: out.Dropped})
 	handler, err := pluginapi.New(db, pluginapi.Config{AdminToken: token, Logger: log, Scopes: catalogue, Jobs: sched.Statuses, RequestLog: requestLog,
