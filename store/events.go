@@ -145,6 +145,36 @@ type WebhookPayload struct {
 	Data     json.RawMessage `json:"data"`
 }
 
+// indexScope is what an event's change may have touched of what the key
+// index holds, so that a replica following the event log re-reads no more
+// than that (see followLocked).
+type indexScope int
+
+const (
+	scopeAccount indexScope = iota // the account and any of its keys
+	scopeKey                       // the account's row, and the event's target if it is a key
+	scopeNone                      // nothing the index holds
+)
+
+// eventIndexScope is the index scope of events of type typ. Every alias
+// event, a primary key's update, a key's spend limit reached and its site
+// slots change the target key only; credits running low comes with
+// charges, which change the account's row only; webhooks, sign-in links
+// and an alias's coming expiry change nothing the index holds; anything
+// else (a reset, a suspension, a plan, credits added) is read again whole.
+func eventIndexScope(typ string) indexScope {
+	switch typ {
+	case EventAliasCreated, EventAliasUpdated, EventAliasDeactivated, EventAliasReactivated, EventAliasDeleted,
+		EventAliasExpired, EventKeyUpdated, EventKeySpendLimitReached, EventSiteActivated, EventSiteReleased,
+		EventCreditsLow:
+		return scopeKey
+	case EventAliasExpiring, EventSignInLink, EventWebhookCreated, EventWebhookUpdated,
+		EventWebhookDeleted, EventWebhookSecretRotated, EventWebhookTest, EventWebhookDisabled:
+		return scopeNone
+	}
+	return scopeAccount
+}
+
 // webhookBody is the body of the messages for e.
 func webhookBody(e Event) ([]byte, error) {
 	return NewWebhookBody(e.Type, e.Sequence, e.CreatedAt, e.Data)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,20 @@ func readActivations(ctx context.Context, q queryer, accountID string) ([]activa
 		query += ` JOIN keys k ON k.id = a.key_id WHERE k.account_id = ?`
 		args = append(args, accountID)
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	return scanActivations(q.QueryContext(ctx, query, args...))
+}
+
+// readKeyActivations reads the slots of the keys keyIDs.
+func readKeyActivations(ctx context.Context, q queryer, keyIDs []string) ([]activationRow, error) {
+	args := make([]any, len(keyIDs))
+	for i, id := range keyIDs {
+		args[i] = id
+	}
+	return scanActivations(q.QueryContext(ctx, `SELECT key_id, host, last_seen FROM key_activations
+		WHERE key_id IN (?`+strings.Repeat(", ?", len(keyIDs)-1)+`)`, args...))
+}
+
+func scanActivations(rows *sql.Rows, err error) ([]activationRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: read site activations: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -243,6 +245,56 @@ func readChanged(ctx context.Context, q queryer, plansChanged bool, accounts map
 	return plans, snaps, nil
 }
 
+// followedChanges are what the events a follower read changed, by account:
+// nil for the whole account, or the keys changed (none for the account's
+// row alone). Reading back a key rather than all of an account's keys
+// matters on a replica: an account with thousands of aliases would
+// otherwise be read whole by every replica after each change to one.
+type followedChanges map[string]map[string]bool
+
+func (c followedChanges) add(accountID string, scope indexScope, targetID string) {
+	keys, seen := c[accountID]
+	switch {
+	case scope == scopeNone:
+	case seen && keys == nil: // whole already
+	case scope == scopeKey:
+		if keys == nil {
+			keys = map[string]bool{}
+			c[accountID] = keys
+		}
+		if strings.HasPrefix(targetID, prefixKey) {
+			keys[targetID] = true
+		}
+	default:
+		c[accountID] = nil
+	}
+}
+
+// read reads the committed state of what changed, for the index.
+func (c followedChanges) read(ctx context.Context, q queryer, plansChanged bool) ([]Plan, []accountSnapshot, error) {
+	whole := map[string]bool{}
+	for id, keys := range c {
+		if keys == nil {
+			whole[id] = true
+		}
+	}
+	plans, snaps, err := readChanged(ctx, q, plansChanged, whole)
+	if err != nil {
+		return nil, nil, err
+	}
+	for id, keys := range c {
+		if keys == nil {
+			continue
+		}
+		snap, err := readAccountKeys(ctx, q, id, slices.Sorted(maps.Keys(keys)))
+		if err != nil {
+			return nil, nil, err
+		}
+		snaps = append(snaps, snap)
+	}
+	return plans, snaps, nil
+}
+
 // accountSnapshot is an account and all its keys as committed, for the
 // index, and the sites holding slots of its keys.
 type accountSnapshot struct {
@@ -320,7 +372,20 @@ func joinJSONList(s string) (string, error) {
 	return strings.Join(list, ","), nil
 }
 
+// readAccountSnapshot reads an account and all its keys.
 func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (accountSnapshot, error) {
+	return readAccount(ctx, q, accountID, true, nil)
+}
+
+// readAccountKeys reads an account's row and the keys keyIDs of it (none:
+// the row alone).
+func readAccountKeys(ctx context.Context, q queryer, accountID string, keyIDs []string) (accountSnapshot, error) {
+	return readAccount(ctx, q, accountID, false, keyIDs)
+}
+
+// readAccount reads an account's row and its keys: all of them, or only
+// keyIDs, with the sites holding their slots.
+func readAccount(ctx context.Context, q queryer, accountID string, allKeys bool, keyIDs []string) (accountSnapshot, error) {
 	var (
 		snap     accountSnapshot
 		parentID sql.NullString
@@ -338,7 +403,17 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 			return snap, err
 		}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+keyRowColumns+` FROM keys WHERE account_id = ?`, accountID)
+	if !allKeys && len(keyIDs) == 0 {
+		return snap, nil
+	}
+	query, args := `SELECT `+keyRowColumns+` FROM keys WHERE account_id = ?`, []any{accountID}
+	if !allKeys {
+		query += ` AND id IN (?` + strings.Repeat(", ?", len(keyIDs)-1) + `)`
+		for _, id := range keyIDs {
+			args = append(args, id)
+		}
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return snap, err
 	}
@@ -353,7 +428,11 @@ func readAccountSnapshot(ctx context.Context, q queryer, accountID string) (acco
 	if err := rows.Err(); err != nil {
 		return snap, err
 	}
-	snap.activations, err = readActivations(ctx, q, accountID)
+	if allKeys {
+		snap.activations, err = readActivations(ctx, q, accountID)
+	} else {
+		snap.activations, err = readKeyActivations(ctx, q, keyIDs)
+	}
 	return snap, err
 }
 
@@ -646,27 +725,27 @@ const followBatch = 10000
 // followLocked applies the events after followedSeq, followBatch at most,
 // and returns how many it read. writeMu must be held.
 func (db *DB) followLocked(ctx context.Context) (int, error) {
-	rows, err := db.w.QueryContext(ctx, `SELECT seq, coalesce(account_id, ''), type FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
-		db.followedSeq, followBatch)
+	rows, err := db.w.QueryContext(ctx, `SELECT seq, coalesce(account_id, ''), type, coalesce(target_id, '')
+		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, db.followedSeq, followBatch)
 	if err != nil {
 		return 0, err
 	}
-	accounts := map[string]bool{}
+	changes := followedChanges{}
 	plansChanged := false
 	last, n := db.followedSeq, 0
 	for rows.Next() {
 		var (
-			seq     int64
-			id, typ string
+			seq               int64
+			id, typ, targetID string
 		)
-		if err := rows.Scan(&seq, &id, &typ); err != nil {
+		if err := rows.Scan(&seq, &id, &typ, &targetID); err != nil {
 			rows.Close()
 			return 0, err
 		}
 		last = seq
 		n++
 		if id != "" {
-			accounts[id] = true
+			changes.add(id, eventIndexScope(typ), targetID)
 		}
 		if typ == EventPlanUpdated {
 			plansChanged = true
@@ -676,7 +755,7 @@ func (db *DB) followLocked(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil || n == 0 {
 		return 0, err
 	}
-	plans, snaps, err := readChanged(ctx, db.w, plansChanged, accounts)
+	plans, snaps, err := changes.read(ctx, db.w, plansChanged)
 	if err != nil {
 		return 0, err
 	}
