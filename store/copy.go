@@ -254,9 +254,8 @@ var copyTables = []copyTable{
 // notCopied are the tables of the schema that describe the processes
 // serving a database rather than its data: the replicas serving it, which
 // register themselves when they start, which replica last ran each
-// scheduled job, and the row webhook claims lock (the destination's
-// migrations made its own).
-var notCopied = map[string]bool{"replicas": true, "job_runs": true, "webhook_claim_lock": true}
+// scheduled job.
+var notCopied = map[string]bool{"replicas": true, "job_runs": true}
 
 // copySourceVersion is the source's schema version, which must be this
 // build's.

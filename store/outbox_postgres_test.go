@@ -10,13 +10,14 @@ import (
 )
 
 // On PostgreSQL transactions of several processes run side by side (read
-// committed): these tests hold a lock in a transaction of their own, as
-// another process mid-way would, and check what a fan-out or a claim that
-// waits for it does once it is let go.
+// committed): these tests hold the write lock in a transaction of their
+// own, as another process mid-way through a write would, and check what a
+// fan-out or a claim that waits for it does once it is let go.
 
-// holdInTx begins a transaction on the database at dsn, runs stmts in it
-// and returns it uncommitted.
-func holdInTx(t *testing.T, dsn string, stmts ...string) *sql.Tx {
+// holdInTx begins a write transaction on the database at dsn, as db's
+// engine begins one (taking the write lock), runs stmts in it and returns
+// it uncommitted.
+func holdInTx(t *testing.T, db *DB, dsn string, stmts ...string) *sql.Tx {
 	t.Helper()
 	raw, err := OpenSQL(dsn)
 	if err != nil {
@@ -28,6 +29,9 @@ func holdInTx(t *testing.T, dsn string, stmts ...string) *sql.Tx {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tx.Rollback() })
+	if err := db.eng.BeginWrite(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(s); err != nil {
 			t.Fatalf("%s: %v", s, err)
@@ -61,7 +65,7 @@ func TestConcurrentFanOutWaitsForTheCursor(t *testing.T) {
 	}
 	// Another process has fanned the events out (its messages are
 	// elsewhere, so that a second fan-out would show) and not committed.
-	other := holdInTx(t, dsn, `UPDATE webhook_cursor SET last_seq = (SELECT max(seq) FROM events) WHERE id = 1`)
+	other := holdInTx(t, db, dsn, `UPDATE webhook_cursor SET last_seq = (SELECT max(seq) FROM events) WHERE id = 1`)
 
 	done := make(chan error, 1)
 	var n int
@@ -111,7 +115,7 @@ func TestConcurrentClaimWaitsForTheOther(t *testing.T) {
 
 	// Process a, at retry, claims the first message and has not
 	// committed; process b's clock is a second behind.
-	other := holdInTx(t, dsn, `UPDATE webhook_claim_lock SET id = id WHERE id = 1`)
+	other := holdInTx(t, db, dsn)
 	if _, err := other.Exec(`UPDATE webhook_messages SET lease_owner = 'a', lease_until = ? WHERE id = ?`,
 		retry.Add(time.Minute).Unix(), msgs[0].ID); err != nil {
 		t.Fatal(err)

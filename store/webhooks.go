@@ -517,14 +517,9 @@ type fanEndpoint struct {
 }
 
 func (t *Tx) fanOutBatch(ctx context.Context) (int, error) {
-	// The cursor row's lock first: with several processes on PostgreSQL,
-	// a fan-out waits here for another under way and then reads where that
-	// one left the cursor (a statement after the lock sees it), so an event
-	// is fanned out once and the cursor never moves back. (SQLite has no
-	// FOR UPDATE, and there a write transaction holds the database anyway.)
-	if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_cursor SET last_seq = last_seq WHERE id = 1`); err != nil {
-		return 0, fmt.Errorf("store: fan-out cursor lock: %w", err)
-	}
+	// Write transactions take turns (engine.BeginWrite), so this reads
+	// where the last fan-out, of any process, left the cursor: an event is
+	// fanned out once and the cursor never moves back.
 	var cursor int64
 	if err := t.tx.QueryRowContext(ctx, `SELECT last_seq FROM webhook_cursor WHERE id = 1`).Scan(&cursor); err != nil {
 		return 0, fmt.Errorf("store: fan-out cursor: %w", err)
@@ -653,19 +648,14 @@ func (db *DB) ClaimDueMessages(ctx context.Context, owner string, now time.Time,
 	var claimed []dueMessage
 	err = db.write(ctx, func(t *Tx) error {
 		claimed = nil
-		// Claims are serialised by this row's lock. On SQLite a write
-		// transaction holds the database anyway; on PostgreSQL (read
-		// committed) the lock makes the query below, a statement after
-		// it, see every lease committed before: the conditional update
-		// alone keeps a message from two owners, but two claims running
-		// side by side with clocks a second apart could each lease a
-		// different message of one endpoint (one due for one of them
-		// only), two in flight where one is the rule. Claims are short,
-		// so one at a time costs nothing that matters; FOR UPDATE SKIP
-		// LOCKED would avoid that wait but not the per-endpoint race.
-		if _, err := t.tx.ExecContext(ctx, `UPDATE webhook_claim_lock SET id = id WHERE id = 1`); err != nil {
-			return fmt.Errorf("store: claim lock: %w", err)
-		}
+		// Claims take turns with every write transaction
+		// (engine.BeginWrite), so the query below sees every lease
+		// committed before. The conditional update alone keeps a message
+		// from two owners, but two claims side by side with clocks a
+		// second apart could each lease a different message of one
+		// endpoint (one due for one of them only): two in flight where
+		// one is the rule. FOR UPDATE SKIP LOCKED would not prevent that
+		// either.
 		due, err := dueMessages(ctx, t.tx, now, limit)
 		if err != nil {
 			return err

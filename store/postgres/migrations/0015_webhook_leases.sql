@@ -6,10 +6,3 @@ ALTER TABLE webhook_messages ADD COLUMN lease_owner TEXT;
 ALTER TABLE webhook_messages ADD COLUMN lease_until BIGINT;
 -- A claim skips the endpoints with a message leased: few rows at any time.
 CREATE INDEX webhook_messages_leased ON webhook_messages (endpoint_id, lease_until) WHERE lease_until IS NOT NULL;
-
--- Claims take this row's lock first, so that each sees every claim made
--- before it (see ClaimDueMessages in store/webhooks.go).
-CREATE TABLE webhook_claim_lock (
-    id BIGINT PRIMARY KEY CHECK (id = 1)
-);
-INSERT INTO webhook_claim_lock (id) VALUES (1);
