@@ -214,6 +214,9 @@ func serve(ctx context.Context, e env, cfg serveConfig, token string, log *slog.
 		db.Close()
 		return err
 	}
+	if id := db.Replicas().ID; id != "" {
+		log.Info("joined the replicas of the database", "replica", id, "live", db.Replicas().Live)
+	}
 	if err := db.PrepareSecrets(ctx); err != nil {
 		db.Close()
 		return err
