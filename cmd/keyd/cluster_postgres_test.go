@@ -205,7 +205,7 @@ func TestCluster(t *testing.T) {
 
 	// A burst of 200 changes made round the replicas reaches the receiver
 	// whole and in order, with replica 3 killed in the middle of it.
-	rc := &clusterReceiver{deliveries: map[string]int{}}
+	rc := &clusterReceiver{deliveries: map[string][]time.Time{}}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	var hook struct {
@@ -216,12 +216,14 @@ func TestCluster(t *testing.T) {
 	rc.setSecret(hook.Secret)
 	up := []*keydProcess{r[0], r[1], r[2]}
 	const changes = 200
+	var killedAt time.Time
 	for i := range changes / 2 {
 		if i == changes/4 {
 			if err := r[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			<-r[2].done
+			killedAt = time.Now()
 			up = up[:2]
 		}
 		var alias struct{ Alias struct{ ID string } }
@@ -233,7 +235,32 @@ func TestCluster(t *testing.T) {
 		return rc.distinct() == changes
 	})
 	time.Sleep(time.Second) // room for a duplicate to show
-	rc.check(t, changes)
+	rc.check(t, changes, killedAt, loggedAttempts(t, r[0], primary, hook.Webhook.ID))
+}
+
+// loggedAttempts returns, for each message to the endpoint, how many
+// attempts keyd logged, and fails unless every message is delivered.
+func loggedAttempts(t *testing.T, p *keydProcess, key, webhookID string) map[string]int {
+	t.Helper()
+	logged := map[string]int{}
+	before := ""
+	for {
+		var page struct {
+			Messages   []store.WebhookMessage
+			NextBefore *string `json:"next_before"`
+		}
+		p.call(t, "GET", "/v1/webhooks/"+webhookID+"/deliveries?limit=100&before="+before, key, nil, &page)
+		for _, m := range page.Messages {
+			if m.Status != store.MessageDelivered {
+				t.Errorf("message %s is %s in keyd's log, want delivered", m.ID, m.Status)
+			}
+			logged[m.ID] = len(m.Attempts)
+		}
+		if page.NextBefore == nil {
+			return logged
+		}
+		before = *page.NextBefore
+	}
 }
 
 // clusterReceiver verifies each message with the reference Standard Webhooks
@@ -241,8 +268,8 @@ func TestCluster(t *testing.T) {
 type clusterReceiver struct {
 	mu         sync.Mutex
 	secret     string
-	deliveries map[string]int // webhook-id: times answered 2xx
-	sequences  []float64      // of first deliveries, in arrival order
+	deliveries map[string][]time.Time // webhook-id: when each delivery was answered 2xx
+	sequences  []float64              // of first deliveries, in arrival order
 	bad        int
 }
 
@@ -266,8 +293,8 @@ func (rc *clusterReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.Header.Get("webhook-id")
-	rc.deliveries[id]++
-	if rc.deliveries[id] == 1 {
+	rc.deliveries[id] = append(rc.deliveries[id], time.Now())
+	if len(rc.deliveries[id]) == 1 {
 		var msg struct{ Sequence float64 }
 		json.Unmarshal(body, &msg)
 		rc.sequences = append(rc.sequences, msg.Sequence)
@@ -280,7 +307,14 @@ func (rc *clusterReceiver) distinct() int {
 	return len(rc.deliveries)
 }
 
-func (rc *clusterReceiver) check(t *testing.T, want int) {
+// check wants every message received, in order, and each once, but for
+// the one a replica killed at killedAt may have had in flight: one message
+// per endpoint is in flight in the whole cluster, and a replica killed after
+// the receiver's answer and before logging it leaves the message to be sent
+// again (at least once, the same webhook-id). So a message received twice
+// must have been answered first before the kill, and keyd's log
+// (loggedAttempts) must hold only the second delivery.
+func (rc *clusterReceiver) check(t *testing.T, want int, killedAt time.Time, loggedAttempts map[string]int) {
 	t.Helper()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -290,10 +324,25 @@ func (rc *clusterReceiver) check(t *testing.T, want int) {
 	if len(rc.deliveries) != want {
 		t.Fatalf("%d distinct messages received, want %d", len(rc.deliveries), want)
 	}
-	for id, n := range rc.deliveries {
-		if n != 1 {
-			t.Errorf("message %s delivered %d times", id, n)
+	redelivered := 0
+	for id, answered := range rc.deliveries {
+		switch {
+		case len(answered) == 1:
+			if loggedAttempts[id] != 1 {
+				t.Errorf("message %s was received once, but keyd logged %d attempts", id, loggedAttempts[id])
+			}
+		case len(answered) == 2 && answered[0].Before(killedAt) && loggedAttempts[id] == 1:
+			redelivered++
+		default:
+			t.Errorf("message %s received %d times (first at %s, the kill at %s), keyd logged %d attempts",
+				id, len(answered), answered[0].Format(time.StampMicro), killedAt.Format(time.StampMicro), loggedAttempts[id])
 		}
+	}
+	if redelivered == 1 {
+		t.Log("the message in flight on the killed replica was sent again by another")
+	}
+	if redelivered > 1 {
+		t.Errorf("%d messages were received twice; only the one in flight on the killed replica may be", redelivered)
 	}
 	for i := 1; i < len(rc.sequences); i++ {
 		if rc.sequences[i] <= rc.sequences[i-1] {
