@@ -30,13 +30,15 @@ type engine interface {
 	// BeginWrite starts a write transaction's work: it returns once no
 	// other write transaction on the database, from any process, runs.
 	BeginWrite(ctx context.Context, tx *sql.Tx) error
-	// AnnounceChanges tells the other processes on the database, when tx
-	// commits, that it wrote events (see ListenChanges).
-	AnnounceChanges(ctx context.Context, tx *sql.Tx) error
-	// ListenChanges calls wake when another process has announced changes,
-	// and after each (re)connection, until ctx ends; an engine without
+	// AnnounceChanges tells the processes on the database, when tx
+	// commits, what it changed (see ListenChanges): payload is the store's
+	// own, at most maxAnnouncement bytes.
+	AnnounceChanges(ctx context.Context, tx *sql.Tx, payload string) error
+	// ListenChanges calls heard with each announcement's payload, and
+	// connected after each (re)connection, as announcements made while it
+	// was not connected are lost, until ctx ends; an engine without
 	// notifications returns at once.
-	ListenChanges(ctx context.Context, dsn string, wake func())
+	ListenChanges(ctx context.Context, dsn string, heard func(payload string), connected func())
 	// Shared reports whether several keyd processes serve the database at
 	// once, as replicas (see replicas.go).
 	Shared() bool

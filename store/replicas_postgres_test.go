@@ -183,3 +183,94 @@ func TestChangeWaitsForASilentReplicaUntilItsTimeout(t *testing.T) {
 		t.Fatalf("%d waits ran out; want the wait to end with b's timeout", st.WaitTimeouts)
 	}
 }
+
+// A charge writes no event: the replica that made it announces the
+// accounts and the limited keys it charged, and the others read their pools
+// and spending afresh, so that validation there shows them. Announcements
+// made while a replica was not listening are made up for when it listens
+// again: it reads every pool and every key's spending.
+func TestChargesReachTheOtherReplicas(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	settings := ReplicaSettings{Timeout: 30 * time.Second, Wait: 30 * time.Second}
+	// Woken only by announcements: the poll is an hour.
+	a, _ := replica(t, dsn, settings, time.Hour)
+	b, stopB := replica(t, dsn, settings, time.Hour)
+	acc := mustCreate(t, a, "acme", "pro", 1000)
+	alias, err := a.CreateAlias(ctx, SystemActor, acc.Account.ID, NewAlias{Name: "client",
+		SpendLimit: &SpendLimit{Limit: 500, Period: PeriodDay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spend := func(secret string, units int64) {
+		t.Helper()
+		v := mustLookup(t, a, secret)
+		if _, err := a.Spend(ctx, &v, units, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seenOnB waits until b shows the pool and what the alias spent.
+	seenOnB := func(what string, credits, aliasSpent int64) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			p := mustLookup(t, b, acc.Secret)
+			l := mustLookup(t, b, alias.Secret)
+			al, _ := l.Allowance(time.Now())
+			if p.Credits == credits && l.Credits == credits && al.Spent == aliasSpent {
+				return
+			}
+			got = fmt.Sprintf("pool %d (by the alias %d), the alias spent %d", p.Credits, l.Credits, al.Spent)
+		}
+		t.Fatalf("%s: b shows %s; want pool %d, the alias spent %d", what, got, credits, aliasSpent)
+	}
+
+	spend(acc.Secret, 7)
+	spend(alias.Secret, 3)
+	seenOnB("charges on a", 990, 3)
+
+	// One transaction charging 400 accounts: its announcement is too long
+	// for one notification, and takes several.
+	const many = 400
+	secrets := make([]string, many)
+	ids := make([]string, many)
+	for i := range secrets {
+		c := mustCreate(t, a, fmt.Sprint("many-", i), "pro", 100)
+		secrets[i], ids[i] = c.Secret, c.Account.ID
+	}
+	if _, err := a.writeTx(ctx, func(tx *Tx) error {
+		for _, id := range ids {
+			if _, charged, err := tx.spendCredits(ctx, id, 1); err != nil || !charged {
+				return fmt.Errorf("charge %s: %v, %v", id, charged, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		behind := 0
+		for _, s := range secrets {
+			if mustLookup(t, b, s).Credits != 99 {
+				behind++
+			}
+		}
+		if behind == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b still shows %d of %d pools charged on a as they were", behind, many)
+		}
+	}
+
+	// Charged while b does not listen: once it listens again it reads
+	// everything.
+	stopB()
+	spend(acc.Secret, 5)
+	spend(alias.Secret, 4)
+	again, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.FollowChanges(again, time.Hour); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	seenOnB("charges made while b did not listen", 981, 7)
+}

@@ -46,6 +46,8 @@ type DB struct {
 	// followedSeq is the last event whose changes the index reflects, for
 	// FollowChanges; guarded by writeMu.
 	followedSeq int64
+	// charges is what the follower heard charged on other replicas.
+	charges chargesHeard
 	// unloggedSeen is the count of unlogged writes (see unloggedWrites)
 	// whose changes the index reflects, or -1 when another process made
 	// some it does not; guarded by writeMu.

@@ -109,10 +109,14 @@ func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) (int64, error) {
 		return 0, err
 	}
 	if t.lastSeq > 0 {
-		if err := db.eng.AnnounceChanges(ctx, sqlTx); err != nil {
+		if err := db.eng.AnnounceChanges(ctx, sqlTx, ""); err != nil {
 			sqlTx.Rollback()
 			return 0, fmt.Errorf("store: announce changes: %w", err)
 		}
+	}
+	if err := db.announceCharges(ctx, sqlTx, t); err != nil {
+		sqlTx.Rollback()
+		return 0, fmt.Errorf("store: announce charges: %w", err)
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return 0, fmt.Errorf("store: commit: %w", err)
@@ -668,31 +672,47 @@ func readAllKeys(ctx context.Context, q queryer, free <-chan []keyindex.KeyRow, 
 // processes on the same database: operator commands run while keyd serves,
 // and other replicas on a shared database (see replicas.go). It reads the
 // event log when the engine announces changes and every interval besides,
+// and the pools other replicas announce they charged (charges_follow.go),
 // until ctx ends, and then records how far it got (the replica's
 // heartbeat). Changes made through this DB are already in the index;
 // re-reading them is harmless.
 func (db *DB) FollowChanges(ctx context.Context, interval time.Duration) {
-	wake := make(chan struct{}, 1)
-	go db.eng.ListenChanges(ctx, db.path, func() {
+	wake, chargesWake := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(c chan struct{}) {
 		select {
-		case wake <- struct{}{}:
+		case c <- struct{}{}:
 		default:
 		}
+	}
+	go db.eng.ListenChanges(ctx, db.path, func(payload string) {
+		events, charges := db.charges.heard(payload, db.replica.id)
+		if events {
+			signal(wake)
+		}
+		if charges {
+			signal(chargesWake)
+		}
+	}, func() {
+		db.charges.missedSome()
+		signal(wake)
 	})
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		pass := db.followOnce
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-wake:
+		case <-chargesWake:
+			pass = db.followCharges
 		}
 		// A database that stops answering (a partition drops packets
 		// rather than refusing them) must not hold the writers up for
 		// longer than it takes the others to stop waiting for this one.
 		passCtx, cancel := context.WithTimeout(ctx, db.replica.settings.Timeout)
-		db.followOnce(passCtx) // errors are retried on the next pass
+		pass(passCtx) // errors are retried on the next pass
 		cancel()
 	}
 }
@@ -701,6 +721,9 @@ func (db *DB) followOnce(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	if _, err := db.catchUp(ctx); err != nil {
+		return err
+	}
+	if err := db.readChargesLocked(ctx); err != nil {
 		return err
 	}
 	return db.heartbeatLocked(ctx)

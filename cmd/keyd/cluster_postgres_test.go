@@ -202,6 +202,15 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("replay %d answered %v, want the first answer (93 credits, 7 charged)", i, a)
 		}
 	}
+	// Validation on every replica shows the pool after the charge, from
+	// its memory, which hears of charges made on the others.
+	for _, p := range r {
+		waitUntil(t, "validation on "+p.url+" to show the pool after the charge", 10*time.Second, func() bool {
+			code, out := send(t, "POST", p.url+"/v1/validate", "", map[string]any{"key": replayKey})
+			account, _ := out["account"].(map[string]any)
+			return code == http.StatusOK && account["credits"] == float64(93)
+		})
+	}
 
 	// A burst of 200 changes made round the replicas reaches the receiver
 	// whole and in order, with replica 3 killed in the middle of it.

@@ -37,17 +37,18 @@ func TestServeStartsFromTheIndexSnapshot(t *testing.T) {
 	}
 
 	second := serveInProcess(t, dbPath)
-	if log := second.stderr.String(); !strings.Contains(log, `index_from="snapshot, 1 later events applied"`) {
-		t.Errorf("the second start did not use the snapshot and catch up:\n%s", log)
-	}
 	c.base = second.base
 	if code := c.code(key); code != "ACCOUNT_SUSPENDED" {
 		t.Errorf("a key of the account suspended while keyd was down validates as %s", code)
 	}
-	second.stop()
+	second.stop() // the log is written behind the server: stopping it writes it all
+	if log := second.stderr.String(); !strings.Contains(log, `index_from="snapshot, 1 later events applied"`) {
+		t.Errorf("the second start did not use the snapshot and catch up:\n%s", log)
+	}
 
 	// --index-snapshot off: the database is loaded, no snapshot is read.
 	third := serveInProcess(t, dbPath, "--index-snapshot", "off")
+	third.stop()
 	if log := third.stderr.String(); !strings.Contains(log, "index_from=database") {
 		t.Errorf("--index-snapshot off still used the snapshot:\n%s", log)
 	}

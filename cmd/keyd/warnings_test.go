@@ -27,6 +27,7 @@ func warningLines(log string) []string {
 
 func TestServeWarnsAboutInsecureSettings(t *testing.T) {
 	p := serveInProcess(t, filepath.Join(t.TempDir(), "keyd.db"), "--addr", "0.0.0.0:0", "--webhook-allow-private", "--test-keys")
+	p.stop() // the log is written behind the server: stopping it writes it all
 	warnings := strings.Join(warningLines(p.stderr.String()), "\n")
 	for _, w := range insecureWarnings {
 		if !strings.Contains(warnings, w) {
@@ -39,6 +40,7 @@ func TestServeDefaultsLogNoWarning(t *testing.T) {
 	// serveInProcess listens on 127.0.0.1 with the admin API on: the
 	// defaults plus a token, which is safe on loopback.
 	p := serveInProcess(t, filepath.Join(t.TempDir(), "keyd.db"))
+	p.stop() // the log is written behind the server: stopping it writes it all
 	if !strings.Contains(p.stderr.String(), "keyd listening") {
 		t.Fatalf("the log does not show the start:\n%s", p.stderr.String())
 	}

@@ -466,6 +466,13 @@ func (ix *Index) ResetSpent() map[uint64]uint32 {
 	return limited
 }
 
+// KeyPos is the position of the key with this hash.
+func (ix *Index) KeyPos(hash *[32]byte) (uint32, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.find(hash)
+}
+
 // SetSpent records what the key at pos has spent, after a charge committed.
 func (ix *Index) SetSpent(pos uint32, s Spend) {
 	ix.mu.Lock()

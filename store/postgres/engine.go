@@ -278,10 +278,10 @@ func (Engine) BeginWrite(ctx context.Context, tx *sql.Tx) error {
 // for.
 const changesChannel = "keyd_changes"
 
-// AnnounceChanges notifies every listening replica, when tx commits, that
-// it wrote events.
-func (Engine) AnnounceChanges(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, "SELECT pg_notify('"+changesChannel+"', '')")
+// AnnounceChanges notifies every listening replica of payload when tx
+// commits.
+func (Engine) AnnounceChanges(ctx context.Context, tx *sql.Tx, payload string) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_notify('"+changesChannel+"', ?)", payload)
 	return err
 }
 
@@ -289,14 +289,14 @@ func (Engine) AnnounceChanges(ctx context.Context, tx *sql.Tx) error {
 // database at once.
 func (Engine) Shared() bool { return true }
 
-// ListenChanges calls wake whenever another transaction announces changes,
-// on a connection of its own, until ctx ends. A lost connection is opened
-// again after retryAfter; wake is called after each (re)connection too, as
-// notifications sent meanwhile are lost.
-func (Engine) ListenChanges(ctx context.Context, dsn string, wake func()) {
+// ListenChanges calls heard with the payload of every announcement, on a
+// connection of its own, until ctx ends. A lost connection is opened again
+// after retryAfter; connected is called after each (re)connection, as
+// announcements made meanwhile are lost.
+func (Engine) ListenChanges(ctx context.Context, dsn string, heard func(string), connected func()) {
 	const retryAfter = time.Second
 	for ctx.Err() == nil {
-		listenChanges(ctx, dsn, wake)
+		listenChanges(ctx, dsn, heard, connected)
 		select {
 		case <-ctx.Done():
 		case <-time.After(retryAfter):
@@ -304,7 +304,7 @@ func (Engine) ListenChanges(ctx context.Context, dsn string, wake func()) {
 	}
 }
 
-func listenChanges(ctx context.Context, dsn string, wake func()) error {
+func listenChanges(ctx context.Context, dsn string, heard func(string), connected func()) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
@@ -313,11 +313,12 @@ func listenChanges(ctx context.Context, dsn string, wake func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+changesChannel); err != nil {
 		return err
 	}
-	wake()
+	connected()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		wake()
+		heard(n.Payload)
 	}
 }

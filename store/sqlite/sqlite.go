@@ -134,7 +134,7 @@ func (Engine) UniqueViolation(err error, column string) bool {
 func (Engine) BeginWrite(context.Context, *sql.Tx) error { return nil }
 
 // AnnounceChanges has no one to tell: other processes on the file poll.
-func (Engine) AnnounceChanges(context.Context, *sql.Tx) error { return nil }
+func (Engine) AnnounceChanges(context.Context, *sql.Tx, string) error { return nil }
 
 // Shared reports that a SQLite file is served by one keyd (operator
 // commands beside it only poll for changes).
@@ -142,4 +142,4 @@ func (Engine) Shared() bool { return false }
 
 // ListenChanges returns at once: SQLite has no notifications, and the
 // follower's poll is all there is.
-func (Engine) ListenChanges(context.Context, string, func()) {}
+func (Engine) ListenChanges(context.Context, string, func(string), func()) {}
