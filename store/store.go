@@ -10,13 +10,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"io/fs"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"keyd/store/keyindex"
+	"keyd/store/migrate"
 )
 
 // DB is keyd's store: one writer connection, a pool of readers, and the
@@ -162,15 +160,7 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 
 // LatestSchemaVersion is the highest migration this build knows (the
 // engines number theirs alike).
-func LatestSchemaVersion() int {
-	names, _ := fs.Glob(engineFor("").Migrations(), "migrations/*.sql")
-	latest := 0
-	for _, name := range names {
-		v, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
-		latest = max(latest, v)
-	}
-	return latest
-}
+func LatestSchemaVersion() int { return migrate.Latest(engineFor("").Migrations()) }
 
 // SchemaVersion is the highest migration applied.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {

@@ -239,21 +239,6 @@ func rebind(query string) string {
 	return b.String()
 }
 
-// Migrate applies the migrations (see the package's Migrate) on one of
-// writer's connections.
-func (Engine) Migrate(ctx context.Context, writer *sql.DB, now time.Time) (applied int, err error) {
-	conn, err := writer.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	err = conn.Raw(func(c any) error {
-		applied, err = Migrate(ctx, c.(*rebindingConn).Conn.Conn(), now)
-		return err
-	})
-	return applied, err
-}
-
 // BeginBulkLoad has nothing to set on PostgreSQL: the seed's batches of
 // many rows per transaction are what make it fast there.
 func (Engine) BeginBulkLoad(context.Context, *sql.DB) (func(), error) { return func() {}, nil }

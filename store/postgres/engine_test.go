@@ -16,7 +16,7 @@ import (
 func openMigrated(t *testing.T) (writer, readers *sql.DB) {
 	t.Helper()
 	url := pgtest.Database(t)
-	if _, err := Migrate(context.Background(), pgtest.Connect(t, url), time.Unix(1700000000, 0)); err != nil {
+	if _, err := migrateAt(url, time.Unix(1700000000, 0)); err != nil {
 		t.Fatal(err)
 	}
 	writer, readers, err := Engine{}.Open(url)

@@ -22,27 +22,33 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// connect opens a connection to a new database of its own.
-func connect(t *testing.T) *pgx.Conn {
-	t.Helper()
-	return pgtest.Connect(t, pgtest.Database(t))
+// migrateAt applies the migrations to the database at url as keyd does,
+// through the engine's pools.
+func migrateAt(url string, now time.Time) (int, error) {
+	writer, readers, err := Engine{}.Open(url)
+	if err != nil {
+		return 0, err
+	}
+	defer readers.Close()
+	defer writer.Close()
+	return Engine{}.Migrate(context.Background(), writer, now)
 }
 
 // migrated returns a connection to a new database with every migration.
 func migrated(t *testing.T) *pgx.Conn {
 	t.Helper()
-	conn := connect(t)
-	if _, err := Migrate(context.Background(), conn, time.Unix(1700000000, 0)); err != nil {
+	url := pgtest.Database(t)
+	if _, err := migrateAt(url, time.Unix(1700000000, 0)); err != nil {
 		t.Fatal(err)
 	}
-	return conn
+	return pgtest.Connect(t, url)
 }
 
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn := connect(t)
-	applied, err := Migrate(ctx, conn, time.Unix(1700000000, 0))
+	url := pgtest.Database(t)
+	applied, err := migrateAt(url, time.Unix(1700000000, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +56,9 @@ func TestMigrate(t *testing.T) {
 	if applied != len(files) || applied == 0 {
 		t.Fatalf("applied %d migrations, want all %d", applied, len(files))
 	}
-	v, err := SchemaVersion(ctx, conn)
-	if err != nil {
+	conn := pgtest.Connect(t, url)
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	if v != sqliteLatest(t) || v != LatestSchemaVersion() {
@@ -62,7 +69,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("applied_at %d, %v; want 1700000000", at, err)
 	}
 
-	again, err := Migrate(ctx, conn, time.Unix(1800000000, 0))
+	again, err := migrateAt(url, time.Unix(1800000000, 0))
 	if err != nil || again != 0 {
 		t.Fatalf("second Migrate applied %d, %v; want 0", again, err)
 	}
@@ -93,19 +100,29 @@ func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	url := pgtest.Database(t)
 	const starts = 4
-	conns := make([]*pgx.Conn, starts)
-	for i := range conns {
-		conns[i] = pgtest.Connect(t, url)
+	// The pools stay open to the end, so that a lock left held by one of
+	// their sessions would show.
+	writers := make([]*sql.DB, starts)
+	for i := range writers {
+		writer, readers, err := Engine{}.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { writer.Close(); readers.Close() })
+		writers[i] = writer
 	}
 	applied := make([]int, starts)
 	errs := make([]error, starts)
+	// A lock that is never let go makes the others wait: for a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var wg sync.WaitGroup
-	for i := range conns {
-		wg.Go(func() { applied[i], errs[i] = Migrate(context.Background(), conns[i], time.Now()) })
+	for i := range starts {
+		wg.Go(func() { applied[i], errs[i] = Engine{}.Migrate(ctx, writers[i], time.Now()) })
 	}
 	wg.Wait()
 	total := 0
-	for i := range conns {
+	for i := range starts {
 		if errs[i] != nil {
 			t.Fatalf("start %d: %v", i, errs[i])
 		}
@@ -116,7 +133,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	// The lock was let go: another session can take it at once.
 	var got bool
-	if err := conns[0].QueryRow(context.Background(), `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&got); err != nil || !got {
+	if err := pgtest.Connect(t, url).QueryRow(context.Background(), `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&got); err != nil || !got {
 		t.Fatalf("migration lock still held after Migrate: %v, %v", got, err)
 	}
 }
@@ -125,12 +142,13 @@ func TestMigrateConcurrently(t *testing.T) {
 func TestMigrateFailedMigrationRollsBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn := connect(t)
+	url := pgtest.Database(t)
+	conn := pgtest.Connect(t, url)
 	// A table in the way of migration 0001's accounts.
 	if _, err := conn.Exec(ctx, `CREATE TABLE accounts (x TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	applied, err := Migrate(ctx, conn, time.Now())
+	applied, err := migrateAt(url, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "0001_init.sql") {
 		t.Fatalf("Migrate: %d, %v; want migration 0001_init.sql to fail", applied, err)
 	}
