@@ -161,24 +161,30 @@ func (db *DB) readChargesLocked(ctx context.Context) error {
 // chargedBatch bounds the ids one query reads.
 const chargedBatch = 500
 
+// creditsQuery reads accounts' pools, spentQuery what keys with spend
+// limits spent, by the keys' hashes; each for all, or with a WHERE clause
+// added.
+const (
+	creditsQuery = `SELECT id, credits FROM accounts`
+	spentQuery   = `SELECT k.hash, s.period_start, s.spent FROM key_spend s JOIN keys k ON k.id = s.key_id`
+)
+
 // readCharged reads the credits of accounts and what keys spent into the
 // index; all of them when all is set.
 func (db *DB) readCharged(ctx context.Context, all bool, accounts, keys []any) error {
-	creditsQuery := `SELECT id, credits FROM accounts`
-	spentQuery := `SELECT k.hash, s.period_start, s.spent FROM key_spend s JOIN keys k ON k.id = s.key_id`
 	if all {
-		return db.readChargedBatch(ctx, creditsQuery, spentQuery, nil)
+		return readPools(ctx, db.w, db.index, creditsQuery, spentQuery, nil)
 	}
 	for len(accounts) > 0 {
 		n := min(len(accounts), chargedBatch)
-		if err := db.readChargedBatch(ctx, creditsQuery+` WHERE id IN (`+"?"+strings.Repeat(", ?", n-1)+`)`, "", accounts[:n]); err != nil {
+		if err := readPools(ctx, db.w, db.index, creditsQuery+` WHERE id IN (?`+strings.Repeat(", ?", n-1)+`)`, "", accounts[:n]); err != nil {
 			return err
 		}
 		accounts = accounts[n:]
 	}
 	for len(keys) > 0 {
 		n := min(len(keys), chargedBatch)
-		if err := db.readChargedBatch(ctx, "", spentQuery+` WHERE s.key_id IN (`+"?"+strings.Repeat(", ?", n-1)+`)`, keys[:n]); err != nil {
+		if err := readPools(ctx, db.w, db.index, "", spentQuery+` WHERE s.key_id IN (?`+strings.Repeat(", ?", n-1)+`)`, keys[:n]); err != nil {
 			return err
 		}
 		keys = keys[n:]
@@ -186,27 +192,27 @@ func (db *DB) readCharged(ctx context.Context, all bool, accounts, keys []any) e
 	return nil
 }
 
-// readChargedBatch runs the credits query and the spending query, either
-// of them empty for none, with args, and sets the index from their rows.
-func (db *DB) readChargedBatch(ctx context.Context, creditsQuery, spentQuery string, args []any) error {
+// readPools runs the credits query and the spending query, either of them
+// empty for none, with args, and sets ix from their rows.
+func readPools(ctx context.Context, q queryer, ix *keyindex.Index, creditsQuery, spentQuery string, args []any) error {
 	if creditsQuery != "" {
-		rows, err := db.w.QueryContext(ctx, creditsQuery, args...)
+		rows, err := q.QueryContext(ctx, creditsQuery, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				id      string
+				id      sql.RawBytes
 				credits int64
 			)
 			if err := rows.Scan(&id, &credits); err != nil {
 				return err
 			}
-			// An account this index does not hold yet comes with its
-			// event, credits and all.
-			if n, err := parseID(prefixAccount, id); err == nil {
-				db.index.SetCredits(n, credits)
+			// An account the index does not hold yet comes with its
+			// event (or the snapshot's catch-up), credits and all.
+			if n, err := parseID(prefixAccount, string(id)); err == nil {
+				ix.SetCredits(n, credits)
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -214,14 +220,14 @@ func (db *DB) readChargedBatch(ctx context.Context, creditsQuery, spentQuery str
 		}
 	}
 	if spentQuery != "" {
-		rows, err := db.w.QueryContext(ctx, spentQuery, args...)
+		rows, err := q.QueryContext(ctx, spentQuery, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				hash  []byte
+				hash  sql.RawBytes
 				spent keyindex.Spend
 			)
 			if err := rows.Scan(&hash, &spent.Start, &spent.Spent); err != nil {
@@ -230,8 +236,8 @@ func (db *DB) readChargedBatch(ctx context.Context, creditsQuery, spentQuery str
 			if len(hash) != 32 {
 				continue
 			}
-			if pos, ok := db.index.KeyPos((*[32]byte)(hash)); ok {
-				db.index.SetSpent(pos, spent)
+			if pos, ok := ix.KeyPos((*[32]byte)(hash)); ok {
+				ix.SetSpent(pos, spent)
 			}
 		}
 		return rows.Err()

@@ -355,56 +355,8 @@ func (db *DB) refreshUnlogged(ctx context.Context, ix *keyindex.Index, meta snap
 // readCreditsAndSpending reads every account's credits and what every
 // limited key spent into ix.
 func readCreditsAndSpending(ctx context.Context, tx *sql.Tx, ix *keyindex.Index) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, credits FROM accounts`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var (
-			id      sql.RawBytes
-			credits int64
-		)
-		if err := rows.Scan(&id, &credits); err != nil {
-			rows.Close()
-			return err
-		}
-		// New accounts are not in the snapshot yet: the catch-up adds them.
-		if n, err := parseID(prefixAccount, string(id)); err == nil {
-			ix.SetCredits(n, credits)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-
-	limited := ix.ResetSpent() // nothing spent yet, as keySpendColumns reads it
-	if len(limited) == 0 {
-		return nil
-	}
-	rows, err = tx.QueryContext(ctx, `SELECT key_id, period_start, spent FROM key_spend`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var (
-			id string
-			s  keyindex.Spend
-		)
-		if err := rows.Scan(&id, &s.Start, &s.Spent); err != nil {
-			rows.Close()
-			return err
-		}
-		n, err := parseID(prefixKey, id)
-		if err != nil {
-			continue
-		}
-		if pos, ok := limited[n]; ok {
-			ix.SetSpent(pos, s)
-		}
-	}
-	rows.Close()
-	return rows.Err()
+	ix.ResetSpent() // nothing spent yet, as keySpendColumns reads it, but what key_spend says
+	return readPools(ctx, tx, ix, creditsQuery, spentQuery, nil)
 }
 
 // checkSample compares the index, brought up to date, with the database: the

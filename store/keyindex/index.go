@@ -452,18 +452,14 @@ func (ix *Index) SpendLimit(pos uint32) (limit int64, period string) {
 }
 
 // ResetSpent forgets what every key with limits of its own spent (as if
-// nothing was, until SetSpent) and returns their positions by the numbers
-// of their ids: for reading what they spent afresh.
-func (ix *Index) ResetSpent() map[uint64]uint32 {
+// nothing was, until SetSpent): for reading what they spent afresh.
+func (ix *Index) ResetSpent() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	limited := make(map[uint64]uint32, len(ix.limits))
 	for pos, l := range ix.limits {
-		limited[ix.keys.s[pos].id] = pos
 		l.spend = Spend{Start: -1}
 		ix.limits[pos] = l
 	}
-	return limited
 }
 
 // KeyPos is the position of the key with this hash.
