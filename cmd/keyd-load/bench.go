@@ -540,20 +540,35 @@ func (rep *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "start-up to first VALID: %.2fs from the index snapshot, %.2fs loading the database; RSS ready %.0f MB, after load %.0f MB, peak %.0f MB\n\n",
 		rep.StartupSec, rep.StartupFullSec, rep.RSSReadyMB, rep.RSSLoadedMB, rep.HWMMB)
 
+	printCases(w, rep.Cases)
+	fmt.Fprintln(w)
+	printTargets(w, rep.Targets, rep.Checks)
+}
+
+// printCases prints the table of load runs, bench's and bench-cluster's.
+func printCases(w io.Writer, cases []Case) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\treq/s\tCPU µs/req\tp50 ms\tp99 ms\tnon-2xx\terrors\t")
-	for _, c := range rep.Cases {
+	for _, c := range cases {
 		if c.Note != "" {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t  %s\n", c.Name, c.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.3f\t%.3f\t%d\t%d\t\n", c.Name, c.RPS, c.CPUus, c.P50ms, c.P99ms, c.Non2xx, c.Errors)
+		cpu := "-" // not measured (bench-cluster's load during the trials)
+		if c.CPUus > 0 {
+			cpu = fmt.Sprintf("%.1f", c.CPUus)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.3f\t%.3f\t%d\t%d\t\n", c.Name, c.RPS, cpu, c.P50ms, c.P99ms, c.Non2xx, c.Errors)
 	}
 	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// printTargets prints the targets and their results, then any unexpected
+// answers.
+func printTargets(w io.Writer, targets []Target, checks []string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tvalue\tlimit\tresult")
-	for _, t := range rep.Targets {
+	for _, t := range targets {
 		if t.Result == "SLOT" {
 			fmt.Fprintf(tw, "%s\t-\t%s\t%s (endpoint not built yet)\n", t.Name, t.Limit, t.Result)
 			continue
@@ -561,9 +576,9 @@ func (rep *Report) print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%.2f%s\t%s%s\t%s\n", t.Name, t.Value, t.Unit, t.Limit, t.Unit, t.Result)
 	}
 	tw.Flush()
-	if len(rep.Checks) > 0 {
+	if len(checks) > 0 {
 		fmt.Fprintln(w, "\nunexpected answers:")
-		for _, c := range rep.Checks {
+		for _, c := range checks {
 			fmt.Fprintln(w, "  "+c)
 		}
 	}

@@ -654,35 +654,15 @@ func (rep *ClusterReport) print(w io.Writer) {
 	fmt.Fprintf(w, "validate %d connections in all, usage %d, validate during the trials %d (%s); %s a run\n\n",
 		rep.Connections, rep.UsageConnections, rep.TrialConnections, pace, rep.Duration)
 
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tCPU µs/req\tp50 ms\tp99 ms\tnon-2xx\terrors\t")
-	for _, c := range rep.Cases {
-		cpu := "-" // not measured: the load ran for as long as the trials
-		if c.CPUus > 0 {
-			cpu = fmt.Sprintf("%.1f", c.CPUus)
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.3f\t%.3f\t%d\t%d\t\n", c.Name, c.RPS, cpu, c.P50ms, c.P99ms, c.Non2xx, c.Errors)
-	}
-	tw.Flush()
+	printCases(w, rep.Cases)
 	fmt.Fprintln(w, "(a total's p50 and p99 are the highest replica's)")
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "revocation, owner's request\ttrials\tp50 ms\tp99 ms\tmax ms\tstill accepted elsewhere\tnew alias not yet valid elsewhere\t")
 	for _, r := range []Revocation{rep.Revocation, rep.Single} {
 		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%d (%.1f%%)\t%d\t\n", r.Where, r.Trials, r.P50ms, r.P99ms, r.Maxms, r.StillAccepted, 100*r.Share, r.NotYetValid)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\tvalue\tlimit\tresult")
-	for _, t := range rep.Targets {
-		fmt.Fprintf(tw, "%s\t%.2f%s\t%s%s\t%s\n", t.Name, t.Value, t.Unit, t.Limit, t.Unit, t.Result)
-	}
-	tw.Flush()
-	if len(rep.Checks) > 0 {
-		fmt.Fprintln(w, "\nunexpected answers:")
-		for _, c := range rep.Checks {
-			fmt.Fprintln(w, "  "+c)
-		}
-	}
+	printTargets(w, rep.Targets, rep.Checks)
 }
