@@ -25,9 +25,6 @@ var migrationFiles embed.FS
 // ("keyd" in ASCII).
 const migrationLock = 0x6b657964
 
-// LatestSchemaVersion is the highest migration this build knows.
-func LatestSchemaVersion() int { return migrate.Latest(migrationFiles) }
-
 // schemaMigrationsTable records the migrations applied.
 const schemaMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"keyd/store/migrate"
 	"keyd/store/postgres/pgtest"
 	"keyd/store/sqlite"
 )
@@ -61,8 +62,8 @@ func TestMigrate(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	if v != sqliteLatest(t) || v != LatestSchemaVersion() {
-		t.Fatalf("schema version %d; SQLite's latest %d, PostgreSQL's latest %d", v, sqliteLatest(t), LatestSchemaVersion())
+	if v != sqliteLatest(t) || v != migrate.Latest(migrationFiles) {
+		t.Fatalf("schema version %d; SQLite's latest %d, PostgreSQL's latest %d", v, sqliteLatest(t), migrate.Latest(migrationFiles))
 	}
 	var at int64
 	if err := conn.QueryRow(ctx, `SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&at); err != nil || at != 1700000000 {
@@ -128,8 +129,8 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 		total += applied[i]
 	}
-	if total != LatestSchemaVersion() {
-		t.Fatalf("migrations applied %v (%d in all), want %d in all", applied, total, LatestSchemaVersion())
+	if total != migrate.Latest(migrationFiles) {
+		t.Fatalf("migrations applied %v (%d in all), want %d in all", applied, total, migrate.Latest(migrationFiles))
 	}
 	// The lock was let go: another session can take it at once.
 	var got bool
