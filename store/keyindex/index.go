@@ -168,8 +168,6 @@ func (ix *Index) Release() {
 	ix.limits = make(map[uint32]keyLimits)
 }
 
-func (ix *Index) str(r textRef) string { return string(ix.text.s[r.off : r.off+r.n]) }
-
 // putText stores s in the arena, reusing old when it already holds s so that
 // reloading an unchanged record does not grow the arena. Texts that are
 // likely to repeat (names, scopes, sites: not hints) are shared.
